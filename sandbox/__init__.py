@@ -1,0 +1,1 @@
+"""A local stand-in for seQura's Order Update endpoint, with fault injection."""

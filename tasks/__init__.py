@@ -1,0 +1,1 @@
+"""The cart-state update: payload schemas, validation, scenario builders, producer, task."""

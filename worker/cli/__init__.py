@@ -1,0 +1,62 @@
+"""The ``cartsync`` command. Each subcommand lives in its own module and loads on use."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Any
+
+import click
+
+from worker.errors import CartsyncError
+
+#: Subcommand name -> "module:attribute" of its click command.
+COMMANDS = {
+    "validate": "worker.cli.validate:validate",
+    "enqueue": "worker.cli.enqueue:enqueue",
+    "sandbox": "sandbox.cli:sandbox",
+    "dlq": "worker.cli.dlq:dlq",
+    "status": "worker.cli.status:status",
+    "metrics": "worker.cli.metrics:metrics",
+    "demo": "worker.cli.demo:demo",
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose subcommands are imported only when asked for."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(name for name in COMMANDS if self._load(name) is not None)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        return self._load(cmd_name)
+
+    @staticmethod
+    def _load(name: str) -> click.Command | None:
+        target = COMMANDS.get(name)
+        if target is None:
+            return None
+        module_name, attr = target.split(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name == module_name:  # not written yet; any other missing module is a bug
+                return None
+            raise
+        command: click.Command = getattr(module, attr)
+        return command
+
+
+@click.group(cls=LazyGroup)
+@click.version_option(package_name="cartsync")
+def cli() -> None:
+    """cartsync keeps seQura's Order Update API in step with your orders."""
+
+
+def main(argv: list[str] | None = None) -> Any:
+    """Console entry point: a CartsyncError becomes one line on stderr, never a traceback."""
+    try:
+        return cli.main(args=argv, prog_name="cartsync", standalone_mode=True)
+    except CartsyncError as exc:
+        click.echo(f"cartsync: {exc}", err=True)
+        sys.exit(1)

@@ -1,0 +1,59 @@
+"""cartsync's exceptions: one root, a shallow tree.
+
+Each carries what an on-call engineer needs to read, and never a credential.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+
+class CartsyncError(Exception):
+    """Root of every error cartsync raises on purpose."""
+
+
+class ConfigurationError(CartsyncError):
+    """A setting, the merchant accounts file or a command-line option is wrong."""
+
+
+class UnknownMerchant(ConfigurationError):
+    """No credentials are configured for this merchant-ref."""
+
+    def __init__(self, merchant: str) -> None:
+        super().__init__(f"no seQura account is configured for merchant {merchant!r}")
+        self.merchant = merchant
+
+
+class InvalidUpdate(CartsyncError):
+    """A payload failed validation. ``errors`` maps dotted paths to messages."""
+
+    def __init__(
+        self,
+        errors: Mapping[str, Sequence[str]],
+        warnings: Mapping[str, Sequence[str]] | None = None,
+    ) -> None:
+        self.errors = {path: list(messages) for path, messages in errors.items()}
+        self.warnings = {path: list(messages) for path, messages in (warnings or {}).items()}
+        count = sum(len(m) for m in self.errors.values())
+        first = next(iter(self.errors.items()), ("", [""]))
+        super().__init__(f"{count} validation error(s), first: {first[0]}: {first[1][0]}")
+
+    def lines(self) -> list[str]:
+        """One ``path: message`` line per error, in path order."""
+        return [f"{path}: {msg}" for path in sorted(self.errors) for msg in self.errors[path]]
+
+
+class BrokerUnavailable(CartsyncError):
+    """Redis does not answer."""
+
+
+class DeadLetterNotFound(CartsyncError):
+    """No dead letter has this id."""
+
+    def __init__(self, letter_id: str) -> None:
+        super().__init__(f"no dead letter with id {letter_id!r}")
+        self.letter_id = letter_id
+
+
+class ReplayRefused(CartsyncError):
+    """A replay would push an older cart state over a newer one."""

@@ -1,0 +1,28 @@
+"""Redis key names, built in one place so that every module agrees on them."""
+
+from __future__ import annotations
+
+
+def order(prefix: str, merchant: str, order_ref: str) -> str:
+    """Hash holding an order's ledger: versions enqueued and delivered."""
+    return f"{prefix}:order:{merchant}:{order_ref}"
+
+
+def lock(prefix: str, merchant: str, order_ref: str) -> str:
+    """The per-order send lock."""
+    return f"{prefix}:lock:{merchant}:{order_ref}"
+
+
+def schedule(prefix: str) -> str:
+    """Sorted set of messages waiting to be queued, scored by when they are due."""
+    return f"{prefix}:schedule"
+
+
+def update(prefix: str, update_id: str) -> str:
+    """Remembers an update id so that enqueueing it again does nothing."""
+    return f"{prefix}:update:{update_id}"
+
+
+def dead_letters(prefix: str) -> str:
+    """Prefix of every dead-letter key."""
+    return f"{prefix}:dlq"
