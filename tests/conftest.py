@@ -27,6 +27,11 @@ def _test_redis_url() -> str:
     return urlunsplit((parts.scheme, parts.netloc, f"/{TEST_DB}", parts.query, ""))
 
 
+# Whatever reads settings from the environment (the Celery app, CLI commands, worker
+# subprocesses) must use the test database too.
+os.environ["CARTSYNC_REDIS_URL"] = _test_redis_url()
+
+
 @pytest.fixture(scope="session")
 def redis_url() -> str:
     url = _test_redis_url()

@@ -1,0 +1,74 @@
+"""The Celery message of one update, as it travels through the queue and the schedule.
+
+JSON only. It carries the payload (which is why messages live in Redis and never in logs)
+and never a credential: the worker looks those up by merchant-ref.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+class InvalidMessage(ValueError):
+    """A queue message that is not an update message (corrupt, or from something else)."""
+
+
+@dataclass(frozen=True)
+class UpdateMessage:
+    update_id: str
+    merchant: str
+    order_ref: str
+    version: int
+    body: dict[str, Any]
+    enqueued_at: float
+    #: One entry per failed attempt: at, status, exception, errors, latency_ms, delay_s.
+    attempts: list[dict[str, Any]] = field(default_factory=list)
+    #: The dead letter this update was replayed from, if any.
+    replay_of: str | None = None
+    #: Times this message waited because another worker was sending for the same order. It
+    #: also keeps each re-scheduled copy distinct from the one being removed from the schedule.
+    deferrals: int = 0
+
+    @property
+    def attempt(self) -> int:
+        """The number of the attempt this message is for (1-based)."""
+        return len(self.attempts) + 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def split_at_version(self) -> tuple[str, str]:
+        """The message's JSON as (prefix, suffix) around the version number.
+
+        The ledger assigns the version inside Redis, atomically with recording it, and joins
+        ``prefix + str(version) + suffix`` there; JSON is built here, never in Lua.
+        """
+        rest = self.to_dict()
+        del rest["version"]
+        text = json.dumps(rest, ensure_ascii=False, separators=(",", ":"))
+        return '{"version":', "," + text[1:]
+
+    @classmethod
+    def from_dict(cls, raw: Any) -> UpdateMessage:
+        if not isinstance(raw, dict):
+            raise InvalidMessage("the message is not a JSON object")
+        try:
+            message = cls(**raw)
+        except TypeError as exc:
+            raise InvalidMessage(f"the message has the wrong fields: {exc}") from None
+        checks = {
+            "update_id": isinstance(message.update_id, str) and message.update_id,
+            "merchant": isinstance(message.merchant, str) and message.merchant,
+            "order_ref": isinstance(message.order_ref, str) and message.order_ref,
+            "version": isinstance(message.version, int) and not isinstance(message.version, bool)
+            and message.version > 0,
+            "body": isinstance(message.body, dict),
+            "enqueued_at": isinstance(message.enqueued_at, int | float),
+            "attempts": isinstance(message.attempts, list),
+        }
+        bad = [name for name, ok in checks.items() if not ok]
+        if bad:
+            raise InvalidMessage("the message has invalid fields: " + ", ".join(bad))
+        return message

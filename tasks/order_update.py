@@ -1,0 +1,292 @@
+"""The Celery task that delivers one update, and the decisions around it.
+
+Path of one message: load it, ask the ledger whether its version is still the newest, take
+the order's lock, validate and serialize, send, then act on the outcome (DESIGN.md's table).
+Every path ends in exactly one structured ``order_update`` event.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, replace
+from functools import cached_property
+from typing import Any
+
+import redis
+import structlog
+
+from config.merchants import MerchantDirectory, load_merchants
+from config.settings import Settings, load_settings
+from tasks.message import InvalidMessage, UpdateMessage
+from tasks.validation import validate_update
+from worker.backoff import compute_backoff, exhausted
+from worker.celeryapp import TASK_NAME, app
+from worker.client import SequraClient
+from worker.deadletters import DeadLetter, DeadLetterStore, Reason
+from worker.errors import InvalidUpdate, UnknownMerchant
+from worker.ledger import Decision, Ledger, decide
+from worker.outcomes import Kind, Outcome
+from worker.schedule import Schedule
+
+log = structlog.get_logger("cartsync.order_update")
+
+#: Seconds to wait before trying again when another worker holds the order's lock.
+LOCK_BUSY_DELAY_S = 1.0
+
+#: Dead-letter reason for each outcome that is final without retrying.
+PARK_REASON = {
+    Kind.CONFLICT: Reason.CONFLICT,
+    Kind.REJECTED: Reason.REJECTED,
+    Kind.UNAUTHORIZED: Reason.UNAUTHORIZED,
+}
+
+
+class Runtime:
+    """What a worker process needs to deliver updates, built once and shared by its threads."""
+
+    def __init__(self, settings: Settings, *, clock: Any = time.time) -> None:
+        self.settings = settings
+        self.clock = clock
+
+    @cached_property
+    def redis(self) -> redis.Redis:
+        return redis.Redis.from_url(
+            self.settings.redis_url,
+            max_connections=self.settings.worker_concurrency + 8,
+            health_check_interval=30,
+        )
+
+    @cached_property
+    def ledger(self) -> Ledger:
+        return Ledger(self.redis, self.settings.key_prefix)
+
+    @cached_property
+    def schedule(self) -> Schedule:
+        return Schedule(self.redis, self.settings.key_prefix)
+
+    @cached_property
+    def dead_letters(self) -> DeadLetterStore:
+        return DeadLetterStore(self.redis, self.settings.key_prefix)
+
+    @cached_property
+    def merchants(self) -> MerchantDirectory:
+        return load_merchants(self.settings)
+
+    @cached_property
+    def client(self) -> SequraClient:
+        return SequraClient(self.settings)
+
+
+_runtime: Runtime | None = None
+_runtime_lock = threading.Lock()
+
+
+def runtime() -> Runtime:
+    """This process's runtime, built on first use."""
+    global _runtime
+    with _runtime_lock:
+        if _runtime is None:
+            _runtime = Runtime(load_settings())
+            # Build everything now, under the lock, so threads never race to build twice.
+            _ = (_runtime.ledger, _runtime.schedule, _runtime.dead_letters, _runtime.client)
+        return _runtime
+
+
+@app.task(name=TASK_NAME, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def order_update(message: Any) -> str:
+    """Deliver one update message; returns the outcome's name."""
+    return process(message, runtime())
+
+
+@dataclass(frozen=True)
+class Result:
+    """What happened to one attempt, as logged."""
+
+    outcome: str
+    reason: str | None = None
+    status: int | None = None
+    next_retry_s: float | None = None
+    letter_id: str | None = None
+
+
+def process(raw: Any, rt: Runtime) -> str:
+    """Run one attempt of one update message to its outcome, and log it."""
+    started = time.perf_counter()
+    try:
+        message = UpdateMessage.from_dict(raw)
+    except InvalidMessage as exc:
+        letter_id = _park_undecodable(raw, str(exc), rt)
+        log.error(
+            "order_update",
+            outcome="dead_lettered",
+            reason=Reason.INVALID.value,
+            letter_id=letter_id,
+            duration_ms=_ms_since(started),
+        )
+        return "dead_lettered"
+    bound = log.bind(
+        merchant=message.merchant,
+        order_ref=message.order_ref,
+        update_id=message.update_id,
+        version=message.version,
+        attempt=message.attempt,
+    )
+    result = _attempt(message, rt)
+    level = "info" if result.outcome in {"delivered", "superseded", "duplicate"} else "warning"
+    getattr(bound, level)(
+        "order_update",
+        outcome=result.outcome,
+        reason=result.reason,
+        status=result.status,
+        next_retry_s=result.next_retry_s,
+        letter_id=result.letter_id,
+        duration_ms=_ms_since(started),
+    )
+    return result.outcome
+
+
+def _attempt(message: UpdateMessage, rt: Runtime) -> Result:
+    if rt.dead_letters.holds_update(message.update_id):
+        # A redelivered message whose update was parked already.
+        return Result("duplicate", reason="already_dead_lettered")
+    early = _check_ledger(message, rt)
+    if early is not None:
+        return early
+    token = rt.ledger.acquire(message.merchant, message.order_ref, rt.settings.lock_ttl_s)
+    if token is None:
+        deferred = replace(message, deferrals=message.deferrals + 1)
+        rt.schedule.add(deferred.to_dict(), rt.clock() + LOCK_BUSY_DELAY_S)
+        return Result("deferred", reason="order_busy", next_retry_s=LOCK_BUSY_DELAY_S)
+    try:
+        # Check again under the lock: a newer version may have been delivered meanwhile.
+        return _check_ledger(message, rt) or _send(message, rt)
+    finally:
+        rt.ledger.release(message.merchant, message.order_ref, token)
+
+
+def _check_ledger(message: UpdateMessage, rt: Runtime) -> Result | None:
+    enqueued, delivered = rt.ledger.versions(message.merchant, message.order_ref)
+    decision = decide(message.version, enqueued, delivered)
+    if decision is Decision.SEND:
+        return None
+    return Result(decision.value)
+
+
+def _send(message: UpdateMessage, rt: Runtime) -> Result:
+    try:
+        account = rt.merchants.get(message.merchant)
+    except UnknownMerchant as exc:
+        return _park(message, Reason.UNAUTHORIZED, rt, status=None, errors=[str(exc)])
+    try:
+        validated = validate_update(message.body, options=account.options, strict=rt.settings.strict)
+    except InvalidUpdate as exc:
+        return _park(message, Reason.INVALID, rt, status=None, errors=exc.lines())
+    outcome = rt.client.update_order(
+        account, message.order_ref, validated.body, version=message.version
+    )
+    if outcome.kind is Kind.DELIVERED:
+        rt.ledger.record_delivered(message.merchant, message.order_ref, message.version)
+        return Result("delivered", status=outcome.status)
+    attempts = [*message.attempts, _attempt_record(outcome, rt.clock())]
+    if outcome.kind in PARK_REASON:
+        return _park(
+            replace(message, attempts=attempts),
+            PARK_REASON[outcome.kind],
+            rt,
+            status=outcome.status,
+            errors=outcome.errors,
+        )
+    return _retry(replace(message, attempts=attempts), outcome, rt)
+
+
+def _retry(message: UpdateMessage, outcome: Outcome, rt: Runtime) -> Result:
+    now = rt.clock()
+    s = rt.settings
+    if exhausted(
+        len(message.attempts),
+        retrying_for_s=now - message.attempts[0]["at"],
+        max_attempts=s.retry_max_attempts,
+        min_window_s=s.retry_min_window_s,
+    ):
+        return _park(message, Reason.EXHAUSTED, rt, status=outcome.status, errors=outcome.errors)
+    delay = compute_backoff(
+        len(message.attempts),
+        base=s.retry_base_s,
+        cap=s.retry_cap_s,
+        retry_after=outcome.retry_after_s,
+    )
+    message.attempts[-1]["delay_s"] = round(delay, 3)
+    rt.schedule.add(message.to_dict(), now + delay)
+    return Result(
+        "retrying", reason=outcome.exception or "unavailable", status=outcome.status,
+        next_retry_s=round(delay, 3),
+    )
+
+
+def _park(
+    message: UpdateMessage,
+    reason: Reason,
+    rt: Runtime,
+    *,
+    status: int | None,
+    errors: list[str],
+) -> Result:
+    letter_id = rt.dead_letters.park(
+        DeadLetter(
+            update_id=message.update_id,
+            merchant=message.merchant,
+            order_ref=message.order_ref,
+            version=message.version,
+            reason=reason.value,
+            status=status,
+            errors=list(errors),
+            attempts=message.attempts,
+            enqueued_at=message.enqueued_at,
+            payload=message.body,
+            history=[{"at": rt.clock(), "action": "replayed_from", "letter": message.replay_of}]
+            if message.replay_of
+            else [],
+        )
+    )
+    return Result("dead_lettered", reason=reason.value, status=status, letter_id=letter_id)
+
+
+def _park_undecodable(raw: Any, error: str, rt: Runtime) -> str:
+    fields = raw if isinstance(raw, dict) else {}
+
+    def text(name: str) -> str:
+        value = fields.get(name)
+        return value if isinstance(value, str) and value else "unknown"
+
+    version = fields.get("version")
+    return rt.dead_letters.park(
+        DeadLetter(
+            update_id=fields.get("update_id") if isinstance(fields.get("update_id"), str)
+            else f"invalid-{time.time_ns()}",
+            merchant=text("merchant"),
+            order_ref=text("order_ref"),
+            version=version if isinstance(version, int) and not isinstance(version, bool) else None,
+            reason=Reason.INVALID.value,
+            status=None,
+            errors=[error],
+            attempts=[],
+            enqueued_at=fields.get("enqueued_at") if isinstance(fields.get("enqueued_at"), float)
+            else rt.clock(),
+            payload=fields.get("body", raw),
+        )
+    )
+
+
+def _attempt_record(outcome: Outcome, now: float) -> dict[str, Any]:
+    return {
+        "at": now,
+        "status": outcome.status,
+        "exception": outcome.exception,
+        "errors": outcome.errors[:5],
+        "latency_ms": round(outcome.latency_ms, 1),
+    }
+
+
+def _ms_since(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 2)

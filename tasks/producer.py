@@ -1,0 +1,246 @@
+"""The producer: validate an update, give it a version, and queue it, or refuse it at once.
+
+    from tasks.producer import enqueue_order_update
+    receipt = enqueue_order_update(body)      # body is the API body {"order": {...}}
+    receipt.update_id, receipt.version
+
+Accepting is one atomic step in Redis (``Ledger.accept``): the version is recorded and the
+message is put in the schedule, due a lease from now. The message is then published to the
+queue at once and taken out of the schedule. If the publish fails (or this process dies), the
+schedule still holds it and a worker publishes it when the lease runs out: an accepted update
+is never lost.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import redis
+import structlog
+
+from config.merchants import MerchantDirectory, load_merchants
+from config.settings import Settings, load_settings
+from tasks.message import UpdateMessage
+from tasks.validation import validate_update
+from worker.errors import BrokerUnavailable, InvalidUpdate
+from worker.ledger import Ledger
+from worker.schedule import Schedule
+
+log = structlog.get_logger("cartsync.producer")
+
+#: Seconds a Redis command may take before the producer reports Redis unreachable.
+REDIS_TIMEOUT_S = 5.0
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """What happened to an enqueue call."""
+
+    update_id: str
+    merchant: str
+    order_ref: str
+    version: int
+    #: ``enqueued``; ``duplicate`` (this update id was enqueued before: nothing done); or
+    #: ``superseded`` (the order already has this or a newer version: nothing enqueued).
+    status: str
+    warnings: dict[str, list[str]] = field(default_factory=dict)
+
+
+def order_identity(body: Any) -> tuple[str, str] | None:
+    """(merchant-ref, order-ref) of a body, or None when the body lacks them."""
+    order = body.get("order") if isinstance(body, Mapping) else None
+    if not isinstance(order, Mapping):
+        return None
+    merchant = order.get("merchant")
+    reference = order.get("merchant_reference")
+    if not isinstance(merchant, Mapping) or not isinstance(reference, Mapping):
+        return None
+    merchant_id, order_ref = merchant.get("id"), reference.get("order_ref_1")
+    for value in (merchant_id, order_ref):
+        if isinstance(value, bool) or not isinstance(value, str | int) or value == "":
+            return None
+    return str(merchant_id), str(order_ref)
+
+
+def with_platform_defaults(body: Any, settings: Settings) -> Any:
+    """The body with ``order.platform``'s name, version and uname filled in where absent.
+
+    Returns the body itself when nothing is missing, else a copy: the caller's dict is never
+    changed.
+    """
+    order = body.get("order") if isinstance(body, Mapping) else None
+    if not isinstance(order, Mapping):
+        return body
+    given = order.get("platform")
+    if given is not None and not isinstance(given, Mapping):
+        return body  # let validation name the problem
+    current = dict(given or {})
+    defaults = {
+        "name": settings.platform_name,
+        "version": settings.platform_version,
+        "uname": _uname(),
+    }
+    missing = {k: v for k, v in defaults.items() if k not in current}
+    if not missing:
+        return body
+    return {**body, "order": {**order, "platform": {**current, **missing}}}
+
+
+def _uname() -> str:
+    u = platform.uname()
+    return f"{u.system} {u.node} {u.release} {u.version} {u.machine}"
+
+
+class Producer:
+    """Enqueues updates. Thread-safe; keep one per process."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        client: redis.Redis | None = None,
+        merchants: MerchantDirectory | None = None,
+        publish: Callable[[dict[str, Any]], None] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.client = client or redis.Redis.from_url(
+            settings.redis_url,
+            socket_connect_timeout=REDIS_TIMEOUT_S,
+            socket_timeout=REDIS_TIMEOUT_S,
+        )
+        self._merchants = merchants
+        self._publish = publish
+        self.clock = clock
+        self.ledger = Ledger(self.client, settings.key_prefix)
+        self.schedule = Schedule(self.client, settings.key_prefix)
+
+    @cached_property
+    def merchants(self) -> MerchantDirectory:
+        return self._merchants or load_merchants(self.settings)
+
+    @cached_property
+    def publish(self) -> Callable[[dict[str, Any]], None]:
+        if self._publish is not None:
+            return self._publish
+        # Imported late: the Celery app reads settings from the environment, and a producer
+        # built with explicit settings (tests, the demo) must publish to the same Redis.
+        from worker.celeryapp import make_publisher
+
+        return make_publisher(self.settings)
+
+    def enqueue(
+        self,
+        body: Mapping[str, Any],
+        *,
+        version: int | None = None,
+        update_id: str | None = None,
+        replay: bool = False,
+        replay_of: str | None = None,
+    ) -> Receipt:
+        """Validate and enqueue one update; see :class:`Receipt` for the outcomes.
+
+        Raises InvalidUpdate (naming every bad field), UnknownMerchant, or BrokerUnavailable.
+        ``version``: the producer's own increasing version (its row version, say); None lets
+        the ledger assign the next one. ``update_id``: an idempotency key; None makes a new one.
+        ``replay``: allow a version equal to the newest enqueued (a dead letter's own).
+        """
+        if version is not None and (isinstance(version, bool) or version < 1):
+            raise InvalidUpdate({"version": ["Must be a whole number of at least 1."]})
+        body = with_platform_defaults(body, self.settings)
+        identity = order_identity(body)
+        options: frozenset[str] = frozenset()
+        if identity is not None:
+            options = self.merchants.get(identity[0]).options
+        validated = validate_update(body, options=options, strict=self.settings.strict)
+        assert identity is not None  # validation rejects a body without merchant and order
+        merchant, order_ref = identity
+        message = UpdateMessage(
+            update_id=update_id or uuid.uuid4().hex,
+            merchant=merchant,
+            order_ref=order_ref,
+            version=version or 0,
+            body=validated.body,
+            enqueued_at=self.clock(),
+            replay_of=replay_of,
+        )
+        prefix, suffix = message.split_at_version()
+        try:
+            status, number = self.ledger.accept(
+                merchant,
+                order_ref,
+                update_id=message.update_id,
+                version=version,
+                due=self.clock() + self.settings.scheduler_lease_s,
+                message_prefix=prefix,
+                message_suffix=suffix,
+                remember_ms=int(self.settings.idempotency_ttl_s * 1000),
+                allow_equal=replay,
+            )
+        except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+            raise BrokerUnavailable(
+                f"Redis at {_safe_url(self.settings.redis_url)} is unreachable ({type(exc).__name__}); "
+                "nothing was enqueued"
+            ) from None
+        receipt = Receipt(
+            update_id=message.update_id,
+            merchant=merchant,
+            order_ref=order_ref,
+            version=number,
+            status=status,
+            warnings=validated.warnings,
+        )
+        if status == "enqueued":
+            self._publish_now(prefix + str(number) + suffix, message, number)
+        log.info(
+            "enqueue",
+            outcome=status,
+            merchant=merchant,
+            order_ref=order_ref,
+            update_id=message.update_id,
+            version=number,
+            warning_count=sum(len(w) for w in validated.warnings.values()),
+        )
+        return receipt
+
+    def _publish_now(self, member: str, message: UpdateMessage, version: int) -> None:
+        try:
+            self.publish({**message.to_dict(), "version": version})
+            self.schedule.remove(member)
+        except Exception as exc:
+            # The update is accepted and safe in the schedule; a worker publishes it when
+            # its lease runs out. Say so, but do not fail the producer.
+            log.warning(
+                "enqueue.publish_deferred",
+                update_id=message.update_id,
+                exception=type(exc).__name__,
+            )
+
+
+def _safe_url(url: str) -> str:
+    """The Redis URL without a password."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host}{port}{parts.path}"
+
+
+_default: Producer | None = None
+
+
+def enqueue_order_update(body: Mapping[str, Any], **options: Any) -> Receipt:
+    """Enqueue with a process-wide producer configured from the environment."""
+    global _default
+    if _default is None:
+        _default = Producer(load_settings())
+    return _default.enqueue(body, **options)
+
+

@@ -1,0 +1,141 @@
+"""The order ledger: per-order versions in Redis, and the per-order send lock.
+
+Cart states are full snapshots, so only the newest matters and an older one must never be
+sent after a newer one. The ledger records, per order, the newest version accepted for
+sending (``enqueued``) and the newest version seQura accepted (``delivered``).
+"""
+
+from __future__ import annotations
+
+import secrets
+from enum import StrEnum
+from typing import Any
+
+import redis
+
+from worker import keys
+
+# Accept an update: check its version against the ledger, record it, and schedule its message,
+# all in one step so that a version is never recorded without its message (which would make
+# every older message "superseded" by a state that never arrives) nor the other way round.
+# KEYS: order hash, schedule zset, update-id marker. ARGV: version (0 = assign the next one),
+# due score, message prefix, message suffix, marker TTL ms, allow-equal flag.
+# Returns {status, version}.
+_ACCEPT = """
+local seen = redis.call('GET', KEYS[3])
+if seen then return {'duplicate', tonumber(seen)} end
+local enq = tonumber(redis.call('HGET', KEYS[1], 'enqueued') or '0')
+local dlv = tonumber(redis.call('HGET', KEYS[1], 'delivered') or '0')
+local newest = math.max(enq, dlv)
+local v = tonumber(ARGV[1])
+if v == 0 then
+  v = newest + 1
+elseif v < newest or (v == newest and ARGV[6] ~= '1') or v <= dlv then
+  return {'superseded', newest}
+end
+redis.call('HSET', KEYS[1], 'enqueued', v)
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3] .. v .. ARGV[4])
+redis.call('SET', KEYS[3], v, 'PX', ARGV[5])
+return {'enqueued', v}
+"""
+
+# Record a delivery; the delivered version only ever grows.
+_DELIVERED = """
+local dlv = tonumber(redis.call('HGET', KEYS[1], 'delivered') or '0')
+if tonumber(ARGV[1]) > dlv then redis.call('HSET', KEYS[1], 'delivered', ARGV[1]) end
+return 1
+"""
+
+# Release the lock only if this worker still holds it.
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+class Decision(StrEnum):
+    SEND = "send"
+    SUPERSEDED = "superseded"
+    DUPLICATE = "duplicate"
+
+
+def decide(version: int, enqueued: int, delivered: int) -> Decision:
+    """Whether a worker may send ``version`` given the ledger's newest enqueued and delivered.
+
+    Equal to the delivered version means this very update was delivered already (a
+    redelivered message); anything older than a version enqueued or delivered is stale.
+    """
+    if version == delivered:
+        return Decision.DUPLICATE
+    if version < enqueued or version < delivered:
+        return Decision.SUPERSEDED
+    return Decision.SEND
+
+
+class Ledger:
+    def __init__(self, client: redis.Redis, prefix: str) -> None:
+        self.client = client
+        self.prefix = prefix
+        self._accept = client.register_script(_ACCEPT)
+        self._delivered = client.register_script(_DELIVERED)
+        self._release = client.register_script(_RELEASE)
+
+    def versions(self, merchant: str, order_ref: str) -> tuple[int, int]:
+        """(newest enqueued version, newest delivered version) of an order; 0 when none."""
+        enqueued, delivered = self.client.hmget(
+            keys.order(self.prefix, merchant, order_ref), ["enqueued", "delivered"]
+        )
+        return int(enqueued or 0), int(delivered or 0)
+
+    def accept(
+        self,
+        merchant: str,
+        order_ref: str,
+        *,
+        update_id: str,
+        version: int | None,
+        due: float,
+        message_prefix: str,
+        message_suffix: str,
+        remember_ms: int,
+        allow_equal: bool = False,
+    ) -> tuple[str, int]:
+        """Record a new update and schedule its message; see ``_ACCEPT``. Returns (status, version)."""
+        status, number = self._accept(
+            keys=[
+                keys.order(self.prefix, merchant, order_ref),
+                keys.schedule(self.prefix),
+                keys.update(self.prefix, update_id),
+            ],
+            args=[
+                version or 0,
+                repr(due),
+                message_prefix,
+                message_suffix,
+                remember_ms,
+                "1" if allow_equal else "0",
+            ],
+        )
+        return _text(status), int(number)
+
+    def record_delivered(self, merchant: str, order_ref: str, version: int) -> None:
+        self._delivered(keys=[keys.order(self.prefix, merchant, order_ref)], args=[version])
+
+    def acquire(self, merchant: str, order_ref: str, ttl_s: float) -> str | None:
+        """Take the order's send lock; returns a token, or None when another worker holds it."""
+        token = secrets.token_hex(8)
+        taken = self.client.set(
+            keys.lock(self.prefix, merchant, order_ref), token, nx=True, px=int(ttl_s * 1000)
+        )
+        return token if taken else None
+
+    def release(self, merchant: str, order_ref: str, token: str) -> None:
+        self._release(keys=[keys.lock(self.prefix, merchant, order_ref)], args=[token])
+
+    def locked_orders(self) -> int:
+        """How many orders have a send in flight right now (for ``cartsync status``)."""
+        return sum(1 for _ in self.client.scan_iter(match=keys.lock(self.prefix, "*", "*"), count=1000))
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -1,0 +1,189 @@
+"""What one call to seQura's Order Update API came to: a pure decision on the response.
+
+The table is the one in ``../shared/DESIGN.md`` ("The path of one update"). Where it is silent
+these functions decide as follows, and say why beside each rule:
+
+- any other 2xx counts as delivered: seQura processed the request, and treating it as a
+  failure would resend a state seQura already holds;
+- 408 (the server timed out reading the request) is retryable like a client-side timeout;
+- 3xx and anything else unexpected is rejected: the client never follows redirects (a
+  redirect could carry credentials elsewhere), so a human has to look at it;
+- a ``Retry-After`` that is negative, not a number, not finite or not a date is ignored, and an
+  HTTP date in the past means "now" (0 seconds).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from enum import StrEnum
+from typing import Any
+
+#: Characters of a response body an outcome keeps (enough for seQura's error texts).
+BODY_LIMIT = 2000
+#: Characters kept of each entry of seQura's ``errors`` list.
+ERROR_TEXT_LIMIT = 1000
+#: Entries of seQura's ``errors`` list kept.
+ERRORS_LIMIT = 50
+#: Bodies longer than this are not parsed for ``errors`` (seQura's are a few hundred bytes).
+PARSE_LIMIT = 1_000_000
+
+
+class Kind(StrEnum):
+    """The five ways a call can end, as the task acts on them."""
+
+    DELIVERED = "delivered"
+    CONFLICT = "conflict"
+    REJECTED = "rejected"
+    UNAUTHORIZED = "unauthorized"
+    RETRYABLE = "retryable"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One call's result. Holds seQura's answer, never the request or its credentials."""
+
+    kind: Kind
+    status: int | None
+    errors: list[str] = field(default_factory=list)
+    retry_after_s: float | None = None
+    latency_ms: float = 0.0
+    body: str = ""
+    exception: str | None = None
+
+    @property
+    def retryable(self) -> bool:
+        return self.kind is Kind.RETRYABLE
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form, for dead letters and attempt histories."""
+        data = asdict(self)
+        data["kind"] = self.kind.value
+        return data
+
+
+def kind_for_status(status: int) -> Kind:
+    """The outcome kind of an HTTP status code (see the module docstring for edge cases)."""
+    if 200 <= status <= 299:
+        return Kind.DELIVERED
+    if status == 409:
+        return Kind.CONFLICT
+    if status in (401, 403):
+        return Kind.UNAUTHORIZED
+    if status in (408, 429) or 500 <= status <= 599:
+        return Kind.RETRYABLE
+    return Kind.REJECTED
+
+
+def classify_response(
+    status: int,
+    headers: Mapping[str, str],
+    body: str,
+    latency_ms: float,
+    now: datetime | None = None,
+) -> Outcome:
+    """Decide what an HTTP answer means. ``now`` is for reading an HTTP-date ``Retry-After``."""
+    return Outcome(
+        kind=kind_for_status(status),
+        status=status,
+        errors=error_texts(body),
+        retry_after_s=parse_retry_after(_header(headers, "Retry-After"), now),
+        latency_ms=latency_ms,
+        body=body[:BODY_LIMIT],
+    )
+
+
+def classify_exception(exc: BaseException, latency_ms: float) -> Outcome:
+    """A call that got no answer (timeout, refused or dropped connection) is retryable.
+
+    Only the exception's class name is kept: its message can carry the URL and its host.
+    """
+    return Outcome(
+        kind=Kind.RETRYABLE,
+        status=None,
+        latency_ms=latency_ms,
+        exception=type(exc).__name__,
+    )
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` value: delay-seconds or an HTTP date."""
+    if value is None:
+        return None
+    text = value.strip()
+    if not text:
+        return None
+    try:
+        seconds = float(text)
+    except ValueError:
+        return _seconds_until(text, now)
+    if not math.isfinite(seconds) or seconds < 0:
+        return None
+    return seconds
+
+
+def _seconds_until(text: str, now: datetime | None) -> float | None:
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when.tzinfo is None:  # RFC 9110 dates are always GMT
+        when = when.replace(tzinfo=UTC)
+    reference = now if now is not None else datetime.now(UTC)
+    if reference.tzinfo is None:
+        reference = reference.replace(tzinfo=UTC)
+    return max(0.0, (when - reference).total_seconds())
+
+
+def error_texts(body: str) -> list[str]:
+    """seQura's ``errors`` list as strings; objects are reduced to their ``title``.
+
+    Anything that is not the documented ``{"errors": [...]}`` shape gives an empty list (the
+    raw body is kept on the outcome for a human to read).
+    """
+    if not body or len(body) > PARSE_LIMIT:
+        return []
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return []
+    if not isinstance(data, dict):
+        return []
+    raw = data.get("errors")
+    if isinstance(raw, str):
+        items: list[Any] = [raw]
+    elif isinstance(raw, list):
+        items = raw
+    elif isinstance(raw, dict):  # {"field": ["message", ...]}, as some APIs answer
+        items = [
+            f"{key}: {message}"
+            for key, messages in raw.items()
+            for message in (messages if isinstance(messages, list) else [messages])
+        ]
+    else:
+        return []
+    return [_text(item)[:ERROR_TEXT_LIMIT] for item in items[:ERRORS_LIMIT]]
+
+
+def _text(item: Any) -> str:
+    if isinstance(item, str):
+        return item
+    if isinstance(item, dict) and "title" in item:
+        return str(item["title"])
+    return json.dumps(item, ensure_ascii=False, sort_keys=True)
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    # requests' headers are case-insensitive already; a plain dict is not.
+    value = headers.get(name)
+    if value is not None:
+        return value
+    lowered = name.lower()
+    for key, candidate in headers.items():
+        if key.lower() == lowered:
+            return candidate
+    return None
