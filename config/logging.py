@@ -48,8 +48,13 @@ def log_format(settings: Settings, stream: TextIO) -> str:
     return "console" if stream.isatty() else "json"
 
 
-def configure_logging(settings: Settings, stream: TextIO | None = None) -> None:
-    """Configure structlog and the standard library's root logger (Celery's, kombu's)."""
+def configure_logging(
+    settings: Settings, stream: TextIO | None = None, *, cache: bool = True
+) -> None:
+    """Configure structlog and the standard library's root logger (Celery's, kombu's).
+
+    ``cache=False`` keeps loggers re-reading the configuration (tests reconfigure it).
+    """
     out = stream or sys.stdout
     level = logging.getLevelNamesMapping()[settings.log_level.upper()]
     renderer: Any
@@ -67,7 +72,7 @@ def configure_logging(settings: Settings, stream: TextIO | None = None) -> None:
         processors=[*shared, structlog.processors.format_exc_info, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(level),
         logger_factory=structlog.WriteLoggerFactory(file=out),
-        cache_logger_on_first_use=True,
+        cache_logger_on_first_use=cache,
     )
     # Celery, kombu and the rest log through the standard library; render them the same way.
     handler = logging.StreamHandler(out)

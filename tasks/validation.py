@@ -1,15 +1,34 @@
-"""Validation of an Order Update body. (Placeholder until the schemas land.)"""
+"""Validation of an Order Update body: the one entry point producers, workers and the CLI use.
+
+``validate_update(body, options=..., strict=...)`` checks a body ``{"order": {...}}`` against
+the marshmallow schemas in :mod:`tasks.schemas` for a merchant's contract options, and
+returns what goes on the wire plus warnings, or raises :class:`worker.errors.InvalidUpdate`
+naming every bad field by its full dotted path (``order.shipped_cart.items.1.quantity``).
+
+What goes on the wire is the producer's JSON: validation never converts a value (ints stay
+ints, strings stay as sent, unknown keys are forwarded unchanged unless ``strict``), and
+:func:`wire_bytes` serializes it as UTF-8 without escaping non-ASCII letters.
+"""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
+from marshmallow import ValidationError
+
+from tasks.schemas.options import CONTRACT_OPTIONS as _KNOWN_OPTIONS
+from tasks.schemas.options import normalize
+from tasks.schemas.order import body_schema
+from tasks.schemas.paths import flatten
+from tasks.schemas.warnings import collect_warnings
 from worker.errors import InvalidUpdate
 
 #: Contract options a merchant may have (see ../shared/DESIGN.md, "Contract options").
 CONTRACT_OPTIONS = frozenset({"multistore", "shipment_ref", "garage", "services", "travel"})
+assert CONTRACT_OPTIONS == _KNOWN_OPTIONS, "tasks.schemas.options and this module disagree"
 
 
 @dataclass(frozen=True)
@@ -23,7 +42,32 @@ class Validated:
 def validate_update(
     body: Any, *, options: Collection[str] = (), strict: bool = False
 ) -> Validated:
-    """Validate an API body ``{"order": {...}}``; raise InvalidUpdate naming every bad path."""
-    if not isinstance(body, dict) or not isinstance(body.get("order"), dict):
-        raise InvalidUpdate({"order": ["Missing data for required field."]})
-    return Validated(body=body)
+    """Validate an API body ``{"order": {...}}`` for a merchant with contract ``options``.
+
+    Returns :class:`Validated`, whose ``body`` equals ``body`` (same keys in the same order,
+    same values and types) but is a copy: every object and list the references describe is
+    new, so filling in a field of it leaves the caller's dict alone. Values of unknown keys
+    are shared, not copied.
+
+    Raises :class:`InvalidUpdate` with every error by dotted path (and the warnings), or
+    :class:`worker.errors.ConfigurationError` for an unknown contract option name.
+    """
+    schema = body_schema(normalize(options), bool(strict))
+    try:
+        loaded = schema.load(body)
+    except ValidationError as exc:
+        raise InvalidUpdate(flatten(exc.messages), collect_warnings(body)) from None
+    return Validated(body=loaded, warnings=collect_warnings(body))
+
+
+def dump_update(
+    body: dict[str, Any], *, options: Collection[str] = (), strict: bool = False
+) -> dict[str, Any]:
+    """Serialize a validated body with the schemas: the inverse of the load, key for key."""
+    dumped: dict[str, Any] = body_schema(normalize(options), bool(strict)).dump(body)
+    return dumped
+
+
+def wire_bytes(body: dict[str, Any]) -> bytes:
+    """The body as sent to seQura: compact UTF-8 JSON, non-ASCII letters as they are."""
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")

@@ -39,7 +39,16 @@ def make_app(settings: Settings) -> Celery:
         worker_cancel_long_running_tasks_on_connection_loss=True,
         task_default_queue=settings.queue,
         broker_connection_retry_on_startup=True,
-        broker_transport_options={"visibility_timeout": settings.visibility_timeout_s},
+        broker_transport_options={
+            "visibility_timeout": settings.visibility_timeout_s,
+            # Look for tasks of dead workers often enough that they come back soon after the
+            # visibility timeout, not up to 100 s later (kombu's default sweep period).
+            "unacked_restore_interval": max(1, min(10, int(settings.visibility_timeout_s // 10))),
+            "unacked_restore_throttle": 1,
+            # A Redis that vanishes without closing the connection must not hang a publish.
+            "socket_timeout": 30,
+            "socket_connect_timeout": 5,
+        },
         broker_pool_limit=max(10, settings.worker_concurrency),
     )
     return app

@@ -1,0 +1,146 @@
+"""What every payload schema shares: contract options, strict mode, order-keeping, typed objects.
+
+A schema instance is built for one set of contract options and one strictness, and builds its
+nested schemas the same way (see :class:`tasks.schemas.fields.Sub`). Build the tree once and
+reuse it: :func:`tasks.schemas.order.body_schema` caches one per (options, strict).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from typing import Any
+
+from marshmallow import INCLUDE, RAISE, Schema, ValidationError, post_dump, post_load
+
+from tasks.schemas.fields import PayloadField, kind
+
+#: Key that selects an object's shape in a list of typed objects (cart items, trackings, ...).
+TYPE_KEY = "type"
+
+
+class PayloadSchema(Schema):
+    """Base of every schema of the Order Update payload.
+
+    Unknown keys are kept (and forwarded unchanged), or, in strict mode, each is an error
+    ("Unknown field.") at its own path. A load returns a copy of the input with the same keys
+    in the same order and the same values, so a load followed by a dump round-trips.
+    """
+
+    error_messages = {"type": "Must be an object.", "unknown": "Unknown field."}
+
+    def __init__(self, *, options: Collection[str] = frozenset(), strict: bool = False) -> None:
+        # Set before Schema.__init__: binding the fields builds the nested schemas from these.
+        self.options = frozenset(options)
+        self.strict = strict
+        super().__init__(unknown=RAISE if strict else INCLUDE)
+
+    @post_load(pass_original=True)
+    def _in_original_order(
+        self, data: dict[str, Any], original: Mapping[str, Any], **kwargs: Any
+    ) -> dict[str, Any]:
+        return {key: data[key] for key in original if key in data}
+
+    @post_dump(pass_original=True)
+    def _with_unknown_keys(
+        self, data: dict[str, Any], original: Mapping[str, Any], **kwargs: Any
+    ) -> dict[str, Any]:
+        return {key: data[key] if key in data else original[key] for key in original}
+
+
+def contract_field(
+    original: Mapping[str, Any], key: str, *, option: str, has_option: bool
+) -> None:
+    """Raise if ``key`` is missing although ``option`` requires it, or present without it.
+
+    This is the references' "Mandatory for <these merchants>, not permitted for others".
+    """
+    present = key in original
+    if has_option and not present:
+        raise ValidationError(
+            f"Missing data for required field: merchants with the {option} contract option "
+            "must send it.",
+            key,
+        )
+    if present and not has_option:
+        raise ValidationError(
+            f"Not permitted: only merchants with the {option} contract option may send it.", key
+        )
+
+
+class Typed(PayloadField):
+    """One object of a list whose ``type`` key selects its schema (cart items, trackings, ...).
+
+    ``shapes`` maps each allowed ``type`` to a schema class; ``default`` is the type assumed
+    when the key is missing (None: the key is required). ``optional`` maps types that need a
+    contract option to (option, schema class): a merchant without the option gets an error
+    at ``type`` that names the option. Schemas are built once, when the field is bound, with
+    the owner's options and strictness.
+    """
+
+    def __init__(
+        self,
+        shapes: Mapping[str, type[PayloadSchema]],
+        *,
+        what: str,
+        default: str | None = None,
+        optional: Mapping[str, tuple[str, type[PayloadSchema]]] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.shape_classes = dict(shapes)
+        self.optional = dict(optional or {})
+        self.what = what
+        self.default = default
+        self.schemas: dict[str, PayloadSchema] = {}
+        self.gated: dict[str, str] = {}
+        self.expected = ", ".join(sorted(set(shapes) | set(self.optional)))
+
+    def schema_kwargs(self, owner: Any) -> dict[str, Any]:
+        """Extra constructor arguments for the schemas, taken from the owning schema."""
+        return {}
+
+    def _bind_to_schema(self, field_name: str, parent: Any) -> None:
+        super()._bind_to_schema(field_name, parent)
+        owner = self.root
+        options = getattr(owner, "options", frozenset())
+        strict = getattr(owner, "strict", False)
+        extra = self.schema_kwargs(owner)
+        shapes = dict(self.shape_classes)
+        for name, (option, shape) in self.optional.items():
+            if option in options:
+                shapes[name] = shape
+            else:
+                self.gated[name] = (
+                    f'A {self.what} of type "{name}" needs the {option} contract option, '
+                    "which this merchant does not have."
+                )
+        self.schemas = {
+            name: shape(options=options, strict=strict, **extra) for name, shape in shapes.items()
+        }
+
+    def _schema_for(self, value: Any) -> PayloadSchema:
+        if not isinstance(value, Mapping):
+            raise ValidationError(f"Must be an object ({self.what}), not {kind(value)}.")
+        if TYPE_KEY in value:
+            name = value[TYPE_KEY]
+        elif self.default is not None:
+            name = self.default
+        else:
+            raise ValidationError(
+                {TYPE_KEY: [f"Missing data for required field: one of {self.expected}."]}
+            )
+        schema = self.schemas.get(name) if isinstance(name, str) else None
+        if schema is None:
+            if isinstance(name, str) and name in self.gated:
+                raise ValidationError({TYPE_KEY: [self.gated[name]]})
+            default = f" (or no type: {self.default})" if self.default else ""
+            raise ValidationError(
+                {TYPE_KEY: [f"Unknown {self.what} type: must be one of {self.expected}{default}."]}
+            )
+        return schema
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        return self._schema_for(value).load(value)
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> Any:
+        return self._schema_for(value).dump(value)

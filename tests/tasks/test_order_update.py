@@ -1,0 +1,250 @@
+"""One attempt of one update, run in this process against a real Redis and the sandbox.
+
+Each test enqueues through the real producer (its queue publish captured in a list), runs
+the task's ``process`` on the message, and checks the sandbox, the ledger, the schedule and
+the dead letters.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from sandbox.server import SandboxServer
+from tasks.builders import Item, fully_shipped
+from tasks.order_update import Runtime, process
+from tasks.producer import Producer
+from worker.backoff import backoff_ceiling
+from worker.deadletters import DeadLetterStore
+
+MERCHANT, USER, PASSWORD = "shop1", "shop1-api", "s3cret-pw"
+
+
+@pytest.fixture
+def sandbox():
+    with SandboxServer(accounts={MERCHANT: (USER, PASSWORD)}, auto_create=True) as server:
+        yield server
+
+
+@pytest.fixture
+def rt(settings, sandbox):
+    configured = settings.with_overrides(
+        sequra_url=sandbox.url,
+        sequra_username=USER,
+        sequra_password=PASSWORD,
+        retry_base_s=1.0,
+        retry_cap_s=30.0,
+        retry_max_attempts=4,
+        retry_min_window_s=0.0,
+        read_timeout_s=1.0,
+        connect_timeout_s=1.0,
+        lock_ttl_s=5.0,
+    )
+    runtime = Runtime(configured)
+    yield runtime
+    runtime.client.close()
+
+
+class Pipeline:
+    """A producer whose queue is a list, and a way to run the queued messages."""
+
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+        self.queue: list[dict] = []
+        self.producer = Producer(rt.settings, client=rt.redis, publish=self.queue.append)
+
+    def enqueue(self, body, **options):
+        return self.producer.enqueue(body, **options)
+
+    def run_next(self) -> str:
+        return process(self.queue.pop(0), self.rt)
+
+    def run_due_retries(self) -> list[str]:
+        """Run every scheduled message, whatever its due time."""
+        outcomes = []
+        for member in self.rt.redis.zrange(self.rt.schedule.key, 0, -1):
+            self.rt.redis.zrem(self.rt.schedule.key, member)
+            outcomes.append(process(json.loads(member), self.rt))
+        return outcomes
+
+    def scheduled(self) -> list[tuple[dict, float]]:
+        return [
+            (json.loads(member), score)
+            for member, score in self.rt.redis.zrange(self.rt.schedule.key, 0, -1, withscores=True)
+        ]
+
+
+@pytest.fixture
+def pipeline(rt):
+    return Pipeline(rt)
+
+
+def shirt_order(order_ref="A14/12345", quantity=1):
+    return fully_shipped(
+        merchant=MERCHANT, order_ref=order_ref, items=[Item("shirt1234", "shirt", 1250, quantity)]
+    )
+
+
+def letters(rt):
+    store = DeadLetterStore(rt.redis, rt.settings.key_prefix)
+    return store
+
+
+def test_accepted_update_is_delivered_and_recorded(pipeline, sandbox, rt):
+    """A 200 makes the body the order's state at seQura and the delivered version in the ledger."""
+    body = shirt_order()
+    receipt = pipeline.enqueue(body)
+    assert pipeline.run_next() == "delivered"
+    state = sandbox.state.order(MERCHANT, "A14/12345")
+    assert state["state"]["shipped_cart"] == body["order"]["shipped_cart"]
+    assert state["history"][0]["version"] == receipt.version
+    assert rt.ledger.versions(MERCHANT, "A14/12345") == (1, 1)
+
+
+def test_conflict_is_parked_with_sequra_text_and_not_retried(pipeline, sandbox, rt):
+    """A 409 becomes a dead letter holding seQura's error text; nothing is scheduled again."""
+    sandbox.state.script(MERCHANT, "A14/12345", [409])
+    receipt = pipeline.enqueue(shirt_order())
+    assert pipeline.run_next() == "dead_lettered"
+    assert pipeline.scheduled() == []
+    assert sandbox.state.calls(MERCHANT, "A14/12345") == 1
+    store = letters(rt)
+    assert store.holds_update(receipt.update_id)
+    letter_id = rt.redis.hget(f"{rt.settings.key_prefix}:dlq:by-update", receipt.update_id)
+    letter = store.get(letter_id.decode())
+    assert letter.reason == "conflict"
+    assert letter.status == 409
+    assert letter.errors and "conflict" in letter.errors[0]
+    assert letter.payload == receipt_body(pipeline, receipt)
+
+
+def receipt_body(pipeline, receipt):
+    """The body the producer accepted for ``receipt`` (with platform defaults filled)."""
+    return pipeline.rt.dead_letters.get(
+        pipeline.rt.redis.hget(
+            f"{pipeline.rt.settings.key_prefix}:dlq:by-update", receipt.update_id
+        ).decode()
+    ).payload
+
+
+@pytest.mark.parametrize(("status", "reason"), [(401, "unauthorized"), (403, "unauthorized"),
+                                                (404, "rejected"), (422, "rejected")])
+def test_other_client_errors_are_parked_by_reason(pipeline, sandbox, rt, status, reason):
+    """401/403 park as unauthorized, other 4xx as rejected, without a retry."""
+    sandbox.state.script(MERCHANT, "A14/12345", [status])
+    receipt = pipeline.enqueue(shirt_order())
+    assert pipeline.run_next() == "dead_lettered"
+    letter_id = rt.redis.hget(f"{rt.settings.key_prefix}:dlq:by-update", receipt.update_id)
+    assert rt.dead_letters.get(letter_id.decode()).reason == reason
+    assert pipeline.scheduled() == []
+
+
+def test_unavailable_is_scheduled_with_backoff_then_delivered(pipeline, sandbox, rt):
+    """503 three times then 200: three retries within the backoff bounds, then delivered."""
+    sandbox.state.script(MERCHANT, "A14/12345", [503, 503, 503])
+    pipeline.enqueue(shirt_order())
+    before = time.time()
+    assert pipeline.run_next() == "retrying"
+    outcomes = []
+    for attempt in (1, 2, 3):
+        [(message, due)] = pipeline.scheduled()
+        assert message["attempts"][-1]["status"] == 503
+        delay = message["attempts"][-1]["delay_s"]
+        assert 0 <= delay <= backoff_ceiling(attempt, base=1.0, cap=30.0)
+        assert due >= before + delay - 0.01
+        before = time.time()
+        outcomes += pipeline.run_due_retries()
+    assert outcomes == ["retrying", "retrying", "delivered"]
+    assert sandbox.state.calls(MERCHANT, "A14/12345") == 4
+
+
+def test_retry_after_is_honoured(pipeline, sandbox):
+    """A 429 with Retry-After: 2 schedules the next attempt at least 2 s later."""
+    sandbox.state.set_faults({"retry_after": "2"})
+    sandbox.state.script(MERCHANT, "A14/12345", [429])
+    pipeline.enqueue(shirt_order())
+    started = time.time()
+    assert pipeline.run_next() == "retrying"
+    [(message, due)] = pipeline.scheduled()
+    assert message["attempts"][-1]["delay_s"] >= 2
+    assert due >= started + 2
+
+
+def test_timeout_and_dropped_connection_are_retried(pipeline, sandbox):
+    """A read time-out and a dropped connection are both retryable, never parked."""
+    sandbox.state.script(MERCHANT, "A14/12345", ["timeout", "drop"])
+    pipeline.enqueue(shirt_order())
+    assert pipeline.run_next() == "retrying"
+    assert pipeline.run_due_retries() == ["retrying"]
+    assert pipeline.run_due_retries() == ["delivered"]
+
+
+def test_exhausted_retries_are_parked_with_the_attempt_history(pipeline, sandbox, rt):
+    """After the attempt limit, the update is parked as exhausted with every attempt listed."""
+    sandbox.state.script(MERCHANT, "A14/12345", [503, 502, 500, 504])
+    receipt = pipeline.enqueue(shirt_order())
+    outcomes = [pipeline.run_next()]
+    for _ in range(3):
+        outcomes += pipeline.run_due_retries()
+    assert outcomes == ["retrying", "retrying", "retrying", "dead_lettered"]
+    letter_id = rt.redis.hget(f"{rt.settings.key_prefix}:dlq:by-update", receipt.update_id)
+    letter = rt.dead_letters.get(letter_id.decode())
+    assert letter.reason == "exhausted"
+    assert [a["status"] for a in letter.attempts] == [503, 502, 500, 504]
+
+
+def test_older_version_is_never_sent_after_a_newer_one(pipeline, sandbox, rt):
+    """v1 fails and waits; v2 is delivered; v1's retry is superseded and never reaches seQura."""
+    sandbox.state.script(MERCHANT, "A14/12345", [503])
+    pipeline.enqueue(shirt_order(quantity=1))
+    assert pipeline.run_next() == "retrying"
+    newer = shirt_order(quantity=2)
+    pipeline.enqueue(newer)
+    assert pipeline.run_next() == "delivered"
+    assert pipeline.run_due_retries() == ["superseded"]
+    history = sandbox.state.order(MERCHANT, "A14/12345")["history"]
+    assert [entry["version"] for entry in history] == [2]
+    assert history[-1]["order"]["shipped_cart"] == newer["order"]["shipped_cart"]
+
+
+def test_a_burst_costs_one_call(pipeline, sandbox):
+    """Ten updates enqueued before a worker gets to them cost one call: the last state."""
+    for quantity in range(1, 11):
+        pipeline.enqueue(shirt_order(quantity=quantity))
+    outcomes = [pipeline.run_next() for _ in range(10)]
+    assert outcomes == ["superseded"] * 9 + ["delivered"]
+    assert sandbox.state.calls(MERCHANT, "A14/12345") == 1
+    assert sandbox.state.order(MERCHANT, "A14/12345")["state"]["shipped_cart"]["items"][0][
+        "quantity"
+    ] == 10
+
+
+def test_redelivered_message_is_not_sent_twice(pipeline, sandbox):
+    """Running the same message again after delivery sends nothing (a broker redelivery)."""
+    pipeline.enqueue(shirt_order())
+    message = pipeline.queue[0]
+    assert pipeline.run_next() == "delivered"
+    assert process(message, pipeline.rt) == "duplicate"
+    assert sandbox.state.calls(MERCHANT, "A14/12345") == 1
+
+
+def test_busy_order_is_deferred_not_sent_concurrently(pipeline, sandbox, rt):
+    """While another worker holds the order's lock, the message waits in the schedule."""
+    pipeline.enqueue(shirt_order())
+    token = rt.ledger.acquire(MERCHANT, "A14/12345", ttl_s=5)
+    assert pipeline.run_next() == "deferred"
+    assert sandbox.state.calls(MERCHANT, "A14/12345") == 0
+    rt.ledger.release(MERCHANT, "A14/12345", token)
+    assert pipeline.run_due_retries() == ["delivered"]
+
+
+def test_undecodable_message_is_parked_as_invalid(rt):
+    """A queue message that is not an update is parked with reason invalid, not dropped."""
+    assert process({"something": "else"}, rt) == "dead_lettered"
+    stats = rt.redis.hgetall(f"{rt.settings.key_prefix}:dlq:by-update")
+    [letter_id] = stats.values()
+    letter = rt.dead_letters.get(letter_id.decode())
+    assert letter.reason == "invalid"
+    assert letter.payload == {"something": "else"}

@@ -1,0 +1,161 @@
+"""The whole pipeline with real Celery workers: delivery, ordering, crashes.
+
+Each test starts ``celery -A worker worker`` as a child process against the test Redis and a
+sandbox in this process, and enqueues through the real producer.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from sandbox.server import SandboxServer
+from tasks.builders import Item, cancelled, cart_changed, fully_shipped, partial_return, partially_shipped
+from tasks.producer import Producer
+from tests.support import WorkerProcess, running_worker, wait_for, worker_env
+
+pytestmark = pytest.mark.slow
+
+MERCHANT, USER, PASSWORD = "shop1", "shop1-api", "s3cret-pw"
+SHIRT, JACKET = Item("shirt1234", "shirt", 1250), Item("jacket9876", "jacket", 7100)
+
+
+@pytest.fixture
+def sandbox():
+    with SandboxServer(accounts={MERCHANT: (USER, PASSWORD)}, auto_create=True) as server:
+        yield server
+
+
+@pytest.fixture
+def env(sandbox, redis_client):
+    return worker_env(
+        sandbox.url, CARTSYNC_SEQURA_USERNAME=USER, CARTSYNC_SEQURA_PASSWORD=PASSWORD
+    )
+
+
+@pytest.fixture
+def producer(settings):
+    return Producer(settings.with_overrides(sequra_username=USER, sequra_password=PASSWORD))
+
+
+def state_of(sandbox, order_ref):
+    found = sandbox.state.order(MERCHANT, order_ref)
+    return None if found is None else found["state"]
+
+
+def delivered(sandbox, order_ref, body):
+    """True once seQura holds exactly ``body``'s carts for the order."""
+    state = state_of(sandbox, order_ref)
+    return state is not None and all(
+        state.get(key) == body["order"].get(key)
+        for key in ("shipped_cart", "unshipped_cart", "cancellation_reason")
+    )
+
+
+def test_the_five_scenarios_are_delivered(sandbox, env, producer):
+    """Each scenario of seQura's guide arrives and becomes the order's state at seQura."""
+    m = MERCHANT
+    bodies = {
+        "full": fully_shipped(merchant=m, order_ref="full", items=[SHIRT, JACKET]),
+        "partial": partially_shipped(merchant=m, order_ref="partial", shipped=[JACKET],
+                                     unshipped=[SHIRT]),
+        "return": partial_return(merchant=m, order_ref="return", kept=[JACKET]),
+        "cancel": cancelled(merchant=m, order_ref="cancel", reason="out_of_stock"),
+        "edit": cart_changed(merchant=m, order_ref="edit",
+                             shipped=[Item("shirt_XL", "shirt XL", 1250), JACKET]),
+    }
+    with running_worker(env) as worker:
+        for body in bodies.values():
+            producer.enqueue(body)
+        for ref, body in bodies.items():
+            wait_for(lambda ref=ref, body=body: delivered(sandbox, ref, body),
+                     what=f"order {ref} to be delivered", on_fail=worker.log_text)
+        wait_for(lambda: len(worker.events()) == 5, on_fail=worker.log_text)
+        outcomes = [e["outcome"] for e in worker.events()]
+    assert outcomes == ["delivered"] * 5
+
+
+def test_503_three_times_then_delivered_on_the_fourth_attempt(sandbox, env, producer):
+    """A worker retries 503s with backoff within bounds and delivers on the fourth attempt."""
+    sandbox.state.script(MERCHANT, "A1", [503, 503, 503])
+    body = fully_shipped(merchant=MERCHANT, order_ref="A1", items=[SHIRT])
+    with running_worker(env) as worker:
+        producer.enqueue(body)
+        wait_for(lambda: len(worker.events()) == 4, on_fail=worker.log_text)
+        events = worker.events()
+    assert [e["outcome"] for e in events] == ["retrying"] * 3 + ["delivered"]
+    assert [e["attempt"] for e in events] == [1, 2, 3, 4]
+    cap = float(env["CARTSYNC_RETRY_CAP_S"])
+    assert all(0 <= e["next_retry_s"] <= cap for e in events[:3])
+
+
+def test_ten_updates_in_a_burst_cost_far_fewer_calls(sandbox, env, producer):
+    """A burst for one order ends with its last state at seQura after a few calls, not ten."""
+    sandbox.state.set_faults({"latency_ms": 50})
+    bodies = [
+        fully_shipped(merchant=MERCHANT, order_ref="B1", items=[Item("s", "shirt", 1000, q)])
+        for q in range(1, 11)
+    ]
+    with running_worker(env) as worker:
+        for body in bodies:
+            producer.enqueue(body)
+        wait_for(lambda: delivered(sandbox, "B1", bodies[-1]), on_fail=worker.log_text)
+        wait_for(lambda: len(worker.events()) >= 10, on_fail=worker.log_text)
+    assert sandbox.state.calls(MERCHANT, "B1") <= 3
+    versions = [h["version"] for h in sandbox.state.order(MERCHANT, "B1")["history"]]
+    assert versions == sorted(versions)
+    assert versions[-1] == 10
+
+
+def test_failing_older_version_never_lands_after_a_newer_one(sandbox, env, producer):
+    """v1 keeps failing and retrying while v2 is delivered; v1 never reaches seQura after v2."""
+    sandbox.state.script(MERCHANT, "O1", [503, 503, 503, 503, 503])
+    v1 = fully_shipped(merchant=MERCHANT, order_ref="O1", items=[SHIRT])
+    v2 = fully_shipped(merchant=MERCHANT, order_ref="O1", items=[SHIRT, JACKET])
+    with running_worker(env) as worker:
+        producer.enqueue(v1)
+        wait_for(lambda: any(e["outcome"] == "retrying" for e in worker.events()),
+                 on_fail=worker.log_text)
+        producer.enqueue(v2)
+        wait_for(lambda: delivered(sandbox, "O1", v2), timeout=30, on_fail=worker.log_text)
+        wait_for(lambda: any(e["version"] == 1 and e["outcome"] == "superseded"
+                             for e in worker.events()), timeout=30, on_fail=worker.log_text)
+    versions = [h["version"] for h in sandbox.state.order(MERCHANT, "O1")["history"]]
+    assert versions == [2]
+
+
+def test_worker_killed_during_a_send_still_delivers(sandbox, env, producer):
+    """SIGKILL while seQura is answering: another worker delivers once the task comes back."""
+    # The sandbox applies the update and then never answers, so the kill lands mid-send.
+    sandbox.state.script(MERCHANT, "K1", ["timeout_after_apply"])
+    sandbox.state.set_faults({"hang_s": 20})
+    body = fully_shipped(merchant=MERCHANT, order_ref="K1", items=[SHIRT])
+    first = WorkerProcess(env).start()
+    try:
+        producer.enqueue(body)
+        wait_for(lambda: sandbox.state.calls(MERCHANT, "K1") == 1, on_fail=first.log_text)
+        first.kill()
+    finally:
+        first.stop()
+    with running_worker(env) as second:
+        # The task returns after the visibility timeout (5 s in tests) and is sent again.
+        wait_for(lambda: any(e["outcome"] == "delivered" for e in second.events()),
+                 timeout=40, on_fail=second.log_text)
+    assert delivered(sandbox, "K1", body)
+
+
+def test_worker_killed_during_a_backoff_wait_still_delivers(sandbox, env, producer):
+    """SIGKILL while an update waits to retry: the wait lives in Redis, a new worker delivers."""
+    env = dict(env, CARTSYNC_RETRY_BASE_S="2", CARTSYNC_RETRY_CAP_S="3")
+    sandbox.state.script(MERCHANT, "K2", [503])
+    body = fully_shipped(merchant=MERCHANT, order_ref="K2", items=[SHIRT])
+    first = WorkerProcess(env).start()
+    try:
+        producer.enqueue(body)
+        wait_for(lambda: any(e["outcome"] == "retrying" for e in first.events()),
+                 on_fail=first.log_text)
+        first.kill()
+    finally:
+        first.stop()
+    with running_worker(env) as second:
+        wait_for(lambda: delivered(sandbox, "K2", body), timeout=30, on_fail=second.log_text)
+    assert sandbox.state.calls(MERCHANT, "K2") == 2
