@@ -114,7 +114,9 @@ class Settings:
     sequra_password: str = _setting("", str, "API password (single-merchant set-up)", True)
     merchants_file: str = _setting("", str, "merchant accounts file (several merchants)")
     contract_options: str = _setting("", str, "contract options (single-merchant set-up)")
-    connect_timeout_s: float = _setting(DEFAULT_CONNECT_TIMEOUT_S, _positive_float, "connect timeout")
+    connect_timeout_s: float = _setting(
+        DEFAULT_CONNECT_TIMEOUT_S, _positive_float, "connect timeout"
+    )
     read_timeout_s: float = _setting(DEFAULT_READ_TIMEOUT_S, _positive_float, "read timeout")
     retry_base_s: float = _setting(DEFAULT_RETRY_BASE_S, _positive_float, "backoff base")
     retry_cap_s: float = _setting(DEFAULT_RETRY_CAP_S, _positive_float, "backoff cap")

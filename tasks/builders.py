@@ -23,7 +23,13 @@ from typing import Any
 DEFAULT_CURRENCY = "EUR"
 
 #: The cancellation reasons seQura accepts.
-CANCELLATION_REASONS = ("change", "change_payment_method", "customer_cancel", "out_of_stock", "other")
+CANCELLATION_REASONS = (
+    "change",
+    "change_payment_method",
+    "customer_cancel",
+    "out_of_stock",
+    "other",
+)
 
 
 @dataclass(frozen=True)
@@ -119,9 +125,7 @@ def cancelled(
 ) -> dict[str, Any]:
     """A full return (``reason`` None) or a cancellation (never shipped): both carts empty."""
     if reason is not None and reason not in CANCELLATION_REASONS:
-        raise ValueError(
-            f"reason must be one of {', '.join(CANCELLATION_REASONS)}, not {reason!r}"
-        )
+        raise ValueError(f"reason must be one of {', '.join(CANCELLATION_REASONS)}, not {reason!r}")
     return order_body(merchant=merchant, order_ref=order_ref, cancellation_reason=reason, **extra)
 
 

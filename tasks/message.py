@@ -62,7 +62,8 @@ class UpdateMessage:
             "update_id": isinstance(message.update_id, str) and message.update_id,
             "merchant": isinstance(message.merchant, str) and message.merchant,
             "order_ref": isinstance(message.order_ref, str) and message.order_ref,
-            "version": isinstance(message.version, int) and not isinstance(message.version, bool)
+            "version": isinstance(message.version, int)
+            and not isinstance(message.version, bool)
             and message.version > 0,
             "body": isinstance(message.body, dict),
             "enqueued_at": isinstance(message.enqueued_at, int | float),

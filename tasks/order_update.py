@@ -179,7 +179,9 @@ def _send(message: UpdateMessage, rt: Runtime) -> Result:
     except UnknownMerchant as exc:
         return _park(message, Reason.UNAUTHORIZED, rt, status=None, errors=[str(exc)])
     try:
-        validated = validate_update(message.body, options=account.options, strict=rt.settings.strict)
+        validated = validate_update(
+            message.body, options=account.options, strict=rt.settings.strict
+        )
     except InvalidUpdate as exc:
         return _park(message, Reason.INVALID, rt, status=None, errors=exc.lines())
     outcome = rt.client.update_order(
@@ -219,7 +221,9 @@ def _retry(message: UpdateMessage, outcome: Outcome, rt: Runtime) -> Result:
     message.attempts[-1]["delay_s"] = round(delay, 3)
     rt.schedule.add(message.to_dict(), now + delay)
     return Result(
-        "retrying", reason=outcome.exception or "unavailable", status=outcome.status,
+        "retrying",
+        reason=outcome.exception or "unavailable",
+        status=outcome.status,
         next_retry_s=round(delay, 3),
     )
 
@@ -255,15 +259,15 @@ def _park(
 def _park_undecodable(raw: Any, error: str, rt: Runtime) -> str:
     fields = raw if isinstance(raw, dict) else {}
 
-    def text(name: str) -> str:
+    def text(name: str, default: str = "unknown") -> str:
         value = fields.get(name)
-        return value if isinstance(value, str) and value else "unknown"
+        return value if isinstance(value, str) and value else default
 
     version = fields.get("version")
+    enqueued_at = fields.get("enqueued_at")
     return rt.dead_letters.park(
         DeadLetter(
-            update_id=fields.get("update_id") if isinstance(fields.get("update_id"), str)
-            else f"invalid-{time.time_ns()}",
+            update_id=text("update_id", f"invalid-{time.time_ns()}"),
             merchant=text("merchant"),
             order_ref=text("order_ref"),
             version=version if isinstance(version, int) and not isinstance(version, bool) else None,
@@ -271,8 +275,7 @@ def _park_undecodable(raw: Any, error: str, rt: Runtime) -> str:
             status=None,
             errors=[error],
             attempts=[],
-            enqueued_at=fields.get("enqueued_at") if isinstance(fields.get("enqueued_at"), float)
-            else rt.clock(),
+            enqueued_at=float(enqueued_at) if isinstance(enqueued_at, int | float) else rt.clock(),
             payload=fields.get("body", raw),
         )
     )

@@ -185,8 +185,8 @@ class Producer:
             )
         except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
             raise BrokerUnavailable(
-                f"Redis at {_safe_url(self.settings.redis_url)} is unreachable ({type(exc).__name__}); "
-                "nothing was enqueued"
+                f"Redis at {_safe_url(self.settings.redis_url)} is unreachable "
+                f"({type(exc).__name__}); nothing was enqueued"
             ) from None
         receipt = Receipt(
             update_id=message.update_id,
@@ -242,5 +242,3 @@ def enqueue_order_update(body: Mapping[str, Any], **options: Any) -> Receipt:
     if _default is None:
         _default = Producer(load_settings())
     return _default.enqueue(body, **options)
-
-

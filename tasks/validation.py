@@ -39,9 +39,7 @@ class Validated:
     warnings: dict[str, list[str]] = field(default_factory=dict)
 
 
-def validate_update(
-    body: Any, *, options: Collection[str] = (), strict: bool = False
-) -> Validated:
+def validate_update(body: Any, *, options: Collection[str] = (), strict: bool = False) -> Validated:
     """Validate an API body ``{"order": {...}}`` for a merchant with contract ``options``.
 
     Returns :class:`Validated`, whose ``body`` equals ``body`` (same keys in the same order,

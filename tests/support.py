@@ -45,17 +45,32 @@ class WorkerProcess:
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 [
-                    sys.executable, "-m", "celery", "-A", "worker", "worker",
-                    "--pool", self.pool, "--concurrency", str(self.concurrency),
-                    "--without-gossip", "--without-mingle", "--loglevel", "INFO",
+                    sys.executable,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "worker",
+                    "worker",
+                    "--pool",
+                    self.pool,
+                    "--concurrency",
+                    str(self.concurrency),
+                    "--without-gossip",
+                    "--without-mingle",
+                    "--loglevel",
+                    "INFO",
                 ],
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        wait_for(lambda: "ready" in self.log_text()[offset:] and "celery@" in self.log_text(),
-                 timeout=timeout, what="the worker to start", on_fail=self.log_text)
+        wait_for(
+            lambda: "ready" in self.log_text()[offset:] and "celery@" in self.log_text(),
+            timeout=timeout,
+            what="the worker to start",
+            on_fail=self.log_text,
+        )
         return self
 
     def log_text(self) -> str:

@@ -12,7 +12,7 @@ _MAX_EXPONENT = 62
 
 
 def backoff_ceiling(attempt: int, *, base: float, cap: float) -> float:
-    """The longest wait after failed attempt number ``attempt`` (1-based): base * 2**(attempt-1), capped."""
+    """Longest wait after failed attempt ``attempt`` (1-based): base * 2**(attempt-1), capped."""
     exponent = min(max(attempt - 1, 0), _MAX_EXPONENT)
     return float(min(cap, base * 2.0**exponent))
 

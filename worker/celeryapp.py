@@ -56,8 +56,10 @@ def make_app(settings: Settings) -> Celery:
 
 def make_publisher(settings: Settings) -> Callable[[dict[str, Any]], None]:
     """A function that puts one update message on the queue of ``settings``."""
-    target = app if (settings.redis_url, settings.queue) == (app.conf.broker_url, _queue) else (
-        make_app(settings)
+    target = (
+        app
+        if (settings.redis_url, settings.queue) == (app.conf.broker_url, _queue)
+        else (make_app(settings))
     )
 
     def publish(message: dict[str, Any]) -> None:

@@ -100,7 +100,7 @@ class Ledger:
         remember_ms: int,
         allow_equal: bool = False,
     ) -> tuple[str, int]:
-        """Record a new update and schedule its message; see ``_ACCEPT``. Returns (status, version)."""
+        """Record a new update and schedule its message (see ``_ACCEPT``); (status, version)."""
         status, number = self._accept(
             keys=[
                 keys.order(self.prefix, merchant, order_ref),
@@ -134,7 +134,8 @@ class Ledger:
 
     def locked_orders(self) -> int:
         """How many orders have a send in flight right now (for ``cartsync status``)."""
-        return sum(1 for _ in self.client.scan_iter(match=keys.lock(self.prefix, "*", "*"), count=1000))
+        pattern = keys.lock(self.prefix, "*", "*")
+        return sum(1 for _ in self.client.scan_iter(match=pattern, count=1000))
 
 
 def _text(value: Any) -> str:

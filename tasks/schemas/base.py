@@ -8,7 +8,7 @@ reuse it: :func:`tasks.schemas.order.body_schema` caches one per (options, stric
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 from marshmallow import INCLUDE, RAISE, Schema, ValidationError, post_dump, post_load
 
@@ -26,7 +26,10 @@ class PayloadSchema(Schema):
     in the same order and the same values, so a load followed by a dump round-trips.
     """
 
-    error_messages = {"type": "Must be an object.", "unknown": "Unknown field."}
+    error_messages: ClassVar[dict[str, str]] = {
+        "type": "Must be an object.",
+        "unknown": "Unknown field.",
+    }
 
     def __init__(self, *, options: Collection[str] = frozenset(), strict: bool = False) -> None:
         # Set before Schema.__init__: binding the fields builds the nested schemas from these.
@@ -47,9 +50,7 @@ class PayloadSchema(Schema):
         return {key: data[key] if key in data else original[key] for key in original}
 
 
-def contract_field(
-    original: Mapping[str, Any], key: str, *, option: str, has_option: bool
-) -> None:
+def contract_field(original: Mapping[str, Any], key: str, *, option: str, has_option: bool) -> None:
     """Raise if ``key`` is missing although ``option`` requires it, or present without it.
 
     This is the references' "Mandatory for <these merchants>, not permitted for others".
@@ -102,8 +103,8 @@ class Typed(PayloadField):
     def _bind_to_schema(self, field_name: str, parent: Any) -> None:
         super()._bind_to_schema(field_name, parent)
         owner = self.root
-        options = getattr(owner, "options", frozenset())
-        strict = getattr(owner, "strict", False)
+        options: frozenset[str] = getattr(owner, "options", frozenset())
+        strict: bool = getattr(owner, "strict", False)
         extra = self.schema_kwargs(owner)
         shapes = dict(self.shape_classes)
         for name, (option, shape) in self.optional.items():

@@ -24,7 +24,7 @@ def totals_mismatch(cart: Mapping[str, Any]) -> str | None:
     items = cart.get("items")
     if not is_int(total) or not isinstance(items, Sequence) or isinstance(items, str):
         return None
-    amounts = []
+    amounts: list[int] = []
     for item in items:
         amount = item.get("total_with_tax") if isinstance(item, Mapping) else None
         if not is_int(amount):

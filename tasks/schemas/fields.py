@@ -25,8 +25,8 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
-from collections.abc import Collection, Mapping
-from typing import Any
+from collections.abc import Callable, Collection, Mapping
+from typing import Any, ClassVar, TypeGuard
 from urllib.parse import urlsplit
 
 from marshmallow import Schema, ValidationError, fields
@@ -61,7 +61,7 @@ def kind(value: Any) -> str:
     return "a value of another type"
 
 
-def is_int(value: Any) -> bool:
+def is_int(value: Any) -> TypeGuard[int]:
     """True for a JSON integer: an int that is not a bool."""
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -69,7 +69,7 @@ def is_int(value: Any) -> bool:
 class PayloadField(fields.Field):  # type: ignore[type-arg]
     """Base of cartsync's fields: values pass through unchanged; ``null`` is refused."""
 
-    default_error_messages = {
+    default_error_messages: ClassVar[dict[str, str]] = {
         "null": "Field may not be null.",
         "required": "Missing data for required field.",
     }
@@ -146,12 +146,12 @@ class Integer(PayloadField):
         return value
 
 
-def Money(**kwargs: Any) -> Integer:  # noqa: N802 (reads as a field type in the schemas)
+def Money(**kwargs: Any) -> Integer:
     """An amount: an integer number of cents (floats, numeric strings and booleans refused)."""
     return Integer(unit="cents", **kwargs)
 
 
-def PositiveInt(**kwargs: Any) -> Integer:  # noqa: N802 (reads as a field type in the schemas)
+def PositiveInt(**kwargs: Any) -> Integer:
     """The reference's "(positive int)": an integer greater than 0."""
     return Integer(minimum=1, **kwargs)
 
@@ -267,7 +267,7 @@ class Url(Text):
         return value
 
 
-def HttpsUrl(**kwargs: Any) -> Url:  # noqa: N802 (reads as a field type in the schemas)
+def HttpsUrl(**kwargs: Any) -> Url:
     """The reference's "(an HTTPS URL string)"."""
     return Url(schemes=("https",), **kwargs)
 
@@ -324,7 +324,11 @@ class Sub(PayloadField):
     """
 
     def __init__(
-        self, schema: type[Schema], *, schema_kwargs: Mapping[str, Any] | None = None, **kw: Any
+        self,
+        schema: Callable[..., Schema],
+        *,
+        schema_kwargs: Mapping[str, Any] | None = None,
+        **kw: Any,
     ) -> None:
         super().__init__(**kw)
         self.schema_class = schema
@@ -352,7 +356,7 @@ class Sub(PayloadField):
 class ListOf(fields.List):  # type: ignore[type-arg]
     """A JSON list (PHP arrays with gaps in their keys arrive as objects and are refused)."""
 
-    default_error_messages = {
+    default_error_messages: ClassVar[dict[str, str]] = {
         "invalid": "Must be a list.",
         "null": "Field may not be null.",
         "required": "Missing data for required field.",

@@ -7,7 +7,7 @@ use and kept: building one costs milliseconds, validating with it microseconds.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 from marshmallow import ValidationError, validates_schema
@@ -21,7 +21,13 @@ from tasks.schemas.subscription import SubscriptionSchema
 from tasks.schemas.trackings import tracking
 
 #: The values the reference allows for ``cancellation_reason`` (besides null).
-CANCELLATION_REASONS = ("change", "change_payment_method", "customer_cancel", "out_of_stock", "other")
+CANCELLATION_REASONS = (
+    "change",
+    "change_payment_method",
+    "customer_cancel",
+    "out_of_stock",
+    "other",
+)
 
 
 class MerchantSchema(PayloadSchema):
@@ -32,7 +38,9 @@ class MerchantSchema(PayloadSchema):
     def _store_ref_by_contract(
         self, data: Mapping[str, Any], original: Mapping[str, Any], **kwargs: Any
     ) -> None:
-        contract_field(original, "store_ref", option=MULTISTORE, has_option=MULTISTORE in self.options)
+        contract_field(
+            original, "store_ref", option=MULTISTORE, has_option=MULTISTORE in self.options
+        )
 
 
 class MerchantReferenceSchema(PayloadSchema):
@@ -98,7 +106,7 @@ class BodySchema(PayloadSchema):
     order = Sub(OrderSchema, required=True)
 
 
-@lru_cache(maxsize=None)
+@cache
 def body_schema(options: frozenset[str], strict: bool) -> BodySchema:
     """The schema for a merchant with these (normalized) contract options."""
     return BodySchema(options=options, strict=strict)

@@ -64,16 +64,17 @@ class Pipeline:
     def run_due_retries(self) -> list[str]:
         """Run every scheduled message, whatever its due time."""
         outcomes = []
-        for member in self.rt.redis.zrange(self.rt.schedule.key, 0, -1):
+        members: list[bytes] = self.rt.redis.zrange(self.rt.schedule.key, 0, -1)  # type: ignore[assignment]
+        for member in members:
             self.rt.redis.zrem(self.rt.schedule.key, member)
             outcomes.append(process(json.loads(member), self.rt))
         return outcomes
 
     def scheduled(self) -> list[tuple[dict, float]]:
-        return [
-            (json.loads(member), score)
-            for member, score in self.rt.redis.zrange(self.rt.schedule.key, 0, -1, withscores=True)
-        ]
+        entries: list[tuple[bytes, float]] = self.rt.redis.zrange(  # type: ignore[assignment]
+            self.rt.schedule.key, 0, -1, withscores=True
+        )
+        return [(json.loads(member), score) for member, score in entries]
 
 
 @pytest.fixture
@@ -116,7 +117,8 @@ def test_conflict_is_parked_with_sequra_text_and_not_retried(pipeline, sandbox, 
     letter = store.get(letter_id.decode())
     assert letter.reason == "conflict"
     assert letter.status == 409
-    assert letter.errors and "conflict" in letter.errors[0]
+    assert letter.errors
+    assert "conflict" in letter.errors[0]
     assert letter.payload == receipt_body(pipeline, receipt)
 
 
@@ -129,8 +131,10 @@ def receipt_body(pipeline, receipt):
     ).payload
 
 
-@pytest.mark.parametrize(("status", "reason"), [(401, "unauthorized"), (403, "unauthorized"),
-                                                (404, "rejected"), (422, "rejected")])
+@pytest.mark.parametrize(
+    ("status", "reason"),
+    [(401, "unauthorized"), (403, "unauthorized"), (404, "rejected"), (422, "rejected")],
+)
 def test_other_client_errors_are_parked_by_reason(pipeline, sandbox, rt, status, reason):
     """401/403 park as unauthorized, other 4xx as rejected, without a retry."""
     sandbox.state.script(MERCHANT, "A14/12345", [status])
@@ -216,9 +220,10 @@ def test_a_burst_costs_one_call(pipeline, sandbox):
     outcomes = [pipeline.run_next() for _ in range(10)]
     assert outcomes == ["superseded"] * 9 + ["delivered"]
     assert sandbox.state.calls(MERCHANT, "A14/12345") == 1
-    assert sandbox.state.order(MERCHANT, "A14/12345")["state"]["shipped_cart"]["items"][0][
-        "quantity"
-    ] == 10
+    assert (
+        sandbox.state.order(MERCHANT, "A14/12345")["state"]["shipped_cart"]["items"][0]["quantity"]
+        == 10
+    )
 
 
 def test_redelivered_message_is_not_sent_twice(pipeline, sandbox):

@@ -38,7 +38,7 @@ def queued(redis_client, settings):
 
 
 def test_valid_update_is_queued_with_a_version(producer, redis_client, settings):
-    """An accepted update reaches the Celery queue as JSON, with version 1, and the schedule is empty."""
+    """An accepted update reaches the Celery queue as JSON with version 1; the schedule is empty."""
     receipt = producer.enqueue(body())
     assert receipt.status == "enqueued"
     assert receipt.version == 1
@@ -67,9 +67,7 @@ def test_invalid_update_enqueues_nothing(producer, redis_client, settings):
 
 def test_unknown_merchant_is_refused(settings, redis_client):
     """With a merchants file that lacks the merchant, enqueue names it and writes nothing."""
-    producer = Producer(
-        settings, merchants=MerchantDirectory([MerchantAccount("other", "u", "p")])
-    )
+    producer = Producer(settings, merchants=MerchantDirectory([MerchantAccount("other", "u", "p")]))
     with pytest.raises(UnknownMerchant, match="shop1"):
         producer.enqueue(body())
     assert redis_client.dbsize() == 0
@@ -119,4 +117,5 @@ def test_platform_defaults_fill_only_what_is_missing(settings):
     filled = with_platform_defaults(given, settings)
     assert filled["order"]["platform"]["name"] == "Magento"
     assert filled["order"]["platform"]["uname"]
-    assert "platform" in given["order"] and "uname" not in given["order"]["platform"]
+    assert "platform" in given["order"]
+    assert "uname" not in given["order"]["platform"]

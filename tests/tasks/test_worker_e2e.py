@@ -6,10 +6,19 @@ sandbox in this process, and enqueues through the real producer.
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 
 from sandbox.server import SandboxServer
-from tasks.builders import Item, cancelled, cart_changed, fully_shipped, partial_return, partially_shipped
+from tasks.builders import (
+    Item,
+    cancelled,
+    cart_changed,
+    fully_shipped,
+    partial_return,
+    partially_shipped,
+)
 from tasks.producer import Producer
 from tests.support import WorkerProcess, running_worker, wait_for, worker_env
 
@@ -27,9 +36,7 @@ def sandbox():
 
 @pytest.fixture
 def env(sandbox, redis_client):
-    return worker_env(
-        sandbox.url, CARTSYNC_SEQURA_USERNAME=USER, CARTSYNC_SEQURA_PASSWORD=PASSWORD
-    )
+    return worker_env(sandbox.url, CARTSYNC_SEQURA_USERNAME=USER, CARTSYNC_SEQURA_PASSWORD=PASSWORD)
 
 
 @pytest.fixture
@@ -56,19 +63,24 @@ def test_the_five_scenarios_are_delivered(sandbox, env, producer):
     m = MERCHANT
     bodies = {
         "full": fully_shipped(merchant=m, order_ref="full", items=[SHIRT, JACKET]),
-        "partial": partially_shipped(merchant=m, order_ref="partial", shipped=[JACKET],
-                                     unshipped=[SHIRT]),
+        "partial": partially_shipped(
+            merchant=m, order_ref="partial", shipped=[JACKET], unshipped=[SHIRT]
+        ),
         "return": partial_return(merchant=m, order_ref="return", kept=[JACKET]),
         "cancel": cancelled(merchant=m, order_ref="cancel", reason="out_of_stock"),
-        "edit": cart_changed(merchant=m, order_ref="edit",
-                             shipped=[Item("shirt_XL", "shirt XL", 1250), JACKET]),
+        "edit": cart_changed(
+            merchant=m, order_ref="edit", shipped=[Item("shirt_XL", "shirt XL", 1250), JACKET]
+        ),
     }
     with running_worker(env) as worker:
         for body in bodies.values():
             producer.enqueue(body)
         for ref, body in bodies.items():
-            wait_for(lambda ref=ref, body=body: delivered(sandbox, ref, body),
-                     what=f"order {ref} to be delivered", on_fail=worker.log_text)
+            wait_for(
+                functools.partial(delivered, sandbox, ref, body),
+                what=f"order {ref} to be delivered",
+                on_fail=worker.log_text,
+            )
         wait_for(lambda: len(worker.events()) == 5, on_fail=worker.log_text)
         outcomes = [e["outcome"] for e in worker.events()]
     assert outcomes == ["delivered"] * 5
@@ -113,12 +125,19 @@ def test_failing_older_version_never_lands_after_a_newer_one(sandbox, env, produ
     v2 = fully_shipped(merchant=MERCHANT, order_ref="O1", items=[SHIRT, JACKET])
     with running_worker(env) as worker:
         producer.enqueue(v1)
-        wait_for(lambda: any(e["outcome"] == "retrying" for e in worker.events()),
-                 on_fail=worker.log_text)
+        wait_for(
+            lambda: any(e["outcome"] == "retrying" for e in worker.events()),
+            on_fail=worker.log_text,
+        )
         producer.enqueue(v2)
         wait_for(lambda: delivered(sandbox, "O1", v2), timeout=30, on_fail=worker.log_text)
-        wait_for(lambda: any(e["version"] == 1 and e["outcome"] == "superseded"
-                             for e in worker.events()), timeout=30, on_fail=worker.log_text)
+        wait_for(
+            lambda: any(
+                e["version"] == 1 and e["outcome"] == "superseded" for e in worker.events()
+            ),
+            timeout=30,
+            on_fail=worker.log_text,
+        )
     versions = [h["version"] for h in sandbox.state.order(MERCHANT, "O1")["history"]]
     assert versions == [2]
 
@@ -138,8 +157,11 @@ def test_worker_killed_during_a_send_still_delivers(sandbox, env, producer):
         first.stop()
     with running_worker(env) as second:
         # The task returns after the visibility timeout (5 s in tests) and is sent again.
-        wait_for(lambda: any(e["outcome"] == "delivered" for e in second.events()),
-                 timeout=40, on_fail=second.log_text)
+        wait_for(
+            lambda: any(e["outcome"] == "delivered" for e in second.events()),
+            timeout=40,
+            on_fail=second.log_text,
+        )
     assert delivered(sandbox, "K1", body)
 
 
@@ -151,11 +173,54 @@ def test_worker_killed_during_a_backoff_wait_still_delivers(sandbox, env, produc
     first = WorkerProcess(env).start()
     try:
         producer.enqueue(body)
-        wait_for(lambda: any(e["outcome"] == "retrying" for e in first.events()),
-                 on_fail=first.log_text)
+        wait_for(
+            lambda: any(e["outcome"] == "retrying" for e in first.events()), on_fail=first.log_text
+        )
         first.kill()
     finally:
         first.stop()
     with running_worker(env) as second:
         wait_for(lambda: delivered(sandbox, "K2", body), timeout=30, on_fail=second.log_text)
     assert sandbox.state.calls(MERCHANT, "K2") == 2
+
+
+def test_redis_restart_loses_nothing(sandbox):
+    """Updates waiting in the queue and in the backoff schedule survive a Redis crash and restart
+    (append-only file on) and are delivered afterwards."""
+    from config.settings import load_settings
+    from worker.redisserver import EmbeddedRedis
+
+    server = EmbeddedRedis(persistent=True).start()
+    try:
+        env = worker_env(
+            sandbox.url,
+            CARTSYNC_SEQURA_USERNAME=USER,
+            CARTSYNC_SEQURA_PASSWORD=PASSWORD,
+            CARTSYNC_REDIS_URL=server.url,
+            CARTSYNC_RETRY_BASE_S="3",
+            CARTSYNC_RETRY_CAP_S="4",
+        )
+        settings = load_settings(env)
+        producer = Producer(settings)
+        waiting = fully_shipped(merchant=MERCHANT, order_ref="R1", items=[SHIRT])
+        queued = fully_shipped(merchant=MERCHANT, order_ref="R2", items=[JACKET])
+        sandbox.state.script(MERCHANT, "R1", [503])
+        with running_worker(env) as worker:
+            producer.enqueue(waiting)
+            wait_for(
+                lambda: any(e["outcome"] == "retrying" for e in worker.events()),
+                on_fail=worker.log_text,
+            )
+        # No worker runs now: R2 stays in the queue while Redis crashes and comes back.
+        producer.enqueue(queued)
+        producer.client.close()
+        server.kill()
+        server.start()
+        with running_worker(env) as worker:
+            wait_for(
+                lambda: delivered(sandbox, "R1", waiting) and delivered(sandbox, "R2", queued),
+                timeout=40,
+                on_fail=worker.log_text,
+            )
+    finally:
+        server.stop()

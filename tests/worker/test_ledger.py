@@ -14,8 +14,14 @@ def ledger(redis_client):
 
 def accept(ledger, version=None, update_id="u1", allow_equal=False, order="o1"):
     return ledger.accept(
-        "m1", order, update_id=update_id, version=version, due=1.0,
-        message_prefix='{"version":', message_suffix=',"x":1}', remember_ms=60_000,
+        "m1",
+        order,
+        update_id=update_id,
+        version=version,
+        due=1.0,
+        message_prefix='{"version":',
+        message_suffix=',"x":1}',
+        remember_ms=60_000,
         allow_equal=allow_equal,
     )
 

@@ -1,5 +1,7 @@
 """The schedule moves due messages to the queue at least once, never early."""
 
+import contextlib
+
 from worker.schedule import Schedule, pump_once
 
 
@@ -8,7 +10,7 @@ def test_only_due_messages_are_published(redis_client):
     schedule = Schedule(redis_client, "t")
     schedule.add({"n": 1}, due=100.0)
     schedule.add({"n": 2}, due=200.0)
-    published = []
+    published: list[dict] = []
     assert pump_once(schedule, published.append, now=150.0, lease_s=30) == 1
     assert published == [{"n": 1}]
     assert schedule.depth() == 1
@@ -22,11 +24,9 @@ def test_failed_publish_leaves_the_message_to_be_published_after_the_lease(redis
     def broken(message):
         raise ConnectionError("broker gone")
 
-    try:
+    with contextlib.suppress(ConnectionError):
         pump_once(schedule, broken, now=100.0, lease_s=30)
-    except ConnectionError:
-        pass
-    published = []
+    published: list[dict] = []
     assert pump_once(schedule, published.append, now=110.0, lease_s=30) == 0
     assert pump_once(schedule, published.append, now=131.0, lease_s=30) == 1
     assert published == [{"n": 1}]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any
 
 import click
@@ -15,7 +16,7 @@ def read_json_body(source: str) -> Any:
     """The JSON in file ``source`` (``-`` for standard input); a usage error (exit 2) otherwise."""
     try:
         if source == "-":
-            text = click.get_text_stream("stdin").read()
+            text = sys.stdin.read()
         else:
             with open(source, encoding="utf-8") as handle:
                 text = handle.read()

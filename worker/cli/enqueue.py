@@ -10,10 +10,16 @@ from worker.errors import BrokerUnavailable, ConfigurationError, InvalidUpdate
 
 @click.command()
 @click.argument("source", metavar="FILE|-")
-@click.option("--version", "version", type=click.IntRange(min=1), default=None,
-              help="The update's version (your row version, say); default: the next one.")
-@click.option("--update-id", default=None,
-              help="Idempotency key: enqueueing the same id again does nothing.")
+@click.option(
+    "--version",
+    "version",
+    type=click.IntRange(min=1),
+    default=None,
+    help="The update's version (your row version, say); default: the next one.",
+)
+@click.option(
+    "--update-id", default=None, help="Idempotency key: enqueueing the same id again does nothing."
+)
 @click.option("--redis-url", envvar="CARTSYNC_REDIS_URL", default=None, help="Redis URL.")
 def enqueue(source: str, version: int | None, update_id: str | None, redis_url: str | None) -> None:
     """Validate the API body in FILE (or standard input) and queue it for delivery.
@@ -47,6 +53,7 @@ def enqueue(source: str, version: int | None, update_id: str | None, redis_url: 
             err=True,
         )
     elif receipt.status == "duplicate":
-        click.echo(f"cartsync: update {receipt.update_id} was enqueued before: nothing to do",
-                   err=True)
+        click.echo(
+            f"cartsync: update {receipt.update_id} was enqueued before: nothing to do", err=True
+        )
     click.echo(receipt.update_id)

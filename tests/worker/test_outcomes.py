@@ -1,0 +1,177 @@
+"""The pure decision: what an HTTP answer (or its absence) means for an update."""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+
+import pytest
+import requests
+from hypothesis import given
+from hypothesis import strategies as st
+
+from worker.outcomes import (
+    BODY_LIMIT,
+    Kind,
+    Outcome,
+    classify_exception,
+    classify_response,
+    kind_for_status,
+    parse_retry_after,
+)
+
+NOW = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("status", "kind"),
+    [
+        (200, Kind.DELIVERED),
+        (202, Kind.DELIVERED),
+        (204, Kind.DELIVERED),
+        (409, Kind.CONFLICT),
+        (400, Kind.REJECTED),
+        (404, Kind.REJECTED),
+        (422, Kind.REJECTED),
+        (401, Kind.UNAUTHORIZED),
+        (403, Kind.UNAUTHORIZED),
+        (429, Kind.RETRYABLE),
+        (500, Kind.RETRYABLE),
+        (502, Kind.RETRYABLE),
+        (503, Kind.RETRYABLE),
+        (504, Kind.RETRYABLE),
+    ],
+)
+def test_status_codes_follow_the_design_table(status, kind):
+    """Each status in DESIGN.md's outcome table maps to the kind the table names."""
+    assert classify_response(status, {}, "", 1.0).kind is kind
+
+
+@pytest.mark.parametrize(
+    ("status", "kind"),
+    [(201, Kind.DELIVERED), (408, Kind.RETRYABLE), (301, Kind.REJECTED), (307, Kind.REJECTED)],
+)
+def test_statuses_the_table_leaves_out_are_decided_as_documented(status, kind):
+    """Other 2xx are delivered, 408 is a time-out and redirects go to a human."""
+    assert kind_for_status(status) is kind
+
+
+@given(st.integers(min_value=100, max_value=599))
+def test_only_timeouts_rate_limits_and_server_errors_are_retried(status):
+    """A status is retryable exactly when it is 408, 429 or 5xx: nothing else is resent."""
+    retryable = kind_for_status(status) is Kind.RETRYABLE
+    assert retryable == (status in (408, 429) or status >= 500)
+
+
+def test_outcome_carries_status_latency_and_sequra_errors():
+    """seQura's error strings come back as the outcome's errors, with status and latency."""
+    body = json.dumps({"errors": ["Invalid data: In shipped_cart, something"]})
+    outcome = classify_response(409, {"Content-Type": "application/json"}, body, 12.5)
+    assert outcome == Outcome(
+        kind=Kind.CONFLICT,
+        status=409,
+        errors=["Invalid data: In shipped_cart, something"],
+        retry_after_s=None,
+        latency_ms=12.5,
+        body=body,
+        exception=None,
+    )
+
+
+def test_error_objects_are_reduced_to_their_title():
+    """An errors entry that is an object with a title becomes that title."""
+    body = json.dumps({"errors": [{"title": "Order not found", "code": 17}, "plain"]})
+    assert classify_response(404, {}, body, 1.0).errors == ["Order not found", "plain"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    ["", "not json", "[1, 2]", '{"message": "nope"}', '{"errors": null}', "<html>502</html>"],
+)
+def test_bodies_without_an_errors_list_give_no_errors(body):
+    """A body that is not seQura's error shape gives an empty errors list, not a crash."""
+    outcome = classify_response(502, {}, body, 1.0)
+    assert outcome.errors == []
+    assert outcome.body == body
+
+
+def test_body_is_cut_to_a_sane_length():
+    """A huge body is kept only up to BODY_LIMIT characters."""
+    outcome = classify_response(500, {}, "x" * (BODY_LIMIT * 5), 1.0)
+    assert len(outcome.body) == BODY_LIMIT
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [("120", 120.0), (" 7 ", 7.0), ("0", 0.0), ("1.5", 1.5)],
+)
+def test_retry_after_in_seconds(value, seconds):
+    """Retry-After given as delay-seconds is read as that many seconds."""
+    assert parse_retry_after(value) == seconds
+
+
+def test_retry_after_as_http_date_is_seconds_from_now():
+    """Retry-After given as an HTTP date is the time left until that date."""
+    when = format_datetime(NOW + timedelta(seconds=90), usegmt=True)
+    assert parse_retry_after(when, now=NOW) == 90.0
+
+
+def test_retry_after_date_in_the_past_means_now():
+    """An HTTP date already past gives 0 seconds, never a negative wait."""
+    when = format_datetime(NOW - timedelta(hours=1), usegmt=True)
+    assert parse_retry_after(when, now=NOW) == 0.0
+
+
+@pytest.mark.parametrize("value", [None, "", "-5", "soon", "nan", "inf", "12abc", "Mon, 99 Foo"])
+def test_unusable_retry_after_is_ignored(value):
+    """A negative, non-finite or unreadable Retry-After gives None."""
+    assert parse_retry_after(value) is None
+
+
+def test_retry_after_header_is_found_whatever_its_case():
+    """The header is read from a plain dict whatever case its name has."""
+    outcome = classify_response(429, {"retry-after": "3"}, "", 1.0)
+    assert outcome.kind is Kind.RETRYABLE
+    assert outcome.retry_after_s == 3.0
+
+
+@given(st.text(max_size=40))
+def test_parse_retry_after_never_raises_and_never_goes_negative(value):
+    """Whatever a server sends as Retry-After, the answer is None or a finite wait >= 0."""
+    seconds = parse_retry_after(value, now=NOW)
+    assert seconds is None or (math.isfinite(seconds) and seconds >= 0)
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        requests.ReadTimeout("read timed out"),
+        requests.ConnectTimeout("connect timed out"),
+        requests.ConnectionError("refused"),
+        ConnectionResetError("reset"),
+    ],
+)
+def test_no_answer_is_retryable(exc):
+    """Time-outs and connection errors are retryable, with no status and the class name."""
+    outcome = classify_exception(exc, 501.0)
+    assert outcome.kind is Kind.RETRYABLE
+    assert outcome.status is None
+    assert outcome.exception == type(exc).__name__
+    assert outcome.latency_ms == 501.0
+
+
+def test_exception_message_is_not_kept():
+    """Only the exception's class name is kept, since its message can carry URLs and hosts."""
+    exc = requests.ConnectionError("https://user:hunter2@example.test/merchants/x failed")
+    outcome = classify_exception(exc, 1.0)
+    assert "hunter2" not in repr(outcome)
+    assert "hunter2" not in json.dumps(outcome.as_dict())
+
+
+def test_as_dict_is_json_ready():
+    """An outcome turns into plain JSON (kind as its string value) for dead letters."""
+    data = classify_response(503, {"Retry-After": "4"}, '{"errors": ["down"]}', 3.0).as_dict()
+    assert json.loads(json.dumps(data))["kind"] == "retryable"
+    assert data["retry_after_s"] == 4.0

@@ -1,0 +1,168 @@
+"""``cartsync validate FILE``: check an Order Update body without sending or enqueueing it.
+
+Exit status: 0 valid (warnings do not change it), 1 invalid, 2 when the command cannot judge
+(FILE unreadable or not JSON, an unknown contract option, a broken configuration). Errors go
+to standard output, one ``path: message`` line each; warnings to standard error, each line
+starting ``warning: ``. No traceback for any user mistake.
+
+Contract options: ``--options`` when given; otherwise the merchant's entry in the merchant
+accounts configuration (``--merchant``, else the body's ``order.merchant.id``); when no
+merchant accounts are configured at all, ``CARTSYNC_CONTRACT_OPTIONS``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from collections.abc import Mapping
+from typing import Any, NoReturn
+
+import click
+
+from config.settings import Settings, env_name, load_settings
+from tasks.validation import CONTRACT_OPTIONS, validate_update
+from worker.errors import ConfigurationError, InvalidUpdate
+
+#: Exit status when the body is invalid.
+EXIT_INVALID = 1
+#: Exit status when the command cannot judge the body (unreadable, not JSON, bad option).
+EXIT_UNUSABLE = 2
+
+
+def _fail(message: str) -> NoReturn:
+    click.echo(f"Error: {message}", err=True)
+    raise click.exceptions.Exit(EXIT_UNUSABLE)
+
+
+def _read(file: str) -> Any:
+    """The JSON in ``file`` (``-``: standard input); exit 2 with one line if there is none."""
+    name = "standard input" if file == "-" else file
+    try:
+        if file == "-":
+            raw = sys.stdin.buffer.read()
+        else:
+            with open(file, "rb") as handle:
+                raw = handle.read()
+    except OSError as exc:
+        _fail(f"cannot read {name}: {exc.strerror or exc}")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        _fail(f"{name} is not UTF-8 text")
+    try:
+        return json.loads(text, parse_constant=_refuse_constant)
+    except ValueError as exc:
+        # json names the line and column, never the content.
+        _fail(f"{name} is not JSON: {exc}")
+
+
+def _refuse_constant(name: str) -> NoReturn:
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def _parse_options(raw: str, where: str) -> frozenset[str]:
+    options = {part.strip().lower() for part in raw.split(",") if part.strip()}
+    unknown = sorted(options - CONTRACT_OPTIONS)
+    if unknown:
+        _fail(
+            f"{where}: unknown contract option {unknown[0]!r} "
+            f"(known: {', '.join(sorted(CONTRACT_OPTIONS))})"
+        )
+    return frozenset(options)
+
+
+def _merchant_ref(body: Any) -> str | None:
+    order = body.get("order") if isinstance(body, Mapping) else None
+    merchant = order.get("merchant") if isinstance(order, Mapping) else None
+    ref = merchant.get("id") if isinstance(merchant, Mapping) else None
+    if isinstance(ref, bool) or not isinstance(ref, str | int):
+        return None
+    return str(ref)
+
+
+def _configured_options(settings: Settings, merchant: str | None, body: Any) -> frozenset[str]:
+    """The contract options the merchant accounts configuration gives this body's merchant."""
+    from config.merchants import load_merchants  # only needed without --options
+
+    directory = load_merchants(settings)
+    if not directory.configured:
+        return _parse_options(settings.contract_options, env_name("contract_options"))
+    ref = merchant if merchant is not None else _merchant_ref(body)
+    if ref is None:
+        # No merchant to look up: order.merchant.id will be reported missing anyway.
+        return frozenset()
+    return directory.get(ref).options
+
+
+def _path_key(path: str) -> list[tuple[int, int | str]]:
+    """Sort key that puts items.2 before items.10."""
+    return [(0, int(part)) if part.isdigit() else (1, part) for part in re.split(r"\.", path)]
+
+
+def _lines(messages: Mapping[str, list[str]]) -> list[str]:
+    return [f"{path}: {m}" for path in sorted(messages, key=_path_key) for m in messages[path]]
+
+
+@click.command()
+@click.argument("file", metavar="FILE")
+@click.option("--json", "as_json", is_flag=True, help='Print {"errors": {...}, "warnings": {...}}.')
+@click.option(
+    "--options",
+    "options_raw",
+    metavar="OPTION,...",
+    help=f"Contract options, overriding the merchant's ({', '.join(sorted(CONTRACT_OPTIONS))}).",
+)
+@click.option("--merchant", help="Merchant-ref whose options to use (default: order.merchant.id).")
+@click.option(
+    "--strict/--no-strict",
+    default=None,
+    help=f"Reject keys the reference does not list (default: {env_name('strict')}).",
+)
+def validate(
+    file: str, as_json: bool, options_raw: str | None, merchant: str | None, strict: bool | None
+) -> None:
+    """Check the Order Update body in FILE (- for standard input): {"order": {...}}."""
+    body = _read(file)
+    try:
+        settings = load_settings()
+        options = (
+            _parse_options(options_raw, "--options")
+            if options_raw is not None
+            else _configured_options(settings, merchant, body)
+        )
+        strict_mode = settings.strict if strict is None else strict
+        validated = validate_update(body, options=options, strict=strict_mode)
+    except ConfigurationError as exc:
+        _fail(str(exc))
+    except InvalidUpdate as exc:
+        _report(exc.errors, exc.warnings, as_json)
+        raise click.exceptions.Exit(EXIT_INVALID) from None
+    _report({}, validated.warnings, as_json)
+    if not as_json:
+        click.echo(f"valid ({_summary(validated.body, options, strict_mode)})")
+
+
+def _report(
+    errors: Mapping[str, list[str]],
+    warnings: Mapping[str, list[str]],
+    as_json: bool,
+) -> None:
+    if as_json:
+        ordered_errors = {path: errors[path] for path in sorted(errors, key=_path_key)}
+        ordered_warnings = {path: warnings[path] for path in sorted(warnings, key=_path_key)}
+        document = {"errors": ordered_errors, "warnings": ordered_warnings}
+        click.echo(json.dumps(document, ensure_ascii=False, indent=2))
+        return
+    for line in _lines(warnings):
+        click.echo(f"warning: {line}", err=True)
+    for line in _lines(errors):
+        click.echo(line)
+
+
+def _summary(body: Mapping[str, Any], options: frozenset[str], strict: bool) -> str:
+    order = body["order"]
+    items = len(order["unshipped_cart"]["items"]) + len(order["shipped_cart"]["items"])
+    shown = ",".join(sorted(options)) or "none"
+    mode = ", strict" if strict else ""
+    return f"{items} item(s), contract options: {shown}{mode}"

@@ -1,0 +1,122 @@
+"""What the pipeline looks like right now, read from Redis: for ``cartsync status`` and metrics.
+
+One :class:`Snapshot` holds the live numbers (queue depth, scheduled retries, updates in
+flight, dead letters); :func:`take_snapshot` reads them in a handful of cheap commands, and
+:func:`verdict` decides, as a pure function, whether they are healthy.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import redis
+
+from config.settings import Settings
+from worker.deadletters import DeadLetterStore, Reason, id_time
+from worker.ledger import Ledger
+from worker.schedule import Schedule
+
+#: Priority steps of kombu's Redis transport: a queue with priorities set is stored as the
+#: plain list plus one list per non-zero step, named ``{queue}\x06\x16{step}``.
+KOMBU_PRIORITY_STEPS = (3, 6, 9)
+KOMBU_PRIORITY_SEP = "\x06\x16"
+
+#: Seconds a status or metrics read waits for Redis before calling it unreachable.
+REDIS_TIMEOUT_S = 3.0
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Live numbers of one cartsync deployment (one Redis, one key prefix, one queue)."""
+
+    #: Update messages waiting in the Celery queue for a worker.
+    queue_depth: int
+    #: Messages waiting in the schedule (retries, deferrals), due or not.
+    scheduled: int
+    #: Of those, how many are due now (a growing number means the workers lag behind).
+    due: int
+    #: Orders whose send lock is held: a call to seQura is under way for each.
+    in_flight: int
+    #: Dead letters in total and by reason (every reason present, zero when none).
+    dead_letters: int
+    dead_by_reason: dict[str, int] = field(default_factory=dict)
+    #: Id and age in seconds of the oldest dead letter; None when there are none.
+    oldest_dead_id: str | None = None
+    oldest_dead_age_s: float | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def queue_keys(queue: str) -> list[str]:
+    """The Redis lists kombu keeps ``queue``'s messages in (one per priority step)."""
+    return [queue, *(f"{queue}{KOMBU_PRIORITY_SEP}{step}" for step in KOMBU_PRIORITY_STEPS)]
+
+
+def redis_client(settings: Settings) -> redis.Redis:
+    """A client that gives up quickly: status and metrics report an unreachable Redis."""
+    return redis.Redis.from_url(
+        settings.redis_url,
+        socket_connect_timeout=REDIS_TIMEOUT_S,
+        socket_timeout=REDIS_TIMEOUT_S,
+    )
+
+
+def take_snapshot(
+    client: redis.Redis, settings: Settings, *, clock: Callable[[], float] = time.time
+) -> Snapshot:
+    """Read the live numbers. Raises redis.RedisError (or OSError) when Redis does not answer."""
+    now = clock()
+    pipe = client.pipeline(transaction=False)
+    for key in queue_keys(settings.queue):
+        pipe.llen(key)
+    depths = pipe.execute()
+    schedule = Schedule(client, settings.key_prefix)
+    stats = DeadLetterStore(client, settings.key_prefix).stats()
+    by_reason = {reason.value: 0 for reason in Reason}
+    by_reason.update(stats.by_reason)
+    oldest_age = max(0.0, now - id_time(stats.oldest_id)) if stats.oldest_id else None
+    return Snapshot(
+        queue_depth=sum(int(d) for d in depths),
+        scheduled=schedule.depth(),
+        due=schedule.due(now),
+        in_flight=Ledger(client, settings.key_prefix).locked_orders(),
+        dead_letters=stats.total,
+        dead_by_reason=by_reason,
+        oldest_dead_id=stats.oldest_id,
+        oldest_dead_age_s=oldest_age,
+    )
+
+
+def verdict(snapshot: Snapshot, max_dead_age_s: float) -> str | None:
+    """None when healthy, else one line saying why not.
+
+    Unhealthy means a dead letter has waited longer than ``max_dead_age_s``: something a
+    person has to act on. A young dead letter, a deep queue or many retries are not, on
+    their own, a reason to fail a health check (they are what the metrics are for).
+    """
+    age = snapshot.oldest_dead_age_s
+    if age is not None and age > max_dead_age_s:
+        return (
+            f"dead letter {snapshot.oldest_dead_id} has waited {format_age(age)}, "
+            f"longer than {format_age(max_dead_age_s)}"
+        )
+    return None
+
+
+def format_age(seconds: float) -> str:
+    """A short human duration: ``45s``, ``12m 05s``, ``3h 07m``, ``2d 04h``."""
+    whole = int(seconds)
+    if whole < 60:
+        return f"{whole}s"
+    minutes, secs = divmod(whole, 60)
+    if minutes < 60:
+        return f"{minutes}m {secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours}h {minutes:02d}m"
+    days, hours = divmod(hours, 24)
+    return f"{days}d {hours:02d}h"
