@@ -236,11 +236,14 @@ def order_route(raw_path: str) -> tuple[str, str] | None:
     """``(merchant, order_ref)`` from a raw request path, or None when it is no order URL.
 
     The path is split on ``/`` before unescaping, so ``A14%2F12345`` stays one order-ref. A
-    query or fragment is refused: the client must have escaped ``?`` and ``#``.
+    query or fragment is refused (the client must have escaped ``?`` and ``#``), and so is a
+    bare ``.`` or ``..`` segment, which a front server would resolve away (``%2E%2E`` is fine).
     """
     if "?" in raw_path or "#" in raw_path:
         return None
     segments = raw_path.split("/")
+    if "." in segments or ".." in segments:
+        return None  # a server normalising the path would resolve these away: no order URL
     if len(segments) != 5 or segments[0] or segments[1] != "merchants" or segments[3] != "orders":
         return None
     try:

@@ -107,7 +107,7 @@ def path_segment(value: str) -> str:
     """``value`` percent-escaped so that it stays one path segment, whatever it holds."""
     escaped = quote(value, safe="")
     if escaped in (".", ".."):
-        return escaped
+        return escaped.replace(".", "%2E")
     return escaped
 
 
@@ -188,7 +188,7 @@ class SequraClient:
             response = self.session.send(
                 request,
                 timeout=self.timeout,
-                verify=self.session.verify,
+                verify=True,
                 allow_redirects=False,
                 stream=False,
             )

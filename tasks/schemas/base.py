@@ -8,7 +8,7 @@ reuse it: :func:`tasks.schemas.order.body_schema` caches one per (options, stric
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from typing import Any, ClassVar
+from typing import Any
 
 from marshmallow import INCLUDE, RAISE, Schema, ValidationError, post_dump, post_load
 
@@ -26,7 +26,8 @@ class PayloadSchema(Schema):
     in the same order and the same values, so a load followed by a dump round-trips.
     """
 
-    error_messages: ClassVar[dict[str, str]] = {
+    # marshmallow reads this per class and types it as an instance attribute.
+    error_messages = {  # noqa: RUF012
         "type": "Must be an object.",
         "unknown": "Unknown field.",
     }

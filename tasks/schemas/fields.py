@@ -26,7 +26,7 @@ import datetime as dt
 import math
 import re
 from collections.abc import Callable, Collection, Mapping
-from typing import Any, ClassVar, TypeGuard
+from typing import Any, TypeGuard
 from urllib.parse import urlsplit
 
 from marshmallow import Schema, ValidationError, fields
@@ -69,7 +69,8 @@ def is_int(value: Any) -> TypeGuard[int]:
 class PayloadField(fields.Field):  # type: ignore[type-arg]
     """Base of cartsync's fields: values pass through unchanged; ``null`` is refused."""
 
-    default_error_messages: ClassVar[dict[str, str]] = {
+    # marshmallow reads this per class and types it as an instance attribute.
+    default_error_messages = {  # noqa: RUF012
         "null": "Field may not be null.",
         "required": "Missing data for required field.",
     }
@@ -356,7 +357,8 @@ class Sub(PayloadField):
 class ListOf(fields.List):  # type: ignore[type-arg]
     """A JSON list (PHP arrays with gaps in their keys arrive as objects and are refused)."""
 
-    default_error_messages: ClassVar[dict[str, str]] = {
+    # marshmallow reads this per class and types it as an instance attribute.
+    default_error_messages = {  # noqa: RUF012
         "invalid": "Must be a list.",
         "null": "Field may not be null.",
         "required": "Missing data for required field.",

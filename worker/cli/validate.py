@@ -123,14 +123,11 @@ def validate(
     file: str, as_json: bool, options_raw: str | None, merchant: str | None, strict: bool | None
 ) -> None:
     """Check the Order Update body in FILE (- for standard input): {"order": {...}}."""
+    given = _parse_options(options_raw, "--options") if options_raw is not None else None
     body = _read(file)
     try:
         settings = load_settings()
-        options = (
-            _parse_options(options_raw, "--options")
-            if options_raw is not None
-            else _configured_options(settings, merchant, body)
-        )
+        options = given if given is not None else _configured_options(settings, merchant, body)
         strict_mode = settings.strict if strict is None else strict
         validated = validate_update(body, options=options, strict=strict_mode)
     except ConfigurationError as exc:

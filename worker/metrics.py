@@ -1,0 +1,226 @@
+"""Prometheus metrics that add up across worker processes and machines.
+
+Workers do not serve metrics themselves: a worker is many processes (prefork) on many
+machines, and per-process counters would need a scrape target each plus a multiprocess
+directory per machine. Instead each update's outcome is counted into Redis, the one place
+every worker already shares (:class:`Metrics`, one pipelined round trip per update), and one
+``cartsync metrics`` process serves them, together with live gauges read at scrape time
+(:class:`CartsyncCollector`). Counters in Redis survive worker restarts, so Prometheus'
+``rate()`` sees no resets when a worker is replaced.
+
+Keys (``{prefix}:metrics:...``):
+
+- ``updates``: field ``{outcome}|{reason}`` -> count (reason empty when there is none);
+- ``attempts``: field ``total`` -> calls made to seQura;
+- ``latency``: fields ``{status_class}|{le}`` (one per bucket, not cumulative),
+  ``{status_class}|sum`` and ``{status_class}|count``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import redis
+import structlog
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector, CollectorRegistry
+
+from config.settings import Settings
+from worker.health import take_snapshot
+
+log = structlog.get_logger("cartsync.metrics")
+
+#: Upper bounds (seconds) of the seQura latency histogram's buckets. The read timeout
+#: defaults to 20 s, so the last finite bucket catches calls that ran into it.
+LATENCY_BUCKETS_S: tuple[float, ...] = (
+    0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0,
+)  # fmt: skip
+
+#: Status classes of the latency histogram; ``error`` is a call that got no answer.
+STATUS_CLASSES = ("2xx", "3xx", "4xx", "5xx", "error")
+
+_SEP = "|"
+
+
+def metrics_key(prefix: str, name: str) -> str:
+    return f"{prefix}:metrics:{name}"
+
+
+def status_class(status: int | None) -> str:
+    """``2xx`` ... ``5xx`` for an HTTP status, ``error`` when no answer came."""
+    if status is None or not 100 <= status <= 599:
+        return "error"
+    return f"{status // 100}xx"
+
+
+def bucket_label(latency_s: float, buckets: Sequence[float] = LATENCY_BUCKETS_S) -> str:
+    """The ``le`` label of the first bucket that holds ``latency_s`` (``+Inf`` past the last)."""
+    for bound in buckets:
+        if latency_s <= bound:
+            return _le(bound)
+    return "+Inf"
+
+
+def _le(bound: float) -> str:
+    return "+Inf" if math.isinf(bound) else repr(float(bound))
+
+
+class Metrics:
+    """Counts each update's outcome into Redis; safe to share between a worker's threads."""
+
+    def __init__(self, client: redis.Redis, prefix: str) -> None:
+        self.client = client
+        self.updates_key = metrics_key(prefix, "updates")
+        self.attempts_key = metrics_key(prefix, "attempts")
+        self.latency_key = metrics_key(prefix, "latency")
+
+    def observe(
+        self,
+        outcome: str,
+        reason: str | None,
+        status: int | None,
+        latency_ms: float | None,
+    ) -> None:
+        """Count one processed update; ``latency_ms`` is given when a call to seQura was made.
+
+        Counting is best effort: when Redis refuses, the count is lost and a warning logged,
+        but the update's own outcome (already decided and recorded) is not disturbed.
+        """
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hincrby(self.updates_key, f"{outcome}{_SEP}{reason or ''}", 1)
+        if latency_ms is not None:
+            group = status_class(status)
+            latency_s = max(0.0, latency_ms / 1000.0)
+            pipe.hincrby(self.attempts_key, "total", 1)
+            pipe.hincrby(self.latency_key, f"{group}{_SEP}{bucket_label(latency_s)}", 1)
+            pipe.hincrby(self.latency_key, f"{group}{_SEP}count", 1)
+            pipe.hincrbyfloat(self.latency_key, f"{group}{_SEP}sum", latency_s)
+        try:
+            pipe.execute()
+        except (redis.RedisError, OSError) as exc:
+            log.warning("metrics.observe_failed", exception=type(exc).__name__)
+
+
+class CartsyncCollector(Collector):
+    """Reads the counters every worker keeps in Redis, plus live gauges, at each scrape."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        settings: Settings,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.client = client
+        self.settings = settings
+        self.clock = clock
+        self.updates_key = metrics_key(settings.key_prefix, "updates")
+        self.attempts_key = metrics_key(settings.key_prefix, "attempts")
+        self.latency_key = metrics_key(settings.key_prefix, "latency")
+
+    def collect(self) -> Iterator[Metric]:
+        try:
+            pipe = self.client.pipeline(transaction=False)
+            pipe.hgetall(self.updates_key)
+            pipe.hget(self.attempts_key, "total")
+            pipe.hgetall(self.latency_key)
+            updates, attempts, latency = pipe.execute()
+            snapshot = take_snapshot(self.client, self.settings, clock=self.clock)
+        except (redis.RedisError, OSError) as exc:
+            log.warning("metrics.scrape_failed", exception=type(exc).__name__)
+            yield _gauge("cartsync_redis_up", "1 when Redis answered this scrape, else 0.", 0)
+            return
+        yield _gauge("cartsync_redis_up", "1 when Redis answered this scrape, else 0.", 1)
+        yield from _updates(updates)
+        yield CounterMetricFamily(
+            "cartsync_attempts",
+            "Calls made to seQura's Order Update API, retries included.",
+            value=int(attempts or 0),
+        )
+        yield _latency(latency)
+        dead = GaugeMetricFamily(
+            "cartsync_dead_letters", "Dead letters waiting, by reason.", labels=["reason"]
+        )
+        for reason, count in sorted(snapshot.dead_by_reason.items()):
+            dead.add_metric([reason], count)
+        yield dead
+        yield _gauge(
+            "cartsync_dead_letter_oldest_age_seconds",
+            "Age of the oldest dead letter in seconds; 0 when there is none.",
+            snapshot.oldest_dead_age_s or 0.0,
+        )
+        yield _gauge(
+            "cartsync_queue_depth",
+            "Update messages waiting in the Celery queue.",
+            snapshot.queue_depth,
+        )
+        yield _gauge(
+            "cartsync_scheduled_retries",
+            "Messages waiting in the retry schedule, due or not.",
+            snapshot.scheduled,
+        )
+        yield _gauge(
+            "cartsync_scheduled_retries_due",
+            "Messages in the retry schedule that are due now.",
+            snapshot.due,
+        )
+        yield _gauge(
+            "cartsync_in_flight",
+            "Orders with a call to seQura under way.",
+            snapshot.in_flight,
+        )
+
+
+def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, documentation, value=value)
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _updates(raw: dict[Any, Any]) -> Iterator[Metric]:
+    family = CounterMetricFamily(
+        "cartsync_updates",
+        "Update messages processed, by outcome and reason (empty when there is none).",
+        labels=["outcome", "reason"],
+    )
+    for field, count in sorted((_text(k), int(v)) for k, v in raw.items()):
+        outcome, _, reason = field.partition(_SEP)
+        family.add_metric([outcome, reason], count)
+    yield family
+
+
+def _latency(raw: dict[Any, Any]) -> HistogramMetricFamily:
+    family = HistogramMetricFamily(
+        "cartsync_sequra_latency_seconds",
+        "Time seQura took to answer, by status class (error: no answer).",
+        labels=["status_class"],
+    )
+    values = {_text(k): _text(v) for k, v in raw.items()}
+    bounds = [*(_le(b) for b in LATENCY_BUCKETS_S), "+Inf"]
+    for group in STATUS_CLASSES:
+        count = int(values.get(f"{group}{_SEP}count", 0))
+        if not count:
+            continue
+        cumulative, buckets = 0, []
+        for le in bounds:
+            cumulative += int(values.get(f"{group}{_SEP}{le}", 0))
+            buckets.append((le, float(cumulative)))
+        family.add_metric([group], buckets, float(values.get(f"{group}{_SEP}sum", 0.0)))
+    return family
+
+
+def registry_for(client: redis.Redis, settings: Settings) -> CollectorRegistry:
+    """A registry holding only cartsync's collector (no per-process metrics of the exporter)."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(CartsyncCollector(client, settings))
+    return registry
