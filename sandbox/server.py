@@ -345,6 +345,7 @@ class SandboxServer:
         self._server = _Server((host, port), self.state)
         self._server.log = log
         self._thread: threading.Thread | None = None
+        self._admin: SandboxAdmin | None = None
 
     @property
     def host(self) -> str:
@@ -361,8 +362,10 @@ class SandboxServer:
 
     @property
     def admin(self) -> SandboxAdmin:
-        """An admin client for this server."""
-        return SandboxAdmin(self.url)
+        """An admin client for this server (over HTTP, as another process would use it)."""
+        if self._admin is None:
+            self._admin = SandboxAdmin(self.url)
+        return self._admin
 
     def start(self) -> SandboxServer:
         """Serve in a daemon thread; returns self."""
@@ -389,6 +392,9 @@ class SandboxServer:
             self._thread = None
         self._server.close_connections()
         self._server.server_close()
+        if self._admin is not None:
+            self._admin.close()
+            self._admin = None
 
     def __enter__(self) -> SandboxServer:
         return self.start()

@@ -17,7 +17,7 @@ import random
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from http import HTTPStatus
 from typing import Any
@@ -51,6 +51,10 @@ class Faults:
     hang_s: float = 30.0  # how long an answer that never comes holds the connection
 
     def __post_init__(self) -> None:
+        if isinstance(self.retry_after, int | float) and not isinstance(self.retry_after, bool):
+            object.__setattr__(self, "retry_after", f"{self.retry_after:g}")
+        if not isinstance(self.retry_after, str):
+            raise ValueError("retry_after must be a number of seconds or an HTTP date")
         if self.status not in ACCEPT_STATUSES:
             raise ValueError(f"status must be one of {', '.join(map(str, ACCEPT_STATUSES))}")
         rates = ("fail_rate", "rate_limit_rate", "timeout_rate", "drop_rate")
@@ -69,7 +73,7 @@ class Faults:
 
     def updated(self, changes: Mapping[str, Any]) -> Faults:
         """A copy with ``changes`` applied; ValueError names an unknown or invalid field."""
-        known = {f.name: f.type for f in fields(self)}
+        known = {f.name for f in fields(self)}
         values: dict[str, Any] = {}
         for name, value in changes.items():
             if name not in known:
@@ -96,13 +100,13 @@ def _coerce(name: str, value: Any) -> Any:
 
 
 def parse_script(answers: Iterable[Any]) -> list[int | str]:
-    """Scripted answers: HTTP statuses (100-599) or ``timeout``/``drop``/``timeout_after_apply``."""
+    """Scripted answers: HTTP statuses (200-599) or ``timeout``/``drop``/``timeout_after_apply``."""
     parsed: list[int | str] = []
     for answer in answers:
         is_status = isinstance(answer, int) and not isinstance(answer, bool)
-        if (is_status and 100 <= answer <= 599) or answer in SCRIPT_ACTIONS:
+        if (is_status and 200 <= answer <= 599) or answer in SCRIPT_ACTIONS:
             parsed.append(answer)
-        elif isinstance(answer, str) and answer.isdigit() and 100 <= int(answer) <= 599:
+        elif isinstance(answer, str) and answer.isdigit() and 200 <= int(answer) <= 599:
             parsed.append(int(answer))
         else:
             raise ValueError(
@@ -492,8 +496,3 @@ def parse_account(text: str) -> Account:
     if not ref or not username or not colon or not password:
         raise ValueError("expected REF:USER:PASSWORD")
     return Account(ref, username, password)
-
-
-def history_versions(history: Sequence[Mapping[str, Any]]) -> list[Any]:
-    """The versions an order's history recorded, in the order accepted."""
-    return [entry.get("version") for entry in history]

@@ -18,14 +18,14 @@ import structlog
 
 from config.merchants import MerchantDirectory, load_merchants
 from config.settings import Settings, load_settings
-from tasks.message import InvalidMessage, UpdateMessage
+from tasks.message import InvalidMessage, UpdateMessage, validation_stamp
 from tasks.validation import validate_update
 from worker.backoff import compute_backoff, exhausted
 from worker.celeryapp import TASK_NAME, app
 from worker.client import SequraClient
 from worker.deadletters import DeadLetter, DeadLetterStore, Reason
 from worker.errors import InvalidUpdate, UnknownMerchant
-from worker.ledger import Decision, Ledger, decide
+from worker.ledger import Claim, Ledger
 from worker.outcomes import Kind, Outcome
 from worker.schedule import Schedule
 
@@ -147,30 +147,37 @@ def process(raw: Any, rt: Runtime) -> str:
 
 
 def _attempt(message: UpdateMessage, rt: Runtime) -> Result:
-    if rt.dead_letters.holds_update(message.update_id):
+    # One round trip decides and, when the update is to be sent, takes the order's lock
+    # (the dead-letter check, the ledger's rule of ``decide`` and the lock, as one step).
+    claim, token = rt.ledger.claim(
+        message.merchant,
+        message.order_ref,
+        update_id=message.update_id,
+        version=message.version,
+        parked_index=rt.dead_letters.by_update_key,
+        ttl_s=rt.settings.lock_ttl_s,
+    )
+    if claim is Claim.PARKED:
         # A redelivered message whose update was parked already.
         return Result("duplicate", reason="already_dead_lettered")
-    early = _check_ledger(message, rt)
-    if early is not None:
-        return early
-    token = rt.ledger.acquire(message.merchant, message.order_ref, rt.settings.lock_ttl_s)
-    if token is None:
+    if claim is Claim.BUSY:
         deferred = replace(message, deferrals=message.deferrals + 1)
         rt.schedule.add(deferred.to_dict(), rt.clock() + LOCK_BUSY_DELAY_S)
         return Result("deferred", reason="order_busy", next_retry_s=LOCK_BUSY_DELAY_S)
+    if claim is not Claim.SEND:
+        return Result(claim.value)
+    result: Result | None = None
     try:
-        # Check again under the lock: a newer version may have been delivered meanwhile.
-        return _check_ledger(message, rt) or _send(message, rt)
+        result = _send(message, rt)
+        return result
     finally:
-        rt.ledger.release(message.merchant, message.order_ref, token)
-
-
-def _check_ledger(message: UpdateMessage, rt: Runtime) -> Result | None:
-    enqueued, delivered = rt.ledger.versions(message.merchant, message.order_ref)
-    decision = decide(message.version, enqueued, delivered)
-    if decision is Decision.SEND:
-        return None
-    return Result(decision.value)
+        delivered = result is not None and result.outcome == "delivered"
+        rt.ledger.finish(
+            message.merchant,
+            message.order_ref,
+            token,
+            delivered=message.version if delivered else None,
+        )
 
 
 def _send(message: UpdateMessage, rt: Runtime) -> Result:
@@ -178,17 +185,18 @@ def _send(message: UpdateMessage, rt: Runtime) -> Result:
         account = rt.merchants.get(message.merchant)
     except UnknownMerchant as exc:
         return _park(message, Reason.UNAUTHORIZED, rt, status=None, errors=[str(exc)])
-    try:
-        validated = validate_update(
-            message.body, options=account.options, strict=rt.settings.strict
-        )
-    except InvalidUpdate as exc:
-        return _park(message, Reason.INVALID, rt, status=None, errors=exc.lines())
-    outcome = rt.client.update_order(
-        account, message.order_ref, validated.body, version=message.version
-    )
+    body = message.body
+    stamp = validation_stamp(body, account.options, rt.settings.strict)
+    if message.validated_for != stamp:
+        # Not validated by a producer for these contract options and this cartsync version
+        # (the options changed since, or the message came from elsewhere): validate here.
+        try:
+            body = validate_update(body, options=account.options, strict=rt.settings.strict).body
+        except InvalidUpdate as exc:
+            return _park(message, Reason.INVALID, rt, status=None, errors=exc.lines())
+    outcome = rt.client.update_order(account, message.order_ref, body, version=message.version)
     if outcome.kind is Kind.DELIVERED:
-        rt.ledger.record_delivered(message.merchant, message.order_ref, message.version)
+        # The ledger records the delivered version as the lock is released (_attempt).
         return Result("delivered", status=outcome.status)
     attempts = [*message.attempts, _attempt_record(outcome, rt.clock())]
     if outcome.kind in PARK_REASON:

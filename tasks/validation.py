@@ -67,5 +67,14 @@ def dump_update(
 
 
 def wire_bytes(body: dict[str, Any]) -> bytes:
-    """The body as sent to seQura: compact UTF-8 JSON, non-ASCII letters as they are."""
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    """The body as sent to seQura: compact UTF-8 JSON, non-ASCII letters as they are.
+
+    A lone surrogate (``"\\ud800"`` in the producer's JSON) cannot be UTF-8; validation
+    refuses one in every field it knows, and should an unknown key forward one, the body
+    falls back to ``\\u`` escapes throughout rather than failing to send.
+    """
+    text = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(body, separators=(",", ":")).encode("ascii")

@@ -8,7 +8,8 @@
   :data:`CORRECTIONS_B` applied; :func:`raw_full_body_a` / :func:`raw_full_body_b` are the
   same examples exactly as PHP's ``json_encode`` prints them.
 
-Every function returns a fresh copy: mutate it freely.
+Every function returns a fresh copy: mutate it freely. :func:`with_value` and :func:`without`
+return a copy changed at one dotted path (``order.shipped_cart.items.1.quantity``).
 """
 
 from __future__ import annotations
@@ -148,6 +149,33 @@ def full_body_a() -> dict[str, Any]:
 def full_body_b() -> dict[str, Any]:
     """Reference b's example with :data:`CORRECTIONS_B`; valid under :data:`OPTIONS_B`."""
     return _corrected(raw_full_body_b())
+
+
+def with_value(body: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
+    """A copy of ``body`` with ``value`` at the dotted ``path`` (list indexes are numbers)."""
+    changed = copy.deepcopy(body)
+    *parents, last = path.split(".")
+    container = _walk(changed, parents)
+    if isinstance(container, list):
+        container[int(last)] = value
+    else:
+        container[last] = value
+    return changed
+
+
+def without(body: dict[str, Any], path: str) -> dict[str, Any]:
+    """A copy of ``body`` without the key (or list entry) at the dotted ``path``."""
+    changed = copy.deepcopy(body)
+    *parents, last = path.split(".")
+    container = _walk(changed, parents)
+    del container[int(last) if isinstance(container, list) else last]
+    return changed
+
+
+def _walk(node: Any, keys: list[str]) -> Any:
+    for key in keys:
+        node = node[int(key)] if isinstance(node, list) else node[key]
+    return node
 
 
 def _corrected(body: dict[str, Any]) -> dict[str, Any]:

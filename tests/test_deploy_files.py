@@ -50,7 +50,7 @@ def check_command(argv: list[str], where: str) -> None:
         name = argv[1]
         assert name in COMMANDS, f"{where}: `cartsync {name}` is not a cartsync command"
         command = LazyGroup._load(name)
-        assert command is not None, f"{where}: `cartsync {name}` does not resolve ({COMMANDS[name]})"
+        assert command is not None, f"{where}: `cartsync {name}` does not load ({COMMANDS[name]})"
         unknown = set(given_options(argv[2:])) - option_names(command)
         assert not unknown, f"{where}: `cartsync {name}` has no option {sorted(unknown)}"
     elif argv[0] == "celery":
@@ -115,7 +115,7 @@ def test_procfile_commands_exist():
 
 
 def test_procfile_worker_uses_the_recommended_pool_and_settings():
-    """The Procfile worker uses the settings' pool and concurrency, defaulting to the recommended ones."""
+    """The Procfile worker takes pool and concurrency from the settings, with their defaults."""
     command = procfile()["worker"]
     assert command.startswith("celery -A worker worker ")
     expansions = dict(EXPANSION.findall(command))

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import itertools
 import json
 import math
 import re
@@ -551,7 +552,8 @@ class DeadLetterStore:
 
     def page(self, filters: Filters, *, limit: int, cursor: str | None = None) -> Page:
         """Up to ``limit`` letters newest first, older than ``cursor`` (an id) if given."""
-        found = list(_take(self.scan(filters, below=cursor, batch=limit + 1), limit + 1))
+        # islice stops without asking the scan for more, so no second batch is fetched.
+        found = list(itertools.islice(self.scan(filters, below=cursor, batch=limit + 1), limit + 1))
         more = len(found) > limit
         shown = found[:limit]
         return Page(shown, shown[-1].letter.id if more and shown else None)
@@ -677,13 +679,6 @@ class DeadLetterStore:
 
 class DuplicateLetter(ValueError):
     """Another letter has this id already."""
-
-
-def _take(items: Iterator[Stored], n: int) -> Iterator[Stored]:
-    for index, item in enumerate(items):
-        if index >= n:
-            return
-        yield item
 
 
 def _upper_bound(until: float | None, below: str | None) -> str:

@@ -53,6 +53,46 @@ return 0
 """
 
 
+# A worker's step before sending, in one round trip: is the update parked already, is its
+# version still the one to send (the rule of ``decide``, which a test keeps in step with this
+# script), and if so take the order's send lock. Taking the lock in the same step as the
+# check means the check needs no repeating under the lock, and a stale message never holds
+# the lock, not even briefly (which would make the newest version wait).
+# KEYS: order hash, lock, dead letters' update-id index. ARGV: update id, version, token,
+# lock TTL ms. Returns 'parked', 'duplicate', 'superseded', 'busy' or 'send'.
+_CLAIM = """
+if redis.call('HEXISTS', KEYS[3], ARGV[1]) == 1 then return 'parked' end
+local enq = tonumber(redis.call('HGET', KEYS[1], 'enqueued') or '0')
+local dlv = tonumber(redis.call('HGET', KEYS[1], 'delivered') or '0')
+local v = tonumber(ARGV[2])
+if v == dlv then return 'duplicate' end
+if v < enq or v < dlv then return 'superseded' end
+if redis.call('SET', KEYS[2], ARGV[3], 'NX', 'PX', ARGV[4]) then return 'send' end
+return 'busy'
+"""
+
+# A worker's step after sending: record a delivered version (0: none), release the lock if
+# this worker still holds it. KEYS: order hash, lock. ARGV: delivered version, token.
+_FINISH = """
+local v = tonumber(ARGV[1])
+if v > 0 and v > tonumber(redis.call('HGET', KEYS[1], 'delivered') or '0') then
+  redis.call('HSET', KEYS[1], 'delivered', v)
+end
+if redis.call('GET', KEYS[2]) == ARGV[2] then redis.call('DEL', KEYS[2]) end
+return 1
+"""
+
+
+class Claim(StrEnum):
+    """What :meth:`Ledger.claim` found."""
+
+    SEND = "send"  # the lock is taken: send, then call finish
+    SUPERSEDED = "superseded"
+    DUPLICATE = "duplicate"
+    PARKED = "parked"  # the update is in the dead-letter queue already
+    BUSY = "busy"  # another worker is sending for this order
+
+
 class Decision(StrEnum):
     SEND = "send"
     SUPERSEDED = "superseded"
@@ -79,6 +119,8 @@ class Ledger:
         self._accept = client.register_script(_ACCEPT)
         self._delivered = client.register_script(_DELIVERED)
         self._release = client.register_script(_RELEASE)
+        self._claim = client.register_script(_CLAIM)
+        self._finish = client.register_script(_FINISH)
 
     def versions(self, merchant: str, order_ref: str) -> tuple[int, int]:
         """(newest enqueued version, newest delivered version) of an order; 0 when none."""
@@ -131,6 +173,42 @@ class Ledger:
 
     def release(self, merchant: str, order_ref: str, token: str) -> None:
         self._release(keys=[keys.lock(self.prefix, merchant, order_ref)], args=[token])
+
+    def claim(
+        self,
+        merchant: str,
+        order_ref: str,
+        *,
+        update_id: str,
+        version: int,
+        parked_index: str,
+        ttl_s: float,
+    ) -> tuple[Claim, str]:
+        """Check an update against the ledger and take the order's lock when it is to be sent.
+
+        ``parked_index``: the dead-letter store's hash of parked update ids. Returns the claim
+        and the lock's token (meaningful with ``Claim.SEND`` only).
+        """
+        token = secrets.token_hex(8)
+        found = self._claim(
+            keys=[
+                keys.order(self.prefix, merchant, order_ref),
+                keys.lock(self.prefix, merchant, order_ref),
+                parked_index,
+            ],
+            args=[update_id, version, token, int(ttl_s * 1000)],
+        )
+        return Claim(_text(found)), token
+
+    def finish(self, merchant: str, order_ref: str, token: str, *, delivered: int | None) -> None:
+        """Record ``delivered`` (if not None) and release the lock taken by :meth:`claim`."""
+        self._finish(
+            keys=[
+                keys.order(self.prefix, merchant, order_ref),
+                keys.lock(self.prefix, merchant, order_ref),
+            ],
+            args=[delivered or 0, token],
+        )
 
     def locked_orders(self) -> int:
         """How many orders have a send in flight right now (for ``cartsync status``)."""

@@ -12,8 +12,8 @@ Keys (``{prefix}:metrics:...``):
 
 - ``updates``: field ``{outcome}|{reason}`` -> count (reason empty when there is none);
 - ``attempts``: field ``total`` -> calls made to seQura;
-- ``latency``: fields ``{status_class}|{le}`` (one per bucket, not cumulative),
-  ``{status_class}|sum`` and ``{status_class}|count``.
+- ``latency``: fields ``{status_class}|{le}`` (one per bucket, not cumulative; the count is
+  their sum, so it always agrees with the buckets) and ``{status_class}|sum``.
 """
 
 from __future__ import annotations
@@ -101,7 +101,6 @@ class Metrics:
             latency_s = max(0.0, latency_ms / 1000.0)
             pipe.hincrby(self.attempts_key, "total", 1)
             pipe.hincrby(self.latency_key, f"{group}{_SEP}{bucket_label(latency_s)}", 1)
-            pipe.hincrby(self.latency_key, f"{group}{_SEP}count", 1)
             pipe.hincrbyfloat(self.latency_key, f"{group}{_SEP}sum", latency_s)
         try:
             pipe.execute()
@@ -208,13 +207,12 @@ def _latency(raw: dict[Any, Any]) -> HistogramMetricFamily:
     values = {_text(k): _text(v) for k, v in raw.items()}
     bounds = [*(_le(b) for b in LATENCY_BUCKETS_S), "+Inf"]
     for group in STATUS_CLASSES:
-        count = int(values.get(f"{group}{_SEP}count", 0))
-        if not count:
-            continue
         cumulative, buckets = 0, []
         for le in bounds:
             cumulative += int(values.get(f"{group}{_SEP}{le}", 0))
             buckets.append((le, float(cumulative)))
+        if not cumulative:
+            continue
         family.add_metric([group], buckets, float(values.get(f"{group}{_SEP}sum", 0.0)))
     return family
 

@@ -64,9 +64,14 @@ def free_port() -> int:
 class EmbeddedRedis:
     """A ``redis-server`` child process on a free loopback port, in its own directory."""
 
-    def __init__(self, *, persistent: bool = False, port: int | None = None) -> None:
+    def __init__(
+        self, *, persistent: bool = False, port: int | None = None, fsync: str = "always"
+    ) -> None:
+        """``fsync``: Redis's ``appendfsync`` when ``persistent`` (``always``, ``everysec``);
+        benchmarks use ``everysec``, the usual production choice, tests the strictest one."""
         self.port = port or free_port()
         self.persistent = persistent
+        self.fsync = fsync
         self.dir = tempfile.mkdtemp(prefix="cartsync-redis-")
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -88,7 +93,7 @@ class EmbeddedRedis:
             "--appendonly",
             "yes" if self.persistent else "no",
             "--appendfsync",
-            "always",
+            self.fsync,
             "--daemonize",
             "no",
             "--loglevel",

@@ -7,10 +7,19 @@ reuse it: :func:`tasks.schemas.order.body_schema` caches one per (options, stric
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+import functools
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
-from marshmallow import INCLUDE, RAISE, Schema, ValidationError, post_dump, post_load
+from marshmallow import (
+    INCLUDE,
+    RAISE,
+    Schema,
+    ValidationError,
+    post_dump,
+    post_load,
+    validates_schema,
+)
 
 from tasks.schemas.fields import PayloadField, kind
 
@@ -49,6 +58,27 @@ class PayloadSchema(Schema):
         self, data: dict[str, Any], original: Mapping[str, Any], **kwargs: Any
     ) -> dict[str, Any]:
         return {key: data[key] if key in data else original[key] for key in original}
+
+
+def raw_check(
+    check: Callable[[Any, Mapping[str, Any]], None],
+) -> Callable[..., None]:
+    """Make ``check(self, original)`` a schema-level check of the raw input.
+
+    It runs even when some fields failed, so that one bad field does not hide another
+    problem (an on-call engineer fixing a body should see every error at once), and only
+    when the input is an object at all.
+    """
+
+    @functools.wraps(check)
+    def run(self: Any, data: Any, original: Any, **kwargs: Any) -> None:
+        if isinstance(original, Mapping):
+            check(self, original)
+
+    hooked: Callable[..., None] = validates_schema(pass_original=True, skip_on_field_errors=False)(
+        run
+    )
+    return hooked
 
 
 def contract_field(original: Mapping[str, Any], key: str, *, option: str, has_option: bool) -> None:

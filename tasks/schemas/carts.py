@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
-from marshmallow import ValidationError, validates_schema
+from marshmallow import ValidationError
 
-from tasks.schemas.base import PayloadSchema
+from tasks.schemas.base import PayloadSchema, raw_check
 from tasks.schemas.fields import ListOf, Money, Text, is_int
 from tasks.schemas.items import CartItem
 
@@ -55,10 +55,8 @@ class CartSchema(PayloadSchema):
 
     # Judged on the raw input so that a bad name or flag elsewhere in an item does not hide
     # a wrong total: an on-call engineer fixing one field should see every problem at once.
-    @validates_schema(pass_original=True, skip_on_field_errors=False)
-    def _totals_add_up(
-        self, data: Mapping[str, Any], original: Mapping[str, Any], **kwargs: Any
-    ) -> None:
+    @raw_check
+    def _totals_add_up(self, original: Mapping[str, Any]) -> None:
         message = totals_mismatch(original)
         if message is not None:
             raise ValidationError(message, "order_total_with_tax")

@@ -79,12 +79,32 @@ class PayloadField(fields.Field):  # type: ignore[type-arg]
         return value
 
 
+def is_text(value: Any) -> bool:
+    """True for a string that UTF-8 can carry: JSON's ``"\\ud800"`` escape decodes to a lone
+    surrogate, which no UTF-8 body can hold."""
+    if not isinstance(value, str):
+        return False
+    if value.isascii():
+        return True
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _not_text(value: Any, expected: str) -> ValidationError:
+    if isinstance(value, str):
+        return ValidationError("Must be valid Unicode text: it holds a lone surrogate escape.")
+    return ValidationError(f"Must be {expected}, not {kind(value)}.")
+
+
 class Text(PayloadField):
     """A JSON string (the reference's "(string)"); an empty string is a string."""
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
-        if not isinstance(value, str):
-            raise ValidationError(f"Must be a string, not {kind(value)}.")
+        if not is_text(value):
+            raise _not_text(value, "a string")
         return value
 
 
@@ -102,8 +122,8 @@ class StrOrInt(PayloadField):
     """The reference's "(string or int)": either, but not a decimal number or a boolean."""
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
-        if not (isinstance(value, str) or is_int(value)):
-            raise ValidationError(f"Must be a string or an integer, not {kind(value)}.")
+        if not (is_text(value) or is_int(value)):
+            raise _not_text(value, "a string or an integer")
         return value
 
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from typing import Any
 
-from marshmallow import ValidationError, validates_schema
+from marshmallow import ValidationError
 
-from tasks.schemas.base import PayloadSchema, Typed, contract_field
+from tasks.schemas.base import PayloadSchema, Typed, contract_field, raw_check
 from tasks.schemas.fields import (
     Bool,
     CountryCode,
@@ -53,10 +53,8 @@ class CartItemSchema(PayloadSchema):
         self.shipped = shipped
         super().__init__(options=options, strict=strict)
 
-    @validates_schema(pass_original=True, skip_on_field_errors=False)
-    def _shipment_ref_by_contract(
-        self, data: Mapping[str, Any], original: Mapping[str, Any], **kwargs: Any
-    ) -> None:
+    @raw_check
+    def _shipment_ref_by_contract(self, original: Mapping[str, Any]) -> None:
         if self.shipped:
             contract_field(
                 original,
@@ -149,10 +147,8 @@ class ServiceSchema(CartItemSchema):
     supplier = Text()
     rendered = Bool()
 
-    @validates_schema(pass_original=True, skip_on_field_errors=False)
-    def _ends_on_or_ends_in(
-        self, data: Mapping[str, Any], original: Mapping[str, Any], **kwargs: Any
-    ) -> None:
+    @raw_check
+    def _ends_on_or_ends_in(self, original: Mapping[str, Any]) -> None:
         has_on, has_in = "ends_on" in original, "ends_in" in original
         if not has_on and not has_in:
             raise ValidationError(

@@ -10,9 +10,9 @@ from collections.abc import Mapping
 from functools import cache
 from typing import Any
 
-from marshmallow import ValidationError, validates_schema
+from marshmallow import ValidationError
 
-from tasks.schemas.base import PayloadSchema, contract_field
+from tasks.schemas.base import PayloadSchema, contract_field, raw_check
 from tasks.schemas.carts import CartSchema
 from tasks.schemas.fields import Bool, Choice, ListOf, StrOrInt, Sub, Text
 from tasks.schemas.options import MULTISTORE
@@ -34,10 +34,8 @@ class MerchantSchema(PayloadSchema):
     id = StrOrInt(required=True)
     store_ref = Text()
 
-    @validates_schema(pass_original=True, skip_on_field_errors=False)
-    def _store_ref_by_contract(
-        self, data: Mapping[str, Any], original: Mapping[str, Any], **kwargs: Any
-    ) -> None:
+    @raw_check
+    def _store_ref_by_contract(self, original: Mapping[str, Any]) -> None:
         contract_field(
             original, "store_ref", option=MULTISTORE, has_option=MULTISTORE in self.options
         )
@@ -79,10 +77,8 @@ class OrderSchema(PayloadSchema):
     platform = Sub(PlatformSchema, required=True)
     subscription = Sub(SubscriptionSchema)
 
-    @validates_schema(pass_original=True, skip_on_field_errors=False)
-    def _one_currency(
-        self, data: Mapping[str, Any], original: Mapping[str, Any], **kwargs: Any
-    ) -> None:
+    @raw_check
+    def _one_currency(self, original: Mapping[str, Any]) -> None:
         unshipped, shipped = original.get("unshipped_cart"), original.get("shipped_cart")
         if not (isinstance(unshipped, Mapping) and isinstance(shipped, Mapping)):
             return

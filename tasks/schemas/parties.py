@@ -5,9 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from marshmallow import validates_schema
-
-from tasks.schemas.base import PayloadSchema, contract_field
+from tasks.schemas.base import PayloadSchema, contract_field, raw_check
 from tasks.schemas.fields import Integer, IsoDate, StrOrInt, Sub, Text
 from tasks.schemas.options import GARAGE
 
@@ -58,8 +56,6 @@ class CustomerSchema(PayloadSchema):
     nin_control = Text()
     vehicle = Sub(VehicleSchema)
 
-    @validates_schema(pass_original=True, skip_on_field_errors=False)
-    def _vehicle_by_contract(
-        self, data: Mapping[str, Any], original: Mapping[str, Any], **kwargs: Any
-    ) -> None:
+    @raw_check
+    def _vehicle_by_contract(self, original: Mapping[str, Any]) -> None:
         contract_field(original, "vehicle", option=GARAGE, has_option=GARAGE in self.options)

@@ -50,9 +50,12 @@ def collect_warnings(body: Any) -> dict[str, list[str]]:
     items = _items(order)
 
     trackings = order.get("trackings")
-    known = set()
+    known: set[str] = set()
     if isinstance(trackings, list):
-        known = {t.get("reference") for t in trackings if isinstance(t, Mapping)}
+        for tracking in trackings:
+            reference = tracking.get("reference") if isinstance(tracking, Mapping) else None
+            if isinstance(reference, str):
+                known.add(reference)
     for path, item in items:
         reference = item.get("tracking_reference")
         if isinstance(reference, str) and reference not in known:
@@ -68,7 +71,8 @@ def collect_warnings(body: Any) -> dict[str, list[str]]:
         )
 
     for path, item in items:
-        if item.get("type", "product") not in PRICED_TYPES:
+        item_type = item.get("type", "product")
+        if not isinstance(item_type, str) or item_type not in PRICED_TYPES:
             continue
         quantity = item.get("quantity")
         price = item.get("price_with_tax")

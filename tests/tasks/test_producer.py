@@ -8,6 +8,7 @@ import redis
 from config.merchants import MerchantAccount, MerchantDirectory
 from tasks.builders import Item, fully_shipped
 from tasks.producer import Producer, with_platform_defaults
+from tests.conftest import CLAIM_KEY
 from worker.errors import BrokerUnavailable, InvalidUpdate, UnknownMerchant
 
 ACCOUNT = MerchantAccount(ref="", username="user", password="secret-pw")
@@ -62,7 +63,7 @@ def test_invalid_update_enqueues_nothing(producer, redis_client, settings):
     """A body that fails validation raises InvalidUpdate and leaves Redis untouched."""
     with pytest.raises(InvalidUpdate):
         producer.enqueue({"order": "not an object"})
-    assert redis_client.dbsize() == 0
+    assert redis_client.keys() == [CLAIM_KEY.encode()]
 
 
 def test_unknown_merchant_is_refused(settings, redis_client):
@@ -70,7 +71,7 @@ def test_unknown_merchant_is_refused(settings, redis_client):
     producer = Producer(settings, merchants=MerchantDirectory([MerchantAccount("other", "u", "p")]))
     with pytest.raises(UnknownMerchant, match="shop1"):
         producer.enqueue(body())
-    assert redis_client.dbsize() == 0
+    assert redis_client.keys() == [CLAIM_KEY.encode()]
 
 
 def test_unreachable_redis_is_one_clear_error(settings):

@@ -150,8 +150,14 @@ def test_verdict_only_fails_on_old_dead_letters():
 
 @pytest.mark.parametrize(
     ("seconds", "text"),
-    [(0, "0s"), (59.9, "59s"), (60, "1m 00s"), (3599, "59m 59s"), (3600, "1h 00m"),
-     (86400 + 3 * 3600, "1d 03h")],
+    [
+        (0, "0s"),
+        (59.9, "59s"),
+        (60, "1m 00s"),
+        (3599, "59m 59s"),
+        (3600, "1h 00m"),
+        (86400 + 3 * 3600, "1d 03h"),
+    ],
 )
 def test_format_age(seconds, text):
     """Ages read as seconds, minutes, hours or days with the next unit beside them."""

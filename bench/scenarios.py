@@ -1,0 +1,222 @@
+"""The benchmark's other measurements: a slow API, coalescing, the producer, validation.
+
+Each function starts what it needs against a Redis and a sandbox it is given, measures one
+thing and returns plain numbers; ``bench.__main__`` prints them.
+"""
+
+from __future__ import annotations
+
+import random
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from bench.harness import (
+    MERCHANT,
+    SandboxProcess,
+    WorkerProcess,
+    cartsync_env,
+    wait_for,
+)
+from bench.letters import payload
+from bench.load import bodies
+from bench.throughput import RUN_TIMEOUT_S, pipeline_run, produce
+
+
+@dataclass(frozen=True)
+class LatencyRun:
+    """Throughput against an API that takes ``latency_ms`` to answer."""
+
+    latency_ms: float
+    pool: str
+    concurrency: int
+    processes: int
+    rate: float
+    cpu_per_1000: float
+
+
+def slow_api(
+    redis_url: str,
+    *,
+    latency_ms: float,
+    count: int,
+    pool: str,
+    concurrency: int,
+    processes: int = 1,
+) -> LatencyRun:
+    """cartsync's updates/s when every answer takes ``latency_ms`` (a real API's latency)."""
+    sandbox = SandboxProcess(latency_ms=latency_ms).start()
+    env = cartsync_env(
+        redis_url,
+        sandbox.url,
+        CARTSYNC_WORKER_POOL=pool,
+        CARTSYNC_WORKER_CONCURRENCY=str(concurrency),
+    )
+    client = redis.Redis.from_url(redis_url)
+    workers = [
+        WorkerProcess(env, pool=pool, concurrency=concurrency, name="bench-slow")
+        for _ in range(processes)
+    ]
+    try:
+        for worker in workers:
+            worker.start()
+        pipeline_run("c", workers, sandbox, client, env, min(count, 300), prefix="slow-warm")
+        run = pipeline_run(
+            "c", workers, sandbox, client, env, count, prefix=f"slow-{pool}-{concurrency}"
+        )
+    finally:
+        for worker in workers:
+            worker.stop()
+            worker.remove_log()
+        sandbox.stop()
+        sandbox.remove_log()
+        client.close()
+    return LatencyRun(latency_ms, pool, concurrency, processes, run.rate, run.cpu_per_1000)
+
+
+@dataclass(frozen=True)
+class Coalescing:
+    orders: int
+    updates_per_order: int
+    calls: int
+    seconds: float
+    wrong_final_states: int
+    superseded: int
+    delivered: int
+
+    @property
+    def calls_per_order(self) -> float:
+        return self.calls / self.orders
+
+
+def coalescing(
+    redis_url: str,
+    *,
+    orders: int,
+    per_order: int,
+    pool: str,
+    concurrency: int,
+    latency_ms: float = 0.0,
+) -> Coalescing:
+    """``orders`` orders with ``per_order`` updates each, every order's updates back to back,
+    enqueued as fast as one producer goes while a worker delivers. Counts the API calls and
+    checks each order's final state at the sandbox against its last enqueued body."""
+    sandbox = SandboxProcess(latency_ms=latency_ms).start()
+    env = cartsync_env(redis_url, sandbox.url)
+    worker = WorkerProcess(env, pool=pool, concurrency=concurrency, name="bench-coalesce")
+    prefix, seed = "coalesce", 11
+    try:
+        worker.start()
+        result = produce("cartsync", orders, env, per_order=per_order, prefix=prefix, seed=seed)
+        last: dict[str, dict[str, Any]] = {}
+        for ref, body in bodies(orders, per_order=per_order, seed=seed, prefix=prefix, small=False):
+            last[ref] = body["order"]
+
+        def settled() -> bool:
+            outcomes = [e["outcome"] for e in worker.events()]
+            return sum(o in ("delivered", "superseded", "duplicate") for o in outcomes) >= len(
+                last
+            ) * per_order and worker_idle(redis_url)
+
+        wait_for(settled, timeout=RUN_TIMEOUT_S, what="the burst to settle", interval=0.2)
+        seconds = time.time() - result["started"]
+        wrong = 0
+        for ref, expected in last.items():
+            if sandbox.admin.order_state(MERCHANT, ref) != expected:
+                wrong += 1
+        outcomes = [e["outcome"] for e in worker.events()]
+        return Coalescing(
+            orders=orders,
+            updates_per_order=per_order,
+            calls=sandbox.admin.calls(),
+            seconds=seconds,
+            wrong_final_states=wrong,
+            superseded=outcomes.count("superseded"),
+            delivered=outcomes.count("delivered"),
+        )
+    finally:
+        worker.stop()
+        worker.remove_log()
+        sandbox.stop()
+        sandbox.remove_log()
+
+
+def worker_idle(redis_url: str) -> bool:
+    """Nothing queued and nothing waiting in cartsync's schedule."""
+    client = redis.Redis.from_url(redis_url)
+    try:
+        return client.llen("cartsync") == 0 and client.zcard("cartsync:schedule") == 0
+    finally:
+        client.close()
+
+
+@dataclass(frozen=True)
+class ProducerLatency:
+    count: int
+    p50_ms: float
+    p99_ms: float
+    max_ms: float
+
+
+def producer_latency(redis_url: str, *, count: int) -> ProducerLatency:
+    """Enqueue latency of ``count`` two-item updates (validation, ledger, publish), one
+    producer process, no worker consuming meanwhile (the queue only grows)."""
+    env = cartsync_env(redis_url, "http://127.0.0.1:9")
+    result = produce("cartsync", count, env, two_item=True, prefix="latency")
+    latencies = sorted(result["latencies_ms"])
+    client = redis.Redis.from_url(redis_url)
+    try:
+        client.delete("cartsync")  # nobody will consume these
+    finally:
+        client.close()
+    return ProducerLatency(
+        count=len(latencies),
+        p50_ms=statistics.median(latencies),
+        p99_ms=latencies[int(len(latencies) * 0.99) - 1],
+        max_ms=latencies[-1],
+    )
+
+
+@dataclass(frozen=True)
+class ValidationShare:
+    """Validation's part of a worker's CPU time per update."""
+
+    validate_ms: float  # validate_update on one benchmark payload
+    stamp_ms: float  # the worker's check that the producer validated this very body
+    worker_cpu_ms: float  # the cartsync worker's CPU per delivered update (throughput runs)
+
+    @property
+    def share(self) -> float:
+        """As shipped: the worker checks the producer's stamp and does not validate again."""
+        return self.stamp_ms / self.worker_cpu_ms
+
+    @property
+    def share_revalidating(self) -> float:
+        """When the worker must validate (contract options changed since the enqueue)."""
+        return self.validate_ms / (self.worker_cpu_ms - self.stamp_ms + self.validate_ms)
+
+
+def validation_costs(samples: int = 400) -> tuple[float, float]:
+    """CPU milliseconds per benchmark payload of ``validate_update`` and of the stamp check
+    (medians of five passes, in this process)."""
+    from tasks.message import validation_stamp
+    from tasks.validation import validate_update
+
+    rng = random.Random(3)
+    work = [payload(rng, MERCHANT, f"V-{n}") for n in range(samples)]
+
+    def per_call(step: Any) -> float:
+        for body in work[:50]:
+            step(body)
+        timings = []
+        for _ in range(5):
+            started = time.process_time()
+            for body in work:
+                step(body)
+            timings.append((time.process_time() - started) * 1000.0 / len(work))
+        return statistics.median(timings)
+
+    return per_call(validate_update), per_call(lambda b: validation_stamp(b, (), False))

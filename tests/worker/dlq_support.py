@@ -1,0 +1,88 @@
+"""Letters for the dead-letter tests, parked through the store API."""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import json
+import time
+from typing import Any
+
+from tests.examples import two_item_body
+from worker.deadletters import DeadLetter
+
+_counter = itertools.count()
+
+#: seQura's 409 text for bad totals, as the spec quotes it.
+TOTALS_409 = (
+    "Invalid data: In shipped_cart, items' total_with_tax add up to 5055 (200+295+-1500+6060) "
+    "but order_total_with_tax is 5097. The diff is 42."
+)
+
+
+def make_letter(
+    *,
+    merchant: str = "shop1",
+    order_ref: str | None = None,
+    version: int | None = 1,
+    reason: str = "conflict",
+    status: int | None = 409,
+    errors: list[str] | None = None,
+    dead_at: float | None = None,
+    payload: Any = None,
+    update_id: str | None = None,
+) -> DeadLetter:
+    """A letter as the worker would park it; every call makes a distinct update."""
+    n = next(_counter)
+    order_ref = order_ref or f"ORDER-{n}"
+    now = time.time() if dead_at is None else dead_at
+    return DeadLetter(
+        update_id=update_id or f"update-{n}",
+        merchant=merchant,
+        order_ref=order_ref,
+        version=version,
+        reason=reason,
+        status=status,
+        errors=[TOTALS_409] if errors is None else errors,
+        attempts=[{"at": now - 1, "status": status, "exception": None, "errors": [],
+                   "latency_ms": 12.5}],  # fmt: skip
+        enqueued_at=now - 2,
+        payload=two_item_body(merchant, order_ref) if payload is None else payload,
+        dead_at=now,
+    )
+
+
+def queued_update_ids(redis_client: Any, settings: Any) -> list[str]:
+    """Update ids of the messages in the Celery queue, in queue order."""
+    found = []
+    for raw in redis_client.lrange(settings.queue, 0, -1):
+        envelope = json.loads(raw)
+        args = json.loads(base64.b64decode(envelope["body"]))[0]
+        found.append(args[0]["update_id"])
+    return found
+
+
+def queued_messages(redis_client: Any, settings: Any) -> list[dict[str, Any]]:
+    """The update messages in the Celery queue, decoded."""
+    found = []
+    for raw in redis_client.lrange(settings.queue, 0, -1):
+        envelope = json.loads(raw)
+        found.append(json.loads(base64.b64decode(envelope["body"]))[0][0])
+    return found
+
+
+def scheduled_update_ids(redis_client: Any, settings: Any) -> list[str]:
+    """Update ids of the messages waiting in cartsync's schedule."""
+    return [
+        json.loads(member)["update_id"]
+        for member in redis_client.zrange(f"{settings.key_prefix}:schedule", 0, -1)
+    ]
+
+
+def producer_for(settings: Any, client: Any) -> Any:
+    """A producer on the test Redis that knows one merchant account (any merchant-ref)."""
+    from config.merchants import MerchantAccount, MerchantDirectory
+    from tasks.producer import Producer
+
+    account = MerchantAccount(ref="", username="user", password="secret-pw")
+    return Producer(settings, client=client, merchants=MerchantDirectory(single=account))

@@ -1,0 +1,643 @@
+"""``cartsync demo``: cartsync's whole job, end to end, on this machine, in well under a minute.
+
+It uses the Redis at ``CARTSYNC_REDIS_URL`` when one answers there (else it starts an embedded
+one), starts the local seQura sandbox in this process and a real Celery worker as a child
+process, and enqueues the five cart scenarios of seQura's Order Update API for a few orders,
+plus one cart update that seQura refuses with 409 (more than 15 % upselling). It shows what
+the worker did, what seQura now holds, the dead letter with seQura's error text, then fixes
+the letter, replays it (dry run first) and shows it delivered.
+
+Decisions:
+
+- In a Redis of the user's own, everything the demo writes lives under the key prefix and
+  queue ``cartsync-demo`` (never ``cartsync``'s), and is deleted at the start and at the end.
+- The worker and everything in this process get their settings from :func:`demo_settings`
+  alone, not from the environment (only ``CARTSYNC_REDIS_URL`` is read), so a production
+  configuration in the shell cannot send demo orders anywhere but the local sandbox.
+- Whatever ends the demo (success, failure, Ctrl-C, SIGTERM), the worker's process group, the
+  sandbox and an embedded Redis are stopped before it exits. On Linux the worker is also
+  told to stop if the demo itself is killed outright.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import ctypes
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, fields
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import click
+import redis
+
+from config.logging import configure_logging
+from config.settings import DEFAULT_REDIS_URL, Settings, env_name, load_settings
+from sandbox.admin import SandboxAdminError
+from worker.errors import CartsyncError
+
+#: Key prefix and queue of everything the demo writes to Redis.
+DEMO_NAMESPACE = "cartsync-demo"
+#: The merchant the demo's orders belong to, and its API account at the sandbox.
+DEMO_MERCHANT = "demo-shop"
+DEMO_USER = "demo-shop-api"
+DEMO_PASSWORD = "demo-password"  # noqa: S105  (the local sandbox's made-up account)
+#: Seconds to wait for the worker to start, and for updates to reach their outcome.
+WORKER_START_S = 45.0
+OUTCOME_WAIT_S = 30.0
+#: Seconds the worker gets to finish a warm shutdown before it is killed.
+WORKER_STOP_S = 10.0
+
+#: Settings of the demo: quick retries and polling, so that nothing waits long.
+DEMO_OVERRIDES: dict[str, Any] = {
+    "key_prefix": DEMO_NAMESPACE,
+    "queue": DEMO_NAMESPACE,
+    "sequra_username": DEMO_USER,
+    "sequra_password": DEMO_PASSWORD,
+    "merchants_file": "",
+    "contract_options": "",
+    "retry_base_s": 0.2,
+    "retry_cap_s": 2.0,
+    "retry_max_attempts": 5,
+    "retry_min_window_s": 0.0,
+    "scheduler_interval_s": 0.1,
+    "scheduler_lease_s": 5.0,
+    "connect_timeout_s": 1.0,
+    "read_timeout_s": 5.0,
+    "lock_ttl_s": 10.0,
+    "visibility_timeout_s": 60.0,
+    "worker_pool": "threads",
+    "worker_concurrency": 4,
+    "log_format": "json",
+    "log_level": "info",
+}
+
+
+def demo_settings(redis_url: str, sandbox_url: str) -> Settings:
+    """The demo's settings: defaults, :data:`DEMO_OVERRIDES`, this Redis and this sandbox."""
+    return load_settings({}).with_overrides(
+        **DEMO_OVERRIDES, redis_url=redis_url, sequra_url=sandbox_url
+    )
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """``settings`` as the ``CARTSYNC_*`` variables that make a child process read them back."""
+    env = {}
+    for f in fields(settings):
+        value = getattr(settings, f.name)
+        if isinstance(value, bool):
+            value = "true" if value else "false"
+        env[env_name(f.name)] = str(value)
+    return env
+
+
+def money(cents: int, currency: str = "EUR") -> str:
+    return f"{cents / 100:.2f} {currency}"
+
+
+def cart_summary(cart: dict[str, Any] | None) -> str:
+    """``[shirt M + 2x jacket] 154.50 EUR`` for a cart of the API body; ``nothing`` when empty."""
+    if not cart or not cart.get("items"):
+        return "nothing"
+    names = []
+    for item in cart["items"]:
+        quantity = int(item.get("quantity", 1))
+        names.append(f"{quantity}x {item.get('name')}" if quantity != 1 else str(item.get("name")))
+    total = money(int(cart["order_total_with_tax"]), cart.get("currency", "EUR"))
+    return f"[{' + '.join(names)}] {total}"
+
+
+def order_summary(state: dict[str, Any] | None) -> str:
+    """What seQura holds for an order, in one line."""
+    if state is None:
+        return "nothing"
+    text = (
+        f"shipped {cart_summary(state.get('shipped_cart'))}; "
+        f"unshipped {cart_summary(state.get('unshipped_cart'))}"
+    )
+    if state.get("cancellation_reason"):
+        text += f"; cancelled ({state['cancellation_reason']})"
+    return text
+
+
+def describe_event(event: dict[str, Any]) -> str:
+    """One worker ``order_update`` event as a line of the demo."""
+    outcome = str(event.get("outcome"))
+    detail = []
+    if event.get("status") is not None:
+        detail.append(f"HTTP {event['status']}")
+    if event.get("reason"):
+        detail.append(str(event["reason"]))
+    if event.get("duration_ms") is not None:
+        detail.append(f"{float(event['duration_ms']):.0f} ms")
+    shown = f" ({', '.join(detail)})" if detail else ""
+    return f"{event.get('order_ref')} v{event.get('version')}: {outcome}{shown}"
+
+
+@dataclass(frozen=True)
+class Step:
+    """One update the demo enqueues: which scenario, for which order, and the body."""
+
+    scenario: str
+    order_ref: str
+    body: dict[str, Any]
+
+
+def checkout_and_updates() -> tuple[dict[str, dict[str, Any]], list[Step], Step]:
+    """The orders as checked out, the updates of the five scenarios, and the one seQura
+    refuses (its cart grows by more than the 15 % upselling seQura allows)."""
+    from tasks.builders import (
+        Item,
+        cancelled,
+        cart_changed,
+        fully_shipped,
+        order_body,
+        partial_return,
+        partially_shipped,
+    )
+
+    shirt, jacket = Item("shirt-M", "shirt M", 1250), Item("jacket", "jacket", 7100)
+    shirt_xl, coat = Item("shirt-XL", "shirt XL", 1250), Item("coat", "wool coat", 8900)
+    m = DEMO_MERCHANT
+
+    def checkout(ref: str, *items: Item) -> dict[str, Any]:
+        order: dict[str, Any] = order_body(merchant=m, order_ref=ref, unshipped=items)["order"]
+        return order
+
+    orders = {
+        "DEMO-1001": checkout("DEMO-1001", shirt, jacket),
+        "DEMO-1002": checkout("DEMO-1002", shirt, jacket),
+        "DEMO-1003": checkout("DEMO-1003", shirt, jacket),
+        "DEMO-1004": checkout("DEMO-1004", shirt, jacket),
+        "DEMO-1005": checkout("DEMO-1005", shirt, jacket),
+        "DEMO-1006": checkout("DEMO-1006", shirt, jacket),
+    }
+    steps = [
+        Step("full shipment", "DEMO-1001",
+             fully_shipped(merchant=m, order_ref="DEMO-1001", items=[shirt, jacket])),
+        Step("partial shipment", "DEMO-1002",
+             partially_shipped(merchant=m, order_ref="DEMO-1002", shipped=[jacket],
+                               unshipped=[shirt])),
+        Step("full shipment", "DEMO-1003",
+             fully_shipped(merchant=m, order_ref="DEMO-1003", items=[shirt, jacket])),
+        Step("partial return", "DEMO-1003",
+             partial_return(merchant=m, order_ref="DEMO-1003", kept=[jacket])),
+        Step("cancellation", "DEMO-1004",
+             cancelled(merchant=m, order_ref="DEMO-1004", reason="customer_cancel")),
+        Step("cart update", "DEMO-1005",
+             cart_changed(merchant=m, order_ref="DEMO-1005", unshipped=[shirt_xl, jacket])),
+    ]  # fmt: skip
+    refused = Step(
+        "cart update, +107 %",
+        "DEMO-1006",
+        cart_changed(merchant=m, order_ref="DEMO-1006", unshipped=[shirt_xl, jacket, coat]),
+    )
+    return orders, steps, refused
+
+
+def without_item(body: dict[str, Any], reference: str) -> dict[str, Any]:
+    """``body`` with the item ``reference`` taken out of its carts, totals recomputed."""
+    fixed = copy.deepcopy(body)
+    for name in ("unshipped_cart", "shipped_cart"):
+        cart = fixed["order"][name]
+        cart["items"] = [i for i in cart["items"] if i.get("reference") != reference]
+        cart["order_total_with_tax"] = sum(int(i["total_with_tax"]) for i in cart["items"])
+    return fixed
+
+
+# -- processes ---------------------------------------------------------------------------------
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: ask Linux to SIGTERM it when the demo dies (even by kill -9)."""
+    with contextlib.suppress(Exception):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # 1 is PR_SET_PDEATHSIG
+
+
+class WorkerChild:
+    """``celery -A worker worker`` as a child process in a process group of its own."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        handle, name = tempfile.mkstemp(prefix="cartsync-demo-worker-", suffix=".log")
+        os.close(handle)
+        self.log_path = Path(name)
+        self.process: subprocess.Popen[bytes] | None = None
+        self._offset = 0
+
+    def start(self) -> int:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CARTSYNC_")}
+        env.update(settings_env(self.settings))
+        command = [
+            sys.executable, "-m", "celery", "-A", "worker", "worker",
+            "--pool", self.settings.worker_pool,
+            "--concurrency", str(self.settings.worker_concurrency),
+            "--without-gossip", "--without-mingle", "--loglevel", "INFO",
+            "--hostname", f"demo-{uuid.uuid4().hex[:6]}@%h",
+        ]  # fmt: skip
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                command,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+            )
+        return self.process.pid
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def ready(self) -> bool:
+        return " ready." in self.log_text()
+
+    def new_events(self) -> list[dict[str, Any]]:
+        """``order_update`` events logged since the last call."""
+        with open(self.log_path, "rb") as log:
+            log.seek(self._offset)
+            chunk = log.read()
+        complete = chunk[: chunk.rfind(b"\n") + 1]
+        self._offset += len(complete)
+        events = []
+        for line in complete.decode("utf-8", errors="replace").splitlines():
+            if not line.startswith("{"):
+                continue
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(record, dict) and record.get("event") == "order_update":
+                events.append(record)
+        return events
+
+    def stop(self) -> None:
+        """Warm shutdown of the whole process group, then SIGKILL if it lingers."""
+        if self.process is None:
+            return
+        pid = self.process.pid
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=WORKER_STOP_S)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+            self.process.wait()
+        # Threads of the pool run in the same process; anything else left in the group goes too.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
+        self.process = None
+
+    def remove_log(self) -> None:
+        with contextlib.suppress(OSError):
+            self.log_path.unlink()
+
+
+def delete_demo_keys(client: redis.Redis) -> None:
+    """Everything the demo (and Celery, for the demo's queue) wrote to Redis."""
+    from worker.health import queue_keys
+
+    doomed = [*queue_keys(DEMO_NAMESPACE), f"_kombu.binding.{DEMO_NAMESPACE}"]
+    doomed += list(client.scan_iter(match=f"{DEMO_NAMESPACE}:*", count=1000))
+    for start in range(0, len(doomed), 500):
+        client.delete(*doomed[start : start + 500])
+
+
+# -- the demo ----------------------------------------------------------------------------------
+
+
+class DemoFailed(Exception):
+    """Something did not happen in time; the message says what."""
+
+
+class _Stopped(BaseException):
+    """SIGTERM, turned into an exception so that the clean-up in ``finally`` runs."""
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise _Stopped
+
+
+class Demo:
+    def __init__(self, out: Callable[[str], None], redis_url: str) -> None:
+        self.out = out
+        self.redis_url = redis_url
+        self.started = time.monotonic()
+        self.cleanups: list[tuple[str, Callable[[], None]]] = []
+        self.worker: WorkerChild | None = None
+        self.events: list[dict[str, Any]] = []
+
+    def say(self, text: str = "") -> None:
+        self.out(text)
+
+    def heading(self, text: str) -> None:
+        self.say()
+        self.say(click.style(text, bold=True))
+
+    def run(self) -> None:
+        from sandbox.server import SandboxServer
+        from worker.redisserver import EmbeddedRedis, answers
+
+        title = click.style("cartsync demo", bold=True)
+        self.say(f"{title}: seQura's Order Update API, end to end")
+        self.heading("Starting")
+        if answers(self.redis_url):
+            url = self.redis_url
+            self.say(
+                f"  Redis      {_safe_url(url)} (yours; the demo keeps to keys "
+                f"{DEMO_NAMESPACE}:* and removes them at the end)"
+            )
+        else:
+            embedded = EmbeddedRedis().start()
+            self.cleanups.append(("embedded Redis", embedded.stop))
+            url = embedded.url
+            self.say(
+                f"  Redis      none answers at {_safe_url(self.redis_url)}: "
+                f"started an embedded one at {url}"
+            )
+        client = redis.Redis.from_url(url)
+
+        def forget() -> None:
+            # An embedded Redis may be gone already (Ctrl-C reaches the whole process group):
+            # then there is nothing left to delete.
+            with contextlib.suppress(redis.ConnectionError):
+                delete_demo_keys(client)
+            client.close()
+
+        self.cleanups.append(("demo keys", forget))
+        delete_demo_keys(client)
+
+        sandbox = SandboxServer(accounts={DEMO_MERCHANT: (DEMO_USER, DEMO_PASSWORD)}).start()
+        self.cleanups.append(("sandbox", sandbox.stop))
+        self.say(f"  seQura     the local sandbox at {sandbox.url}")
+        settings = demo_settings(url, sandbox.url)
+        # This process enqueues and replays; its own log lines would only clutter the story.
+        configure_logging(
+            settings.with_overrides(log_level="warning", log_format="console"), sys.stderr
+        )
+
+        self.worker = WorkerChild(settings)
+        self.cleanups.append(("worker", self.worker.stop))
+        pid = self.worker.start()
+        self.say(
+            f"  worker     celery -A worker worker, pid {pid} "
+            f"(pool {settings.worker_pool}, concurrency {settings.worker_concurrency})"
+        )
+        self.wait(self.worker.ready, WORKER_START_S, "the worker to start")
+
+        orders, steps, refused = checkout_and_updates()
+        admin = sandbox.admin
+        for ref, order in orders.items():
+            admin.create_order(DEMO_MERCHANT, ref, order)
+        self.heading(f"Checkout: {len(orders)} orders of {DEMO_MERCHANT} are known to seQura")
+        for ref, order in orders.items():
+            self.say(f"  {ref}  {order_summary(order)}")
+
+        from tasks.producer import Producer
+
+        producer = Producer(settings, client=client)
+        self.heading("The shop enqueues the five cart scenarios, and one cart that grew too much")
+        newest: dict[str, int] = {}
+        for step in [*steps, refused]:
+            receipt = producer.enqueue(step.body)
+            newest[step.order_ref] = receipt.version
+            self.say(f"  {step.order_ref}  {step.scenario:<20} queued as v{receipt.version}")
+
+        self.heading("The worker delivers (as it happens)")
+        expected = {
+            ref: "dead_lettered" if ref == refused.order_ref else "delivered" for ref in newest
+        }
+        self.wait(
+            lambda: all(self.seen(ref, newest[ref], out) for ref, out in expected.items()),
+            OUTCOME_WAIT_S,
+            "every update to reach its outcome",
+        )
+
+        self.heading("What seQura now holds")
+        for ref in orders:
+            found = admin.order(DEMO_MERCHANT, ref)
+            versions = [h.get("version") for h in (found or {}).get("history", [])]
+            accepted = "no update accepted"
+            if versions:
+                accepted = "accepted v" + ", v".join(str(v) for v in versions)
+            self.say(f"  {ref}  {order_summary((found or {}).get('state'))}  [{accepted}]")
+
+        self.fix_and_replay(client, settings, admin, refused)
+
+        from worker.cli.status import status
+
+        self.heading("All done: nothing queued, waiting or dead")
+        if self.command(settings, status, "status") != 0:
+            raise DemoFailed("cartsync status is not healthy at the end")
+
+    def fix_and_replay(
+        self, client: redis.Redis, settings: Settings, admin: Any, refused: Step
+    ) -> None:
+        """Find the dead letter, fix its payload, replay it (dry run first) with the same
+        ``cartsync dlq`` commands an on-call engineer runs, and wait for its delivery."""
+        from worker.deadletters import AuditNote, DeadLetterStore
+
+        store = DeadLetterStore(client, settings.key_prefix)
+        stored = self.parked(client, settings, refused.order_ref)
+        if stored is None:
+            raise DemoFailed(f"no dead letter for {refused.order_ref}")
+        letter = stored.letter
+        self.heading("On call: what is stuck, and why")
+        self.dlq(settings, "list")
+        self.dlq(settings, "show", letter.id, until="Payload:")
+
+        self.heading("The fix: the coat goes into an order of its own; the rest is replayed")
+        # `cartsync dlq edit ID` opens the payload in $EDITOR; the demo makes the same change,
+        # recorded the same way, in code.
+        fixed_body = without_item(letter.payload, "coat")
+        revision = letter.revision + 1
+        edited = dataclasses.replace(
+            letter,
+            payload=fixed_body,
+            history=[
+                *letter.history,
+                {"at": time.time(), "by": "cartsync demo", "action": "edit",
+                 "revision": revision, "previous_payload": letter.payload},
+            ],
+        )  # fmt: skip
+        run = uuid.uuid4().hex[:12]
+        note = AuditNote("edit", "cartsync demo", run, f"saved revision {revision}")
+        result = store.replace(stored, edited, audit=note)
+        if result != "replaced":
+            raise DemoFailed(f"could not edit dead letter {letter.id}: {result}")
+        self.say(click.style(f"$ cartsync dlq edit {letter.id}", fg="cyan"))
+        self.say("  (opens the payload in $EDITOR; the demo takes the coat out in code)")
+        self.say(f"  unshipped cart now {cart_summary(fixed_body['order']['unshipped_cart'])}")
+        self.dlq(settings, "replay", letter.id, "--dry-run")
+        self.dlq(settings, "replay", letter.id, "--yes")
+        self.wait(
+            lambda: self.seen(refused.order_ref, letter.version or 0, "delivered"),
+            OUTCOME_WAIT_S,
+            f"the replayed update of {refused.order_ref} to be delivered",
+        )
+        state = admin.order_state(DEMO_MERCHANT, refused.order_ref)
+        self.say(f"  seQura now holds for {refused.order_ref}: {order_summary(state)}")
+
+    def dlq(self, settings: Settings, *args: str, until: str | None = None) -> None:
+        from worker.cli.dlq import dlq
+
+        if self.command(settings, dlq, "dlq", *args, until=until) != 0:
+            raise DemoFailed(f"`cartsync dlq {' '.join(args)}` failed")
+
+    def command(
+        self, settings: Settings, command: click.Command, *args: str, until: str | None = None
+    ) -> int:
+        """Run ``cartsync ARGS`` in this process with the demo's settings; show its output.
+
+        Returns the exit status; anything but 0 or 1 (a verdict) fails the demo.
+        """
+        from click.testing import CliRunner
+
+        self.say(click.style("$ cartsync " + " ".join(args), fg="cyan"))
+        result = CliRunner(env=settings_env(settings)).invoke(command, list(args[1:]))
+        output = result.output
+        if until is not None and until in output:
+            output = output[: output.index(until)].rstrip() + "\n(payload left out)"
+        for line in output.rstrip().splitlines():
+            self.say(("  " + line).rstrip())
+        if result.exit_code == 130:  # the command saw Ctrl-C
+            raise KeyboardInterrupt
+        if result.exit_code not in (0, 1):
+            raise DemoFailed(f"`cartsync {' '.join(args)}` exited {result.exit_code}")
+        return int(result.exit_code)
+
+    @staticmethod
+    def parked(client: redis.Redis, settings: Settings, order_ref: str) -> Any:
+        from worker.deadletters import DeadLetterStore, Filters
+
+        page = DeadLetterStore(client, settings.key_prefix).page(
+            Filters(merchant=DEMO_MERCHANT, order_ref=order_ref), limit=1
+        )
+        return page.letters[0] if page.letters else None
+
+    def show_events(self) -> None:
+        assert self.worker is not None
+        for event in self.worker.new_events():
+            self.events.append(event)
+            self.say("  worker     " + describe_event(event))
+
+    def seen(self, order_ref: str, version: int, outcome: str) -> bool:
+        """Whether the worker logged ``outcome`` for this version of this order."""
+        return any(
+            (e.get("order_ref"), e.get("version"), e.get("outcome"))
+            == (order_ref, version, outcome)
+            for e in self.events
+        )
+
+    def wait(self, condition: Callable[[], Any], timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        while not condition():
+            if self.worker is not None:
+                self.show_events()
+                if not self.worker.running():
+                    raise DemoFailed(f"the worker exited while waiting for {what}")
+            if time.monotonic() > deadline:
+                raise DemoFailed(f"timed out after {timeout:.0f}s waiting for {what}")
+            time.sleep(0.1)
+
+    def clean_up(self) -> list[str]:
+        """Stop everything started, newest first; returns what was stopped."""
+        stopped = []
+        for name, action in reversed(self.cleanups):
+            try:
+                action()
+                stopped.append(name)
+            except Exception as exc:  # keep going: the rest must be stopped too
+                self.out(f"  could not stop {name}: {type(exc).__name__}")
+        self.cleanups.clear()
+        return stopped
+
+
+def _holds(admin: Any, order_ref: str, body: dict[str, Any]) -> bool:
+    """True once the sandbox holds exactly ``body``'s carts for the order."""
+    state = admin.order_state(DEMO_MERCHANT, order_ref)
+    return state is not None and all(
+        state.get(key) == body["order"].get(key)
+        for key in ("shipped_cart", "unshipped_cart", "cancellation_reason")
+    )
+
+
+def _safe_url(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{parts.hostname or ''}{port}{parts.path}"
+
+
+@contextlib.contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """Ignore Ctrl-C and SIGTERM while cleaning up, so that a second one cannot cut it short."""
+    previous = (
+        signal.signal(signal.SIGINT, signal.SIG_IGN),
+        signal.signal(signal.SIGTERM, signal.SIG_IGN),
+    )
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous[0])
+        signal.signal(signal.SIGTERM, previous[1])
+
+
+@click.command()
+def demo() -> None:
+    """Run cartsync end to end on this machine: a sandbox, a real worker, six orders.
+
+    Uses the Redis at CARTSYNC_REDIS_URL when one answers (keeping to keys under
+    cartsync-demo:), else an embedded one. Stops everything it started when it ends, when it
+    fails and on Ctrl-C. Exit status: 0 done, 1 something did not happen in time, 130
+    interrupted.
+    """
+    redis_url = os.environ.get(env_name("redis_url")) or DEFAULT_REDIS_URL
+    session = Demo(lambda line: click.echo(line), redis_url)
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    status = 0
+    worker: WorkerChild | None = None
+    try:
+        session.run()
+    except (KeyboardInterrupt, _Stopped):
+        click.echo("\ninterrupted: stopping everything the demo started")
+        status = 130
+    except DemoFailed as exc:
+        click.echo(click.style(f"\ndemo failed: {exc}", fg="red"), err=True)
+        status = 1
+    except (CartsyncError, SandboxAdminError, redis.RedisError, OSError) as exc:
+        click.echo(click.style(f"\ndemo failed: {type(exc).__name__}: {exc}", fg="red"), err=True)
+        status = 1
+    finally:
+        worker = session.worker
+        with _signals_deferred():
+            stopped = session.clean_up()
+        if worker is not None and status == 1:
+            tail = worker.log_text()[-3000:]
+            click.echo(f"last lines of the worker's log:\n{tail}", err=True)
+        if worker is not None:
+            worker.remove_log()
+    elapsed = time.monotonic() - session.started
+    click.echo("")
+    click.echo(f"Stopped {', '.join(stopped) or 'nothing'}; nothing the demo started is running.")
+    if status == 0:
+        click.echo(f"Done in {elapsed:.1f}s. README.md shows how to run cartsync for real.")
+    raise SystemExit(status)
