@@ -19,24 +19,39 @@ SURNAMES = ("Barroso Rajoy", "García López", "Puig i Ferrer", "Etxeberria", "M
 STREETS = ("C/ Aragó", "Avda. Diagonal", "C/ Mayor", "Passeig de Gràcia", "C/ Alcalá")
 CITIES = (("08013", "Barcelona"), ("28014", "Madrid"), ("46002", "València"), ("48001", "Bilbao"))
 PRODUCTS = (
-    "Camisa de lino manga larga", "Chaqueta vaquera", "Zapatillas de running", "Bolso de piel",
-    "Pantalón chino", "Vestido estampado", "Gafas de sol polarizadas", "Reloj analógico",
-    "Mochila impermeable", "Jersey de punto", "Cinturón trenzado", "Sudadera con capucha",
-)  # fmt: skip
+    "Camisa de lino manga larga",
+    "Chaqueta vaquera",
+    "Zapatillas de running",
+    "Bolso de piel",
+    "Pantalón chino",
+    "Vestido estampado",
+    "Gafas de sol polarizadas",
+    "Reloj analógico",
+    "Mochila impermeable",
+    "Jersey de punto",
+    "Cinturón trenzado",
+    "Sudadera con capucha",
+)
 CATEGORIES = ("ropa-hombre", "ropa-mujer", "calzado", "accesorios", "complementos")
 ERRORS = {
-    Reason.CONFLICT: (409, "Invalid data: In shipped_cart, items' total_with_tax add up to {a} "
-                           "but order_total_with_tax is {b}. The diff is {d}."),
+    Reason.CONFLICT: (
+        409,
+        "Invalid data: In shipped_cart, items' total_with_tax add up to {a} "
+        "but order_total_with_tax is {b}. The diff is {d}.",
+    ),
     Reason.REJECTED: (404, "Order not found"),
     Reason.UNAUTHORIZED: (401, "Access denied"),
     Reason.EXHAUSTED: (503, "Service Unavailable"),
     Reason.INVALID: (None, "order.shipped_cart.items.0.quantity: Not a valid integer."),
-}  # fmt: skip
+}
 #: How often each reason occurs among synthetic letters (409s dominate in real life).
 REASON_WEIGHTS = (
-    (Reason.CONFLICT, 60), (Reason.REJECTED, 15), (Reason.EXHAUSTED, 15),
-    (Reason.UNAUTHORIZED, 7), (Reason.INVALID, 3),
-)  # fmt: skip
+    (Reason.CONFLICT, 60),
+    (Reason.REJECTED, 15),
+    (Reason.EXHAUSTED, 15),
+    (Reason.UNAUTHORIZED, 7),
+    (Reason.INVALID, 3),
+)
 
 
 def payload(rng: random.Random, merchant: str, order_ref: str) -> dict[str, Any]:
@@ -50,8 +65,12 @@ def payload(rng: random.Random, merchant: str, order_ref: str) -> dict[str, Any]
         )
         for _ in range(rng.randrange(4, 7))
     ]
-    handling = {"type": "handling", "reference": "seur24", "name": "SEUR entrega en 24 horas",
-                "total_with_tax": rng.choice((0, 242, 395, 490))}  # fmt: skip
+    handling = {
+        "type": "handling",
+        "reference": "seur24",
+        "name": "SEUR entrega en 24 horas",
+        "total_with_tax": rng.choice((0, 242, 395, 490)),
+    }
     body = fully_shipped(merchant=merchant, order_ref=order_ref, items=[*items, handling])
     for line in body["order"]["shipped_cart"]["items"][:-1]:
         line["category"] = rng.choice(CATEGORIES)
@@ -59,25 +78,38 @@ def payload(rng: random.Random, merchant: str, order_ref: str) -> dict[str, Any]
     given, surnames = rng.choice(GIVEN), rng.choice(SURNAMES)
     postal, city = rng.choice(CITIES)
     address = {
-        "given_names": given, "surnames": surnames, "company": "",
+        "given_names": given,
+        "surnames": surnames,
+        "company": "",
         "address_line_1": f"{rng.choice(STREETS)} {rng.randrange(1, 400)}",
         "address_line_2": f"{rng.randrange(1, 9)}º {rng.choice('ABCD')}",
-        "postal_code": postal, "city": city, "country_code": "ES",
+        "postal_code": postal,
+        "city": city,
+        "country_code": "ES",
         "phone": f"9{rng.randrange(10000000, 99999999)}",
-    }  # fmt: skip
+    }
     order = body["order"]
     order["delivery_address"] = address
     order["invoice_address"] = dict(address)
-    order["delivery_method"] = {"name": "SEUR24", "days": "24h", "provider": "SEUR",
-                                "home_delivery": True}  # fmt: skip
+    order["delivery_method"] = {
+        "name": "SEUR24",
+        "days": "24h",
+        "provider": "SEUR",
+        "home_delivery": True,
+    }
     order["customer"] = {
-        "given_names": given, "surnames": surnames,
+        "given_names": given,
+        "surnames": surnames,
         "email": f"cliente{rng.randrange(10**6, 10**7)}@example.com",
-        "ref": rng.randrange(1, 10**6), "date_of_birth": f"19{rng.randrange(50, 99)}-0{rng.randrange(1, 9)}-1{rng.randrange(0, 9)}",
+        "ref": rng.randrange(1, 10**6),
+        "date_of_birth": f"19{rng.randrange(50, 99)}-0{rng.randrange(1, 9)}-1{rng.randrange(0, 9)}",
         "nin": f"{rng.randrange(10**7, 10**8)}{rng.choice('TRWAGMYFPDXBNJZSQVHLCKE')}",
-    }  # fmt: skip
-    order["platform"] = {"name": "WooCommerce", "version": "8.9.1",
-                         "uname": "Linux web-3 6.1.0-18-amd64 #1 SMP x86_64"}  # fmt: skip
+    }
+    order["platform"] = {
+        "name": "WooCommerce",
+        "version": "8.9.1",
+        "uname": "Linux web-3 6.1.0-18-amd64 #1 SMP x86_64",
+    }
     return body
 
 
@@ -89,7 +121,7 @@ def letter(
     order_ref = f"ORD-{index:08d}"
     reason = rng.choices([r for r, _ in REASON_WEIGHTS], [w for _, w in REASON_WEIGHTS])[0]
     status, template = ERRORS[reason]
-    total = rng.randrange(1000, 90000)
+    amount = rng.randrange(1000, 90000)
     diff = rng.randrange(1, 100)
     dead_at = now - spread_s + spread_s * index / total
     return DeadLetter(
@@ -99,9 +131,16 @@ def letter(
         version=rng.randrange(1, 5),
         reason=reason.value,
         status=status,
-        errors=[template.format(a=total, b=total + diff, d=diff)],
-        attempts=[{"at": dead_at - 1.5, "status": status, "exception": None,
-                   "errors": [], "latency_ms": 85.0}],  # fmt: skip
+        errors=[template.format(a=amount, b=amount + diff, d=diff)],
+        attempts=[
+            {
+                "at": dead_at - 1.5,
+                "status": status,
+                "exception": None,
+                "errors": [],
+                "latency_ms": 85.0,
+            }
+        ],
         enqueued_at=dead_at - 2.0,
         payload=payload(rng, merchant, order_ref),
         dead_at=dead_at,

@@ -26,6 +26,7 @@ from worker.client import SequraClient
 from worker.deadletters import DeadLetter, DeadLetterStore, Reason
 from worker.errors import InvalidUpdate, UnknownMerchant
 from worker.ledger import Claim, Ledger
+from worker.metrics import Metrics
 from worker.outcomes import Kind, Outcome
 from worker.schedule import Schedule
 
@@ -77,6 +78,10 @@ class Runtime:
     def client(self) -> SequraClient:
         return SequraClient(self.settings)
 
+    @cached_property
+    def metrics(self) -> Metrics:
+        return Metrics(self.redis, self.settings.key_prefix)
+
 
 _runtime: Runtime | None = None
 _runtime_lock = threading.Lock()
@@ -89,7 +94,13 @@ def runtime() -> Runtime:
         if _runtime is None:
             _runtime = Runtime(load_settings())
             # Build everything now, under the lock, so threads never race to build twice.
-            _ = (_runtime.ledger, _runtime.schedule, _runtime.dead_letters, _runtime.client)
+            _ = (
+                _runtime.ledger,
+                _runtime.schedule,
+                _runtime.dead_letters,
+                _runtime.client,
+                _runtime.metrics,
+            )
         return _runtime
 
 
@@ -108,6 +119,8 @@ class Result:
     status: int | None = None
     next_retry_s: float | None = None
     letter_id: str | None = None
+    #: How long seQura took to answer, when a call was made.
+    latency_ms: float | None = None
 
 
 def process(raw: Any, rt: Runtime) -> str:
@@ -124,6 +137,7 @@ def process(raw: Any, rt: Runtime) -> str:
             letter_id=letter_id,
             duration_ms=_ms_since(started),
         )
+        rt.metrics.observe("dead_lettered", Reason.INVALID.value, None, None)
         return "dead_lettered"
     bound = log.bind(
         merchant=message.merchant,
@@ -143,6 +157,7 @@ def process(raw: Any, rt: Runtime) -> str:
         letter_id=result.letter_id,
         duration_ms=_ms_since(started),
     )
+    rt.metrics.observe(result.outcome, result.reason, result.status, result.latency_ms)
     return result.outcome
 
 
@@ -195,6 +210,10 @@ def _send(message: UpdateMessage, rt: Runtime) -> Result:
         except InvalidUpdate as exc:
             return _park(message, Reason.INVALID, rt, status=None, errors=exc.lines())
     outcome = rt.client.update_order(account, message.order_ref, body, version=message.version)
+    return replace(_after_call(message, outcome, rt), latency_ms=outcome.latency_ms)
+
+
+def _after_call(message: UpdateMessage, outcome: Outcome, rt: Runtime) -> Result:
     if outcome.kind is Kind.DELIVERED:
         # The ledger records the delivered version as the lock is released (_attempt).
         return Result("delivered", status=outcome.status)

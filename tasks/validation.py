@@ -19,16 +19,16 @@ from typing import Any
 
 from marshmallow import ValidationError
 
-from tasks.schemas.options import CONTRACT_OPTIONS as _KNOWN_OPTIONS
-from tasks.schemas.options import normalize
+from tasks.schemas import options as contract
 from tasks.schemas.order import body_schema
 from tasks.schemas.paths import flatten
 from tasks.schemas.warnings import collect_warnings
 from worker.errors import InvalidUpdate
 
-#: Contract options a merchant may have (see ../shared/DESIGN.md, "Contract options").
-CONTRACT_OPTIONS = frozenset({"multistore", "shipment_ref", "garage", "services", "travel"})
-assert CONTRACT_OPTIONS == _KNOWN_OPTIONS, "tasks.schemas.options and this module disagree"
+#: Contract options a merchant may have (see ../shared/DESIGN.md, "Contract options"):
+#: multistore, shipment_ref, garage, services, travel. What each one means is in
+#: tasks/schemas/options.py.
+CONTRACT_OPTIONS = contract.CONTRACT_OPTIONS
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ def validate_update(body: Any, *, options: Collection[str] = (), strict: bool = 
     Raises :class:`InvalidUpdate` with every error by dotted path (and the warnings), or
     :class:`worker.errors.ConfigurationError` for an unknown contract option name.
     """
-    schema = body_schema(normalize(options), bool(strict))
+    schema = body_schema(contract.normalize(options), bool(strict))
     try:
         loaded = schema.load(body)
     except ValidationError as exc:
@@ -62,7 +62,7 @@ def dump_update(
     body: dict[str, Any], *, options: Collection[str] = (), strict: bool = False
 ) -> dict[str, Any]:
     """Serialize a validated body with the schemas: the inverse of the load, key for key."""
-    dumped: dict[str, Any] = body_schema(normalize(options), bool(strict)).dump(body)
+    dumped: dict[str, Any] = body_schema(contract.normalize(options), bool(strict)).dump(body)
     return dumped
 
 

@@ -289,14 +289,21 @@ class AuditNote:
     def flat(self, letter_id: str = "") -> list[str]:
         """The stream entry's field/value list."""
         return [
-            "at", repr(time.time()),
-            "by", self.by,
-            "action", self.action,
-            "run", self.run,
-            "letter", letter_id,
-            "result", self.result,
-            "detail", json.dumps(dict(self.detail), ensure_ascii=False, separators=(",", ":")),
-        ]  # fmt: skip
+            "at",
+            repr(time.time()),
+            "by",
+            self.by,
+            "action",
+            self.action,
+            "run",
+            self.run,
+            "letter",
+            letter_id,
+            "result",
+            self.result,
+            "detail",
+            json.dumps(dict(self.detail), ensure_ascii=False, separators=(",", ":")),
+        ]
 
 
 @dataclass(frozen=True)
@@ -439,15 +446,23 @@ class DeadLetterStore:
         """Run the park script on ``client`` (a pipeline queues it and returns itself)."""
         return self._park(
             keys=[
-                self.letters_key, self.by_update_key, self.by_order_key, self.counts_key,
-                self.audit_key, *self._indexes(letter),
+                self.letters_key,
+                self.by_update_key,
+                self.by_order_key,
+                self.counts_key,
+                self.audit_key,
+                *self._indexes(letter),
             ],
             args=[
-                letter.id, letter.update_id, encode(letter), self._order_member(letter),
-                *self._counter_fields(letter), _audit_arg(audit, letter.id),
+                letter.id,
+                letter.update_id,
+                encode(letter),
+                self._order_member(letter),
+                *self._counter_fields(letter),
+                _audit_arg(audit, letter.id),
             ],
             client=client,
-        )  # fmt: skip
+        )
 
     def park_many(
         self, letters: Iterable[DeadLetter], *, audit: AuditNote | None = None
@@ -489,15 +504,25 @@ class DeadLetterStore:
         )
         result = self._remove(
             keys=[
-                self.letters_key, self.by_update_key, self.by_order_key, self.counts_key,
-                self.audit_key, self.forced_key, *self._indexes(letter),
+                self.letters_key,
+                self.by_update_key,
+                self.by_order_key,
+                self.counts_key,
+                self.audit_key,
+                self.forced_key,
+                *self._indexes(letter),
             ],
             args=[
-                letter.id, stored.token if check else "", letter.update_id,
-                self._order_member(letter), *self._counter_fields(letter),
-                _audit_arg(audit, letter.id), forced, forced_version or 0,
+                letter.id,
+                stored.token if check else "",
+                letter.update_id,
+                self._order_member(letter),
+                *self._counter_fields(letter),
+                _audit_arg(audit, letter.id),
+                forced,
+                forced_version or 0,
             ],
-        )  # fmt: skip
+        )
         return _text(result)
 
     def replace(self, stored: Stored, letter: DeadLetter, *, audit: AuditNote | None = None) -> str:
@@ -506,9 +531,13 @@ class DeadLetterStore:
         must not change."""
         old = stored.letter
         if (old.id, old.update_id, old.merchant, old.order_ref, old.reason, old.status) != (
-            letter.id, letter.update_id, letter.merchant, letter.order_ref, letter.reason,
+            letter.id,
+            letter.update_id,
+            letter.merchant,
+            letter.order_ref,
+            letter.reason,
             letter.status,
-        ):  # fmt: skip
+        ):
             raise ValueError("replace cannot change what the indexes hold")
         result = self._replace(
             keys=[self.letters_key, self.audit_key],
@@ -572,9 +601,12 @@ class DeadLetterStore:
         high = _upper_bound(filters.until, below)
         low = "[" + id_bound(filters.since) if filters.since is not None else "-"
         while True:
-            ids = [_text(m) for m in self.client.zrange(
-                key, high, low, desc=True, bylex=True, offset=0, num=batch
-            )]  # fmt: skip
+            ids = [
+                _text(m)
+                for m in self.client.zrange(
+                    key, high, low, desc=True, bylex=True, offset=0, num=batch
+                )
+            ]
             if not ids:
                 return
             for stored in self.load_many(ids):

@@ -16,13 +16,16 @@ import redis
 
 from config.settings import Settings
 from worker.deadletters import DeadLetterStore, Reason, id_time
-from worker.ledger import Ledger
 from worker.schedule import Schedule
 
 #: Priority steps of kombu's Redis transport: a queue with priorities set is stored as the
 #: plain list plus one list per non-zero step, named ``{queue}\x06\x16{step}``.
 KOMBU_PRIORITY_STEPS = (3, 6, 9)
 KOMBU_PRIORITY_SEP = "\x06\x16"
+#: kombu's hash of messages handed to a worker and not yet acknowledged. With late acks that
+#: is every update a worker has taken and not finished: the ones in flight. Reading its
+#: length costs the same at any scale, unlike scanning for order locks.
+KOMBU_UNACKED_KEY = "unacked"
 
 #: Seconds a status or metrics read waits for Redis before calling it unreachable.
 REDIS_TIMEOUT_S = 3.0
@@ -83,7 +86,7 @@ def take_snapshot(
         queue_depth=sum(int(d) for d in depths),
         scheduled=schedule.depth(),
         due=schedule.due(now),
-        in_flight=Ledger(client, settings.key_prefix).locked_orders(),
+        in_flight=int(client.hlen(KOMBU_UNACKED_KEY)),
         dead_letters=stats.total,
         dead_by_reason=by_reason,
         oldest_dead_id=stats.oldest_id,

@@ -210,10 +210,6 @@ class Ledger:
             args=[delivered or 0, token],
         )
 
-    def locked_orders(self) -> int:
-        """How many orders have a send in flight right now (for ``cartsync status``)."""
-        pattern = keys.lock(self.prefix, "*", "*")
-        return sum(1 for _ in self.client.scan_iter(match=pattern, count=1000))
 
 
 def _text(value: Any) -> str:

@@ -245,7 +245,6 @@ def _invalid(exc: InvalidUpdate) -> str:
     return "invalid payload: " + "; ".join(lines[:QUOTED_ERRORS]) + more
 
 
-
 # -- many letters at once ----------------------------------------------------------------------
 #
 # Validation and publishing cost about a millisecond of CPU per letter, in Python, so a bulk

@@ -17,11 +17,11 @@ from marshmallow import (
     Schema,
     ValidationError,
     post_dump,
-    post_load,
     validates_schema,
 )
+from marshmallow.types import UnknownOption
 
-from tasks.schemas.fields import PayloadField, kind
+from tasks.schemas.fields import NOT_UTF8, PayloadField, is_text, kind
 
 #: Key that selects an object's shape in a list of typed objects (cart items, trackings, ...).
 TYPE_KEY = "type"
@@ -46,18 +46,90 @@ class PayloadSchema(Schema):
         self.options = frozenset(options)
         self.strict = strict
         super().__init__(unknown=RAISE if strict else INCLUDE)
+        self._fields_by_key = {
+            field.data_key or name: field for name, field in self.load_fields.items()
+        }
+        self._required_keys = [key for key, f in self._fields_by_key.items() if f.required]
 
-    @post_load(pass_original=True)
-    def _in_original_order(
-        self, data: dict[str, Any], original: Mapping[str, Any], **kwargs: Any
-    ) -> dict[str, Any]:
-        return {key: data[key] for key in original if key in data}
+    def _deserialize(
+        self,
+        data: Any,
+        *,
+        error_store: Any,
+        many: bool = False,
+        partial: Any = None,
+        unknown: UnknownOption = RAISE,
+        index: int | None = None,
+    ) -> Any:
+        """A leaner load loop than marshmallow's, with the same results for our schemas.
+
+        marshmallow calls every declared field for every object, present or not; a cart
+        item declares some twenty optional fields and sends a handful. This loop visits the
+        keys the producer sent, in the producer's order (so the copy keeps it), and checks
+        the required ones for absence. The producer calls it on every enqueue: this halves
+        the cost of a load. Overrides a method marshmallow calls private; the schema tests
+        pin its behaviour, and pyproject.toml pins marshmallow below 5.
+        """
+        if many or partial:
+            return super()._deserialize(
+                data,
+                error_store=error_store,
+                many=many,
+                partial=partial,
+                unknown=unknown,
+                index=index,
+            )
+        if not isinstance(data, Mapping):
+            error_store.store_error([self.error_messages["type"]], index=index)
+            return {}
+        fields = self._fields_by_key
+        for key in self._required_keys:
+            if key not in data:
+                message = fields[key].error_messages["required"]
+                error_store.store_error([message], key, index=index)
+        loaded: dict[str, Any] = {}
+        for key, raw in data.items():
+            field = fields.get(key)
+            if field is None:
+                if unknown == RAISE:
+                    error_store.store_error([self.error_messages["unknown"]], shown(key), index)
+                elif not is_utf8(key) or not is_utf8(raw):
+                    error_store.store_error([NOT_UTF8], shown(key), index=index)
+                elif unknown == INCLUDE:
+                    loaded[key] = raw
+                continue
+            try:
+                loaded[key] = field.deserialize(raw, key, data)
+            except ValidationError as error:
+                error_store.store_error(error.messages, key, index=index)
+        return loaded
 
     @post_dump(pass_original=True)
     def _with_unknown_keys(
         self, data: dict[str, Any], original: Mapping[str, Any], **kwargs: Any
     ) -> dict[str, Any]:
         return {key: data[key] if key in data else original[key] for key in original}
+
+
+def is_utf8(value: Any) -> bool:
+    """True unless ``value`` holds, at any depth, a string UTF-8 cannot carry.
+
+    Unknown keys are forwarded unchecked, except for this: a body with a lone surrogate
+    (JSON's ``"\\ud800"``) anywhere cannot be sent as the UTF-8 seQura reads.
+    """
+    if isinstance(value, str):
+        return is_text(value)
+    if isinstance(value, Mapping):
+        return all(is_utf8(key) and is_utf8(item) for key, item in value.items())
+    if isinstance(value, list | tuple):
+        return all(is_utf8(item) for item in value)
+    return True
+
+
+def shown(key: Any) -> str:
+    """A key as it can appear in an error path: lone surrogates escaped, never raised on."""
+    text = str(key)
+    return text if is_text(text) else text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def raw_check(

@@ -75,6 +75,24 @@ class PayloadField(fields.Field):  # type: ignore[type-arg]
         "required": "Missing data for required field.",
     }
 
+    def deserialize(
+        self, value: Any, attr: str | None = None, data: Any = None, **kwargs: Any
+    ) -> Any:
+        """marshmallow's deserialize without its per-call validator plumbing (none is used
+        here: each field checks in ``_deserialize``); about a third of a field's cost."""
+        if value is fields.missing_:  # type: ignore[attr-defined]
+            if self.required:
+                raise self.make_error("required")
+            return value
+        if value is None:
+            if self.allow_none:
+                return None
+            raise self.make_error("null")
+        output = self._deserialize(value, attr, data, **kwargs)
+        if self.validators:
+            self._validate(output)
+        return output
+
     def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> Any:
         return value
 
@@ -93,9 +111,13 @@ def is_text(value: Any) -> bool:
     return True
 
 
+#: Message for a string UTF-8 cannot carry.
+NOT_UTF8 = "Must be valid Unicode text: it holds a lone surrogate escape such as \\ud800."
+
+
 def _not_text(value: Any, expected: str) -> ValidationError:
     if isinstance(value, str):
-        return ValidationError("Must be valid Unicode text: it holds a lone surrogate escape.")
+        return ValidationError(NOT_UTF8)
     return ValidationError(f"Must be {expected}, not {kind(value)}.")
 
 
@@ -263,7 +285,7 @@ class IsoPeriod(PayloadField):
     """The reference's "(ISO8601 formatted period)": a duration such as ``P3M15D``."""
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
-        if not isinstance(value, str) or not _PERIOD.fullmatch(value) or value.endswith("T"):
+        if not isinstance(value, str) or not _PERIOD.fullmatch(value):
             raise ValidationError("Must be an ISO 8601 period, such as P3M15D or P1Y.")
         return value
 

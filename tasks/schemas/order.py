@@ -84,16 +84,16 @@ class OrderSchema(PayloadSchema):
             return
         first, second = unshipped.get("currency"), shipped.get("currency")
         if isinstance(first, str) and isinstance(second, str) and first != second:
-            raise ValidationError(
-                {
-                    "shipped_cart": {
-                        "currency": [
-                            f"Differs from unshipped_cart.currency ({second} and {first}): "
-                            "both carts must use one currency."
-                        ]
-                    }
-                }
+            both = f" ({second} and {first})" if _code_like(first) and _code_like(second) else ""
+            message = (
+                f"Differs from unshipped_cart.currency{both}: both carts must use one currency."
             )
+            raise ValidationError({"shipped_cart": {"currency": [message]}})
+
+
+def _code_like(value: str) -> bool:
+    """Short enough and plain enough to repeat in a message (a currency code, not prose)."""
+    return len(value) <= 4 and value.isascii() and value.isalnum()
 
 
 class BodySchema(PayloadSchema):

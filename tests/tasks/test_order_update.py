@@ -253,3 +253,15 @@ def test_undecodable_message_is_parked_as_invalid(rt):
     letter = rt.dead_letters.get(letter_id.decode())
     assert letter.reason == "invalid"
     assert letter.payload == {"something": "else"}
+
+
+def test_each_outcome_is_counted_for_metrics(pipeline, sandbox, rt):
+    """Every processed message adds to the outcome counters the metrics endpoint serves."""
+    sandbox.state.script(MERCHANT, "A14/12345", [409])
+    pipeline.enqueue(shirt_order())
+    pipeline.run_next()
+    pipeline.enqueue(shirt_order("other"))
+    pipeline.run_next()
+    counts = rt.redis.hgetall(rt.metrics.updates_key)
+    assert sum(int(v) for v in counts.values()) == 2
+    assert rt.redis.hget(rt.metrics.attempts_key, "total") == b"2"

@@ -157,3 +157,43 @@ def test_warnings_never_block_delivery():
     body = with_value(body, "order.cancellation_reason", "other")
     body = with_value(body, f"{PRODUCT}.tracking_reference", "nowhere")
     assert len(validate_update(body).warnings) == 3
+
+
+# --- text UTF-8 can carry -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "order.shipped_cart.items.0.name",
+        "order.merchant.id",
+        "order.shipped_cart.gift_note",
+        "order.shipped_cart.items.1.extra_data",
+    ],
+)
+def test_a_lone_surrogate_is_refused_in_known_and_unknown_keys(path):
+    """JSON's "\\ud800" escape cannot be sent as UTF-8: refused wherever it sits."""
+    body = with_value(two_item_body(), path, {"note": ["ok", "bad \ud800"]})
+    if not path.endswith(("gift_note", "extra_data")):
+        body = with_value(two_item_body(), path, "bad \ud800")
+    with pytest.raises(InvalidUpdate) as caught:
+        validate_update(body)
+    assert caught.value.errors == {
+        path: ["Must be valid Unicode text: it holds a lone surrogate escape such as \\ud800."]
+    }
+
+
+def test_a_key_with_a_lone_surrogate_is_named_with_an_escape():
+    """An unknown key that is not valid text appears escaped in its path, printable anywhere."""
+    body = two_item_body()
+    body["order"]["\udc00x"] = 1
+    with pytest.raises(InvalidUpdate) as caught:
+        validate_update(body, strict=True)
+    assert caught.value.errors == {"order.\\udc00x": ["Unknown field."]}
+    json.dumps(caught.value.errors, ensure_ascii=False).encode("utf-8")
+
+
+def test_wire_bytes_fall_back_to_escapes_for_text_utf8_cannot_carry():
+    """A body that never went through validation still serializes, with \\u escapes."""
+    data = wire_bytes({"order": {"note": "ñ \ud800"}})
+    assert data == b'{"order":{"note":"\\u00f1 \\ud800"}}'

@@ -44,8 +44,9 @@ def make_letter(
         reason=reason,
         status=status,
         errors=[TOTALS_409] if errors is None else errors,
-        attempts=[{"at": now - 1, "status": status, "exception": None, "errors": [],
-                   "latency_ms": 12.5}],  # fmt: skip
+        attempts=[
+            {"at": now - 1, "status": status, "exception": None, "errors": [], "latency_ms": 12.5}
+        ],
         enqueued_at=now - 2,
         payload=two_item_body(merchant, order_ref) if payload is None else payload,
         dead_at=now,

@@ -92,7 +92,7 @@ def test_demo_runs_end_to_end_in_a_users_redis(redis_url, redis_client):
         "$ cartsync dlq replay",
         "1 replayed, 0 refused, 0 failed.",
         "seQura now holds for DEMO-1006: shipped nothing; unshipped [shirt XL + jacket]",
-        "nothing the demo started is running",
+        "Nothing the demo started is running.",
     ):
         assert line in output, f"missing {line!r} in:\n{output}"
     assert output.count("v1: delivered") >= 5
@@ -148,6 +148,6 @@ def test_ctrl_c_stops_everything(redis_url, redis_client, after, statuses):
     assert process.returncode in statuses, output
     if process.returncode == 130:
         assert "interrupted: stopping everything the demo started" in output
-    assert "nothing the demo started is running" in output
+    assert "Nothing the demo started is running." in output
     assert_nothing_left(*started(output))
     assert list(redis_client.scan_iter(match="cartsync-demo*")) == []

@@ -23,7 +23,7 @@ from tests.worker.dlq_support import (
 )
 from worker.cli import cli
 from worker.cli.dlq import format_age, parse_duration, parse_instant
-from worker.deadletters import DeadLetterStore
+from worker.deadletters import DeadLetterStore, Filters
 from worker.replay import replay_update_id
 
 DAY = 86400.0
@@ -77,9 +77,16 @@ def assert_one_line_error(result, code, *needles):
 
 @pytest.mark.parametrize(
     ("text", "seconds"),
-    [("30s", 30), ("15m", 900), ("2h", 7200), ("7d", 7 * DAY), ("1w", 7 * DAY),
-     ("1d12h", 1.5 * DAY), ("1.5h", 5400)],
-)  # fmt: skip
+    [
+        ("30s", 30),
+        ("15m", 900),
+        ("2h", 7200),
+        ("7d", 7 * DAY),
+        ("1w", 7 * DAY),
+        ("1d12h", 1.5 * DAY),
+        ("1.5h", 5400),
+    ],
+)
 def test_durations_parse(text, seconds):
     """Durations combine s, m, h, d and w units."""
     assert parse_duration(text) == seconds
@@ -103,8 +110,11 @@ def test_instants_are_iso_in_utc_or_a_duration_ago():
 def test_ages_are_short():
     """Ages show the two largest units at most."""
     assert [format_age(s) for s in (5, 125, 3 * 3600 + 300, 2 * DAY + 7200)] == [
-        "5s", "2m", "3h 5m", "2d 2h",
-    ]  # fmt: skip
+        "5s",
+        "2m",
+        "3h 5m",
+        "2d 2h",
+    ]
 
 
 # -- list, show, stats -------------------------------------------------------------------------
@@ -113,14 +123,29 @@ def test_ages_are_short():
 def test_list_is_a_table_newest_first(dlq, store):
     """The table has the issue's columns and shows the newest letter first."""
     old = park(store, merchant="shop1", order_ref="A-1", version=2, dead_at=time.time() - 7200)
-    new = park(store, merchant="shop2", order_ref="B-7", version=5, reason="exhausted",
-               status=503, errors=["Service Unavailable\nupstream timed out"])  # fmt: skip
+    new = park(
+        store,
+        merchant="shop2",
+        order_ref="B-7",
+        version=5,
+        reason="exhausted",
+        status=503,
+        errors=["Service Unavailable\nupstream timed out"],
+    )
     result = dlq("list")
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert lines[0].split() == ["ID", "AGE", "MERCHANT", "ORDER", "V", "REASON", "STATUS", "ERROR"]
-    assert lines[1].split()[:8] == [new.id, "0s", "shop2", "B-7", "5", "exhausted", "503",
-                                    "Service"]  # fmt: skip
+    assert lines[1].split()[:8] == [
+        new.id,
+        "0s",
+        "shop2",
+        "B-7",
+        "5",
+        "exhausted",
+        "503",
+        "Service",
+    ]
     assert "upstream" not in lines[1]  # first line of the error only
     assert lines[2].split()[:3] == [old.id, "2h", "0m"]
     assert "Invalid data: In shipped_cart" in lines[2]
@@ -133,8 +158,11 @@ def test_list_json_prints_one_object_per_line(dlq, store):
     [line] = result.stdout.splitlines()
     row = json.loads(line)
     assert (row["id"], row["order_ref"], row["version"], row["errors"]) == (
-        letter.id, "J-1", 4, [TOTALS_409],
-    )  # fmt: skip
+        letter.id,
+        "J-1",
+        4,
+        [TOTALS_409],
+    )
 
 
 def test_list_pages_with_a_cursor(dlq, store):
@@ -142,23 +170,38 @@ def test_list_pages_with_a_cursor(dlq, store):
     letters = [park(store, dead_at=1_700_000_000.0 + i) for i in range(5)]
     first = dlq("list", "--limit", "2", "--json")
     assert [json.loads(x)["id"] for x in first.stdout.splitlines()] == [
-        letters[4].id, letters[3].id,
-    ]  # fmt: skip
+        letters[4].id,
+        letters[3].id,
+    ]
     assert f"--cursor {letters[3].id}" in first.stderr
     rest = dlq("list", "--limit", "5", "--cursor", letters[3].id, "--json")
     assert [json.loads(x)["id"] for x in rest.stdout.splitlines()] == [
-        letters[2].id, letters[1].id, letters[0].id,
-    ]  # fmt: skip
+        letters[2].id,
+        letters[1].id,
+        letters[0].id,
+    ]
     assert "--cursor" not in rest.stderr
 
 
 def test_list_filters(dlq, store):
     """Each filter option narrows the listing to the letters that match it."""
     a = park(store, merchant="shop1", order_ref="F-1", dead_at=time.time() - 3 * DAY)
-    b = park(store, merchant="shop2", order_ref="F-2", reason="unauthorized", status=401,
-             errors=["Access denied"])  # fmt: skip
-    c = park(store, merchant="shop1", order_ref="F-3", reason="invalid", status=None,
-             errors=["order.merchant.id: Missing data for required field."])  # fmt: skip
+    b = park(
+        store,
+        merchant="shop2",
+        order_ref="F-2",
+        reason="unauthorized",
+        status=401,
+        errors=["Access denied"],
+    )
+    c = park(
+        store,
+        merchant="shop1",
+        order_ref="F-3",
+        reason="invalid",
+        status=None,
+        errors=["order.merchant.id: Missing data for required field."],
+    )
 
     def ids(*args):
         result = dlq("list", "--json", *args)
@@ -220,9 +263,18 @@ def test_show_has_everything_and_the_payload_pretty_printed(dlq, store):
     result = dlq("show", letter.id)
     assert result.exit_code == 0, result.output
     out = result.output
-    for text in (letter.id, "shop1", "S-1", "conflict (HTTP 409)", TOTALS_409, "HTTP 409",
-                 letter.update_id, replay_update_id(letter.id, 0), '    "merchant_reference": {'):
-        assert text in out  # fmt: skip
+    for text in (
+        letter.id,
+        "shop1",
+        "S-1",
+        "conflict (HTTP 409)",
+        TOTALS_409,
+        "HTTP 409",
+        letter.update_id,
+        replay_update_id(letter.id, 0),
+        '    "merchant_reference": {',
+    ):
+        assert text in out
     assert json.loads(out[out.index("Payload:\n") + 9 :]) == letter.payload
 
 
@@ -366,7 +418,8 @@ def editor(tmp_path):
     )
 
     class Editor:
-        env = {"EDITOR": f"{sys.executable} {script}", "VISUAL": None}
+        def __init__(self):
+            self.env = {"EDITOR": f"{sys.executable} {script}", "VISUAL": None}
 
         def will_write(self, *texts):
             for n, text in enumerate(texts):
@@ -443,13 +496,7 @@ def test_drop_by_id_and_dry_run_by_filter(dlq, store):
     result = dlq("drop", a.id, "--yes")
     assert result.exit_code == 0, result.output
     assert "1 letter(s) dropped." in result.output
-    assert [s.letter.id for s in store.scan(store_filters())] == [b.id]
-
-
-def store_filters():
-    from worker.deadletters import Filters
-
-    return Filters()
+    assert [s.letter.id for s in store.scan(Filters())] == [b.id]
 
 
 def test_purge_removes_only_older_letters(dlq, store):
@@ -461,7 +508,7 @@ def test_purge_removes_only_older_letters(dlq, store):
     assert store.stats().total == 2
     result = dlq("purge", "--older-than", "2d", "--yes")
     assert "1 letter(s) purged." in result.output
-    assert [s.letter.id for s in store.scan(store_filters())] == [recent.id]
+    assert [s.letter.id for s in store.scan(Filters())] == [recent.id]
     assert old.id in {e.letter for e in store.audit_entries(limit=10, action="purge")}
 
 
@@ -477,8 +524,14 @@ def test_purge_needs_a_valid_duration(dlq):
 def test_export_import_round_trip_is_exact(dlq, store, tmp_path, redis_client):
     """Exported letters imported into an empty store export again byte for byte the same."""
     park(store, merchant="shop1", order_ref="Ñ-1")
-    park(store, merchant="shop2", reason="exhausted", status=None, version=None,
-         errors=["ConnectTimeout"])  # fmt: skip
+    park(
+        store,
+        merchant="shop2",
+        reason="exhausted",
+        status=None,
+        version=None,
+        errors=["ConnectTimeout"],
+    )
     edited = park(store, order_ref="X-2")
     store.note(store.load(edited.id), {"at": 1.5, "action": "edit", "revision": 1})
     first = tmp_path / "letters.jsonl"
@@ -533,8 +586,16 @@ def test_audit_records_who_did_what(dlq, store, editor, tmp_path):
 
 def start_replay(env, *extra):
     """``cartsync dlq replay --all --yes`` in a child process (its own process group)."""
-    command = [sys.executable, "-c", "from worker.cli import main; main()", "dlq", "replay",
-               "--all", "--yes", *extra]  # fmt: skip
+    command = [
+        sys.executable,
+        "-c",
+        "from worker.cli import main; main()",
+        "dlq",
+        "replay",
+        "--all",
+        "--yes",
+        *extra,
+    ]
     return subprocess.Popen(
         command,
         env={k: v for k, v in {**os.environ, **env}.items() if v is not None},

@@ -11,7 +11,6 @@ from click.testing import CliRunner
 from worker.cli.status import status
 from worker.deadletters import DeadLetter, DeadLetterStore
 from worker.health import Snapshot, format_age, queue_keys, take_snapshot, verdict
-from worker.ledger import Ledger
 from worker.schedule import Schedule
 
 
@@ -39,7 +38,7 @@ def busy(redis_client, settings):
     schedule.add({"n": 1}, time.time() - 1)
     schedule.add({"n": 2}, time.time() + 600)
     schedule.add({"n": 3}, time.time() + 600)
-    Ledger(redis_client, settings.key_prefix).acquire("shop", "A1", 30)
+    redis_client.hset("unacked", "delivery-tag-1", "{}")  # kombu's record of a taken task
     store = DeadLetterStore(redis_client, settings.key_prefix)
     store.park(letter("conflict", age_s=7200, order_ref="A2"))
     store.park(letter("conflict", age_s=60, order_ref="A3"))

@@ -95,7 +95,7 @@ def test_live_gauges(redis_client, settings):
     """Queue depth, scheduled retries, in-flight orders and dead letters are read at scrape time."""
     redis_client.lpush(settings.queue, "a", "b", "c")
     Schedule(redis_client, settings.key_prefix).add({"n": 1}, time.time() + 60)
-    redis_client.set(f"{settings.key_prefix}:lock:shop:A1", "token")
+    redis_client.hset("unacked", "delivery-tag-1", "{}")  # kombu's record of a taken task
     DeadLetterStore(redis_client, settings.key_prefix).park(
         DeadLetter(
             update_id="u1", merchant="shop", order_ref="A2", version=1, reason="conflict",

@@ -366,7 +366,7 @@ class Demo:
             )
         else:
             embedded = EmbeddedRedis().start()
-            self.cleanups.append(("embedded Redis", embedded.stop))
+            self.cleanups.append(("the embedded Redis", embedded.stop))
             url = embedded.url
             self.say(
                 f"  Redis      none answers at {_safe_url(self.redis_url)}: "
@@ -381,11 +381,11 @@ class Demo:
                 delete_demo_keys(client)
             client.close()
 
-        self.cleanups.append(("demo keys", forget))
+        self.cleanups.append(("the demo's keys", forget))
         delete_demo_keys(client)
 
         sandbox = SandboxServer(accounts={DEMO_MERCHANT: (DEMO_USER, DEMO_PASSWORD)}).start()
-        self.cleanups.append(("sandbox", sandbox.stop))
+        self.cleanups.append(("the sandbox", sandbox.stop))
         self.say(f"  seQura     the local sandbox at {sandbox.url}")
         settings = demo_settings(url, sandbox.url)
         # This process enqueues and replays; its own log lines would only clutter the story.
@@ -394,7 +394,7 @@ class Demo:
         )
 
         self.worker = WorkerChild(settings)
-        self.cleanups.append(("worker", self.worker.stop))
+        self.cleanups.append(("the worker", self.worker.stop))
         pid = self.worker.start()
         self.say(
             f"  worker     celery -A worker worker, pid {pid} "
@@ -637,7 +637,10 @@ def demo() -> None:
             worker.remove_log()
     elapsed = time.monotonic() - session.started
     click.echo("")
-    click.echo(f"Stopped {', '.join(stopped) or 'nothing'}; nothing the demo started is running.")
+    click.echo(
+        f"Stopped and removed: {', '.join(stopped) or 'nothing'}. "
+        "Nothing the demo started is running."
+    )
     if status == 0:
         click.echo(f"Done in {elapsed:.1f}s. README.md shows how to run cartsync for real.")
     raise SystemExit(status)

@@ -567,10 +567,11 @@ def stats(session: Session, as_json: bool) -> None:
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--rate", type=click.FloatRange(min=0, min_open=True), help="Letters per second.")
 @click.option(
-    "--workers", type=click.IntRange(1, 32),
+    "--workers",
+    type=click.IntRange(1, 32),
     help=f"Replay processes [default: up to {MAX_AUTO_WORKERS}, one per CPU, for "
     f"{PARALLEL_FROM} letters or more].",
-)  # fmt: skip
+)
 def replay(
     session: Session,
     ids: tuple[str, ...],
@@ -642,13 +643,21 @@ def replay(
                     tally(replayer.replay(stored))
             else:
                 replay_in_processes(
-                    selection, settings=settings, by=by, run=run, force=force,
-                    processes=workers, on_result=tally, pace=pacer.wait if rate else None,
-                )  # fmt: skip
+                    selection,
+                    settings=settings,
+                    by=by,
+                    run=run,
+                    force=force,
+                    processes=workers,
+                    on_result=tally,
+                    pace=pacer.wait if rate else None,
+                )
         finished = True
     except KeyboardInterrupt:
-        click.echo("\nInterrupted. Run the same command again to finish: nothing is lost or "
-                   "sent twice.", err=True)  # fmt: skip
+        click.echo(
+            "\nInterrupted. Run the same command again to finish: nothing is lost or sent twice.",
+            err=True,
+        )
     finally:
         report(problems, counts)
         # The per-letter entries were written with each change; this is only the summary.
@@ -772,8 +781,13 @@ def edit(session: Session, letter_id: str) -> None:
             },
         ],
     )
-    note = AuditNote("edit", by, new_run_id(), f"saved revision {revision}",
-                     {"merchant": letter.merchant, "order_ref": letter.order_ref})  # fmt: skip
+    note = AuditNote(
+        "edit",
+        by,
+        new_run_id(),
+        f"saved revision {revision}",
+        {"merchant": letter.merchant, "order_ref": letter.order_ref},
+    )
     outcome = session.store.replace(stored, changed, audit=note)
     if outcome != "replaced":
         raise click.ClickException(
@@ -783,8 +797,10 @@ def edit(session: Session, letter_id: str) -> None:
     for path, messages in sorted(warnings.items()):
         for message in messages:
             click.echo(f"warning: {path}: {message}", err=True)
-    click.echo(f"Saved revision {revision} of letter {letter.id}. "
-               f"Replay it with: cartsync dlq replay {letter.id}")  # fmt: skip
+    click.echo(
+        f"Saved revision {revision} of letter {letter.id}. "
+        f"Replay it with: cartsync dlq replay {letter.id}"
+    )
 
 
 def contract_options(settings: Settings, merchant: str) -> frozenset[str]:
@@ -817,11 +833,15 @@ def check_payload(
     except ValueError as exc:
         return None, [f"not JSON: {exc}"], {}
     if identity is not None and order_identity(body) not in (None, identity):
-        return body, [
-            f"order.merchant.id must stay {identity[0]!r} and "
-            f"order.merchant_reference.order_ref_1 {identity[1]!r}: "
-            "a letter cannot move to another order"
-        ], {}
+        return (
+            body,
+            [
+                f"order.merchant.id must stay {identity[0]!r} and "
+                f"order.merchant_reference.order_ref_1 {identity[1]!r}: "
+                "a letter cannot move to another order"
+            ],
+            {},
+        )
     try:
         validated = validate_update(
             with_platform_defaults(body, settings), options=options, strict=settings.strict
@@ -849,15 +869,16 @@ def drop(
 @dlq.command()
 @with_session
 @click.option(
-    "--older-than", metavar="DURATION", callback=_duration, required=True,
+    "--older-than",
+    metavar="DURATION",
+    callback=_duration,
+    required=True,
     help="Age, such as 30d or 12h.",
-)  # fmt: skip
+)
 @filter_options
 @click.option("--dry-run", is_flag=True, help="List what would be purged.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
-def purge(
-    session: Session, older_than: float, dry_run: bool, yes: bool, **options: Any
-) -> None:
+def purge(session: Session, older_than: float, dry_run: bool, yes: bool, **options: Any) -> None:
     """Delete letters older than a duration (and matching the filters, if any)."""
     cutoff = time.time() - older_than
     if options.get("until") is not None:
@@ -918,9 +939,12 @@ def remove_letters(
 @with_session
 @filter_options
 @click.option(
-    "--output", "-o", type=click.File("w", encoding="utf-8", lazy=True), default="-",
+    "--output",
+    "-o",
+    type=click.File("w", encoding="utf-8", lazy=True),
+    default="-",
     help="File to write (default: standard output).",
-)  # fmt: skip
+)
 def export_letters(session: Session, output: TextIO, **options: Any) -> None:
     """Write letters as JSON lines (all of them unless filtered)."""
     filters = filters_from(options)
@@ -949,8 +973,15 @@ def import_letters(session: Session, source: TextIO, dry_run: bool) -> None:
     for offset in range(0, len(letters), BATCH):
         for result in session.store.park_many(letters[offset : offset + BATCH], audit=note):
             outcomes[result] += 1
-    session.store.record(AuditNote("import", by, run, f"{outcomes['parked']} imported",
-                                   {"file": getattr(source, "name", "-"), **outcomes}))  # fmt: skip
+    session.store.record(
+        AuditNote(
+            "import",
+            by,
+            run,
+            f"{outcomes['parked']} imported",
+            {"file": getattr(source, "name", "-"), **outcomes},
+        )
+    )
     skipped = outcomes["duplicate"] + outcomes["taken"]
     click.echo(f"Imported {outcomes['parked']} letter(s); {skipped} already present.")
 
@@ -974,9 +1005,10 @@ def read_letters(source: Iterable[str]) -> Iterator[DeadLetter]:
     "--limit", type=click.IntRange(1, MAX_LIMIT), default=DEFAULT_LIMIT, show_default=True
 )
 @click.option(
-    "--action", type=click.Choice(["replay", "edit", "drop", "purge", "import"]),
+    "--action",
+    type=click.Choice(["replay", "edit", "drop", "purge", "import"]),
     help="Only this kind of action.",
-)  # fmt: skip
+)
 @click.option("--letter", "letter_id", metavar="ID", help="Only entries about this letter.")
 @click.option("--run", metavar="RUN", help="Only entries of this command run.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
