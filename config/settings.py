@@ -110,6 +110,7 @@ class Settings:
 
     redis_url: str = _setting(DEFAULT_REDIS_URL, str, "Redis URL")
     sequra_url: str = _setting(DEFAULT_SEQURA_URL, str, "seQura base URL")
+    sequra_http_hosts: str = _setting("", str, "hosts allowed over plain http (sandboxes)")
     sequra_username: str = _setting("", str, "API user (single-merchant set-up)")
     sequra_password: str = _setting("", str, "API password (single-merchant set-up)", True)
     merchants_file: str = _setting("", str, "merchant accounts file (several merchants)")

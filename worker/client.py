@@ -25,7 +25,7 @@ import http.cookiejar
 import ipaddress
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -73,11 +73,12 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def check_base_url(url: str) -> str:
+def check_base_url(url: str, http_hosts: Collection[str] = ()) -> str:
     """The base URL without a trailing slash; ConfigurationError when it is unsafe or malformed.
 
-    Plain http is allowed on loopback only (the local sandbox). The message never repeats
-    user information a URL might carry.
+    Plain http is allowed on loopback only (the local sandbox), and for the hosts an operator
+    names in ``http_hosts`` (a sandbox container on a private network). The message never
+    repeats user information a URL might carry.
     """
     try:
         parts = urlsplit(url.strip())
@@ -96,10 +97,11 @@ def check_base_url(url: str) -> str:
         )
     if parts.query or parts.fragment:
         raise ConfigurationError("CARTSYNC_SEQURA_URL must not have a query or a fragment")
-    if parts.scheme == "http" and not is_loopback(host):
+    allowed = {name.strip().lower() for name in http_hosts if name.strip()}
+    if parts.scheme == "http" and not is_loopback(host) and host.lower() not in allowed:
         raise ConfigurationError(
             f"CARTSYNC_SEQURA_URL uses http:// for {host}: seQura is only reached over https "
-            "(plain http is allowed for loopback hosts only)"
+            "(plain http is allowed for loopback hosts and CARTSYNC_SEQURA_HTTP_HOSTS only)"
         )
     return url.strip().rstrip("/")
 
@@ -152,7 +154,9 @@ class SequraClient:
         pool_size: int | None = None,
     ) -> None:
         """``pool_size`` (default: the worker concurrency) bounds the kept-alive connections."""
-        self.base_url = check_base_url(settings.sequra_url)
+        self.base_url = check_base_url(
+            settings.sequra_url, settings.sequra_http_hosts.split(",")
+        )
         try:
             # requests' normal form of scheme and host (IDNA, default port), kept for the URLs.
             wire = requests.Request("PUT", self.base_url).prepare().url or ""

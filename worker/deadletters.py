@@ -496,13 +496,23 @@ class DeadLetterStore:
         happens). ``forced_version`` records that a forced replay sent this order's state at
         that original version.
         """
+        return _text(self._call_remove(stored, audit, forced_version, check, self.client))
+
+    def _call_remove(
+        self,
+        stored: Stored,
+        audit: AuditNote | None,
+        forced_version: int | None,
+        check: bool,
+        client: Any,
+    ) -> Any:
         letter = stored.letter
         forced = (
             self.forced_field(letter.merchant, letter.order_ref)
             if forced_version is not None
             else ""
         )
-        result = self._remove(
+        return self._remove(
             keys=[
                 self.letters_key,
                 self.by_update_key,
@@ -522,8 +532,16 @@ class DeadLetterStore:
                 forced,
                 forced_version or 0,
             ],
+            client=client,
         )
-        return _text(result)
+
+    def remove_many(self, items: list[tuple[Stored, AuditNote | None, int | None]]) -> list[str]:
+        """:meth:`remove` (checked) for several letters in one round trip: each item is
+        (letter as read, audit note, forced version). Returns each outcome."""
+        pipe = self.client.pipeline(transaction=False)
+        for stored, audit, forced_version in items:
+            self._call_remove(stored, audit, forced_version, True, pipe)
+        return [_text(outcome) for outcome in pipe.execute()]
 
     def replace(self, stored: Stored, letter: DeadLetter, *, audit: AuditNote | None = None) -> str:
         """Store a changed copy of a letter, if it is still as read: ``replaced``, ``gone``

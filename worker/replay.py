@@ -141,6 +141,35 @@ class Replayer:
 
         Raises BrokerUnavailable (Redis is gone: stop the run), never for one letter's fault.
         """
+        return self.replay_many([stored])[0]
+
+    def replay_many(
+        self, batch: Iterable[Stored], pace: Callable[[], None] | None = None
+    ) -> list[Result]:
+        """:meth:`replay` for several letters, in order, taking the replayed ones out of the
+        store in one round trip after their enqueues (earlier if an order comes up twice, so
+        that a forced replay always sees the previous one's mark)."""
+        results: dict[int, Result] = {}
+        leaving: list[_Leaving] = []
+        orders: set[tuple[str, str]] = set()
+        for position, stored in enumerate(batch):
+            letter = stored.letter
+            if (letter.merchant, letter.order_ref) in orders:
+                self._remove(leaving, results)
+                orders.clear()
+            if pace is not None:
+                pace()
+            done = self._enqueue(stored)
+            if isinstance(done, Result):
+                results[position] = done
+            else:
+                leaving.append(_Leaving(position, stored, *done))
+                orders.add((letter.merchant, letter.order_ref))
+        self._remove(leaving, results)
+        return [results[position] for position in sorted(results)]
+
+    def _enqueue(self, stored: Stored) -> Result | tuple[AuditNote, str]:
+        """Enqueue a letter: a Result if it stays, else (its audit note, what happened)."""
         letter = stored.letter
         early = self._precheck(letter)
         if early is not None:
@@ -174,26 +203,41 @@ class Replayer:
             update_id=receipt.update_id,
             enqueue=receipt.status,
         )
-        forced = letter.version if self.force else None
-        outcome = self.store.remove(stored, audit=audit, forced_version=forced)
-        if outcome == "changed":
-            # Changed while we enqueued. If only its history grew, what we sent is still its
-            # payload, so it may go; if it was edited, the edit is a new update: keep it.
-            fresh: Stored | None
-            try:
-                fresh = self.store.load(letter.id)
-            except DeadLetterNotFound:
-                fresh = None
-            if fresh is not None and self.update_id(fresh.letter) == self.update_id(letter):
-                outcome = self.store.remove(fresh, audit=audit, forced_version=forced)
-            elif fresh is not None:
-                return Result(
-                    letter.id,
-                    "failed",
-                    "edited while being replayed: the edit stays; replay it again to send it",
-                    describe(letter),
-                )
-        return Result(letter.id, "replayed", detail, describe(letter))
+        return audit, detail
+
+    def _remove(self, leaving: list[_Leaving], results: dict[int, Result]) -> None:
+        """Take enqueued letters out of the store; empties ``leaving`` into ``results``."""
+        if not leaving:
+            return
+        forced = [item.stored.letter.version if self.force else None for item in leaving]
+        outcomes = self.store.remove_many(
+            [
+                (item.stored, item.audit, version)
+                for item, version in zip(leaving, forced, strict=True)
+            ]
+        )
+        for item, version, outcome in zip(leaving, forced, outcomes, strict=True):
+            letter = item.stored.letter
+            result = Result(letter.id, "replayed", item.detail, describe(letter))
+            if outcome == "changed":
+                # Changed while we enqueued. If only its history grew, what we sent is still
+                # its payload, so it may go; if it was edited, the edit is a new update: keep it.
+                fresh: Stored | None
+                try:
+                    fresh = self.store.load(letter.id)
+                except DeadLetterNotFound:
+                    fresh = None
+                if fresh is not None and self.update_id(fresh.letter) == self.update_id(letter):
+                    self.store.remove(fresh, audit=item.audit, forced_version=version)
+                elif fresh is not None:
+                    result = Result(
+                        letter.id,
+                        "failed",
+                        "edited while being replayed: the edit stays; replay it again to send it",
+                        describe(letter),
+                    )
+            results[item.position] = result
+        leaving.clear()
 
     def update_id(self, letter: DeadLetter) -> str:
         return replay_update_id(letter.id, letter.revision)
@@ -232,6 +276,16 @@ class Replayer:
         if self.store.note(stored, entry, audit=audit) != "replaced":
             self.store.record(audit, letter.id)
         return Result(letter.id, outcome, reason, describe(letter))
+
+
+@dataclass(frozen=True)
+class _Leaving:
+    """A letter enqueued by this run, waiting to be taken out of the store."""
+
+    position: int
+    stored: Stored
+    audit: AuditNote
+    detail: str
 
 
 def describe(letter: DeadLetter) -> str:
@@ -377,11 +431,11 @@ def _replay_process(
             if ids is None:
                 results.put(("done", None))
                 return
-            for letter_id, stored in zip(ids, store.load_many(ids), strict=True):
+            loaded = store.load_many(ids)
+            for letter_id, stored in zip(ids, loaded, strict=True):
                 if stored is None:
-                    result = Result(letter_id, "skipped", "no longer in the store")
-                else:
-                    result = replayer.replay(stored)
+                    results.put(("result", astuple(Result(letter_id, "skipped", "gone meanwhile"))))
+            for result in replayer.replay_many(s for s in loaded if s is not None):
                 results.put(("result", astuple(result)))
     except CartsyncError as exc:
         results.put(("error", str(exc)))

@@ -66,9 +66,9 @@ class PayloadSchema(Schema):
         marshmallow calls every declared field for every object, present or not; a cart
         item declares some twenty optional fields and sends a handful. This loop visits the
         keys the producer sent, in the producer's order (so the copy keeps it), and checks
-        the required ones for absence. The producer calls it on every enqueue: this halves
-        the cost of a load. Overrides a method marshmallow calls private; the schema tests
-        pin its behaviour, and pyproject.toml pins marshmallow below 5.
+        the required ones for absence. The producer calls it on every enqueue: this cuts the
+        cost of a load to about a third. It overrides a method marshmallow calls private; the
+        schema tests pin its behaviour, and pyproject.toml pins marshmallow below 5.
         """
         if many or partial:
             return super()._deserialize(
@@ -117,12 +117,17 @@ def is_utf8(value: Any) -> bool:
     Unknown keys are forwarded unchecked, except for this: a body with a lone surrogate
     (JSON's ``"\\ud800"``) anywhere cannot be sent as the UTF-8 seQura reads.
     """
-    if isinstance(value, str):
-        return is_text(value)
-    if isinstance(value, Mapping):
-        return all(is_utf8(key) and is_utf8(item) for key, item in value.items())
-    if isinstance(value, list | tuple):
-        return all(is_utf8(item) for item in value)
+    pending = [value]  # a loop, not recursion: an unknown key may nest arbitrarily deep
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if not is_text(item):
+                return False
+        elif isinstance(item, Mapping):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list | tuple):
+            pending.extend(item)
     return True
 
 

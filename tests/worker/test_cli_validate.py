@@ -231,3 +231,25 @@ def test_a_broken_setting_exits_2_with_one_line(tmp_path):
     """A CARTSYNC_* value that does not parse is named in one line."""
     result = run(["validate", write(tmp_path, two_item_body())], {"CARTSYNC_STRICT": "maybe"})
     assert_one_line_usage_error(result, "CARTSYNC_STRICT")
+
+
+def test_text_utf8_cannot_carry_is_reported_not_crashed_on(tmp_path):
+    """A "\\ud800" escape in a value or a key gives error lines that print, never a traceback."""
+    body = with_value(two_item_body(), "order.shipped_cart.items.0.name", "x\ud800")
+    body["order"]["\udc00key"] = 1
+    path = tmp_path / "body.json"
+    path.write_text(json.dumps(body), encoding="ascii")  # escapes, as a producer would send
+    result = run(["validate", "--strict", str(path)])
+    assert result.exit_code == 1
+    assert result.stdout.splitlines() == [
+        "order.\\udc00key: Unknown field.",
+        "order.shipped_cart.items.0.name: Must be valid Unicode text: it holds a lone "
+        "surrogate escape such as \\ud800.",
+    ]
+
+
+def test_json_nested_too_deeply_exits_2_with_one_line(tmp_path):
+    """A file of a hundred thousand nested brackets is refused in one line, not a traceback."""
+    path = tmp_path / "deep.json"
+    path.write_text("[" * 100_000 + "]" * 100_000, encoding="ascii")
+    assert_one_line_usage_error(run(["validate", str(path)]), "nests too deeply")

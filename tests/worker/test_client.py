@@ -338,6 +338,15 @@ def test_https_and_loopback_http_are_accepted(url):
     assert check_base_url(url) == url.rstrip("/")
 
 
+def test_plain_http_to_a_named_host_needs_an_explicit_opt_in():
+    """http to a non-loopback host is refused unless CARTSYNC_SEQURA_HTTP_HOSTS names it."""
+    with pytest.raises(ConfigurationError, match="CARTSYNC_SEQURA_HTTP_HOSTS"):
+        check_base_url("http://sandbox:8765")
+    assert check_base_url("http://sandbox:8765", ["sandbox"]) == "http://sandbox:8765"
+    with pytest.raises(ConfigurationError):
+        check_base_url("http://live.sequrapi.com", ["sandbox"])
+
+
 class _AlwaysOK(BaseHTTPRequestHandler):
     def do_PUT(self):
         self.send_response(200)

@@ -7,7 +7,7 @@ from config.merchants import MerchantAccount, MerchantDirectory
 from tasks.producer import Producer
 from tests.examples import two_item_body
 from tests.worker.dlq_support import make_letter, queued_messages, queued_update_ids
-from worker.deadletters import DeadLetterStore
+from worker.deadletters import DeadLetterStore, Filters
 from worker.replay import Replayer, judge, replay_update_id
 
 ACCOUNT = MerchantAccount(ref="", username="user", password="secret-pw")
@@ -166,3 +166,32 @@ def test_dry_run_plans_without_writing(store, producer, redis_client):
     assert verdict.action == "refuse"
     assert "v3" in verdict.reason
     assert {key: redis_client.dump(key) for key in redis_client.keys("*")} == before
+
+
+def test_a_forced_batch_sees_the_mark_of_an_earlier_letter_of_the_same_order(store, producer):
+    """Within one batch, a forced older letter after a forced newer one of its order is refused."""
+    old = make_letter(order_ref="R-9", version=1)
+    new = make_letter(order_ref="R-9", version=2)
+    store.park(old)
+    store.park(new)
+    results = replayer(store, producer, force=True).replay_many(
+        [store.load(new.id), store.load(old.id)]
+    )
+    assert [(r.letter_id, r.outcome) for r in results] == [
+        (new.id, "replayed"),
+        (old.id, "refused"),
+    ]
+    assert store.count(Filters()) == 1
+
+
+def test_a_batch_reports_in_order_and_removes_what_it_sent(store, producer, redis_client, settings):
+    """replay_many returns one result per letter, in order, and only sent letters leave."""
+    letters = [make_letter(order_ref=f"B-{i}") for i in range(4)]
+    letters[2].payload["order"]["shipped_cart"]["currency"] = 7
+    for letter in letters:
+        store.park(letter)
+    results = replayer(store, producer).replay_many([store.load(x.id) for x in letters])
+    assert [r.letter_id for r in results] == [x.id for x in letters]
+    assert [r.outcome for r in results] == ["replayed", "replayed", "failed", "replayed"]
+    assert [s.letter.id for s in store.scan(Filters())] == [letters[2].id]
+    assert len(queued_update_ids(redis_client, settings)) == 3

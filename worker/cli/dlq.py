@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import getpass
+import itertools
 import json
 import os
 import re
@@ -358,6 +359,12 @@ def select(
     return Selection(store, filters, below=id_bound(time.time() + 0.001))
 
 
+def batches(items: Iterable[Stored], size: int) -> Iterator[list[Stored]]:
+    iterator = iter(items)
+    while batch := list(itertools.islice(iterator, size)):
+        yield batch
+
+
 def progress(length: int, label: str) -> Any:
     return click.progressbar(length=length, label=label, file=sys.stderr, show_pos=True)
 
@@ -590,7 +597,7 @@ def replay(
     only once its update is safely enqueued: an interrupted replay can be run again and
     loses nothing and enqueues nothing twice.
     """
-    from worker.replay import Replayer, replay_in_processes
+    from worker.replay import CHUNK, Replayer, replay_in_processes
 
     selection = select(session.store, ids, all_, filters_from(options), "replay")
     count = selection.count()
@@ -638,9 +645,11 @@ def replay(
 
             if workers == 1:
                 replayer = Replayer(session.store, session.producer(), by=by, run=run, force=force)
-                for stored in selection:
-                    pacer.wait()
-                    tally(replayer.replay(stored))
+                # Paced, a batch is about a second's worth, so letters leave soon after going.
+                size = max(1, min(CHUNK, int(rate))) if rate else CHUNK
+                for batch in batches(selection, size):
+                    for result in replayer.replay_many(batch, pace=pacer.wait if rate else None):
+                        tally(result)
             else:
                 replay_in_processes(
                     selection,

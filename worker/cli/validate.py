@@ -13,7 +13,6 @@ merchant accounts are configured at all, ``CARTSYNC_CONTRACT_OPTIONS``.
 from __future__ import annotations
 
 import json
-import re
 import sys
 from collections.abc import Mapping
 from typing import Any, NoReturn
@@ -55,6 +54,8 @@ def _read(file: str) -> Any:
     except ValueError as exc:
         # json names the line and column, never the content.
         _fail(f"{name} is not JSON: {exc}")
+    except RecursionError:
+        _fail(f"{name} nests too deeply to be an Order Update body")
 
 
 def _refuse_constant(name: str) -> NoReturn:
@@ -97,7 +98,7 @@ def _configured_options(settings: Settings, merchant: str | None, body: Any) -> 
 
 def _path_key(path: str) -> list[tuple[int, int | str]]:
     """Sort key that puts items.2 before items.10."""
-    return [(0, int(part)) if part.isdigit() else (1, part) for part in re.split(r"\.", path)]
+    return [(0, int(part)) if part.isdigit() else (1, part) for part in path.split(".")]
 
 
 def _lines(messages: Mapping[str, list[str]]) -> list[str]:
