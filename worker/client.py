@@ -154,9 +154,7 @@ class SequraClient:
         pool_size: int | None = None,
     ) -> None:
         """``pool_size`` (default: the worker concurrency) bounds the kept-alive connections."""
-        self.base_url = check_base_url(
-            settings.sequra_url, settings.sequra_http_hosts.split(",")
-        )
+        self.base_url = check_base_url(settings.sequra_url, settings.sequra_http_hosts.split(","))
         try:
             # requests' normal form of scheme and host (IDNA, default port), kept for the URLs.
             wire = requests.Request("PUT", self.base_url).prepare().url or ""
