@@ -28,7 +28,7 @@ from typing import Any
 import redis
 from click.testing import CliRunner
 
-from bench.harness import machine
+from bench.harness import machine, process_cpu_s
 from bench.letters import letter
 from worker.deadletters import DeadLetterStore, Filters, Reason
 from worker.redisserver import EmbeddedRedis
@@ -115,12 +115,24 @@ def main(argv: list[str] | None = None) -> int:
 
     server = EmbeddedRedis().start()
     try:
-        return run(server.url, args)
+        return run(server, args)
     finally:
         server.stop()
 
 
-def run(url: str, args: argparse.Namespace) -> int:
+def cpu_seconds(redis_pid: int) -> tuple[float, float]:
+    """CPU seconds used so far by this process and its finished children, and by Redis."""
+    mine = os.times()
+    return (
+        mine.user + mine.system + mine.children_user + mine.children_system,
+        process_cpu_s(redis_pid),
+    )
+
+
+def run(server: EmbeddedRedis, args: argparse.Namespace) -> int:
+    url = server.url
+    assert server.process is not None
+    redis_pid = server.process.pid
     client = redis.Redis.from_url(url)
     store = DeadLetterStore(client, PREFIX)
     baseline = int(client.info("memory")["used_memory"])
@@ -137,7 +149,7 @@ def run(url: str, args: argparse.Namespace) -> int:
         "CARTSYNC_SEQURA_PASSWORD": "bench-pw",
         "CARTSYNC_MERCHANTS_FILE": "",
     }
-    merchant = "merchant007"
+    merchant = f"merchant{min(7, args.merchants - 1):03d}"
     deep_key = store.index_key(Reason.CONFLICT.value, None, merchant)
     deep_count = int(client.zcard(deep_key))
     # The cursor nine tenths of the way down this merchant's conflicts, newest first.
@@ -201,10 +213,15 @@ def run(url: str, args: argparse.Namespace) -> int:
     replay_merchant = "merchant000"
     replay_count = int(client.zcard(store.index_key(None, None, replay_merchant)))
     print(f"Replaying {replay_count:,} letters of {replay_merchant} ...", flush=True)
+    load_before = os.getloadavg()[0]
+    cpu_before = cpu_seconds(redis_pid)
     started = time.perf_counter()
     output = cli_call(env, "replay", "--merchant", replay_merchant, "--yes")()
     replay_s = time.perf_counter() - started
+    cpu_after = cpu_seconds(redis_pid)
     replay_rate = replay_count / replay_s
+    python_ms = (cpu_after[0] - cpu_before[0]) * 1000 / replay_count
+    redis_ms = (cpu_after[1] - cpu_before[1]) * 1000 / replay_count
     print(f"  {output.strip().splitlines()[-1]}  in {replay_s:.1f} s: {replay_rate:,.0f}/s")
     assert store.count(_filters(replay_merchant)) == 0, output
 
@@ -222,6 +239,8 @@ def run(url: str, args: argparse.Namespace) -> int:
         "replay_letters": replay_count,
         "replay_s": round(replay_s, 2),
         "replay_rate_per_s": round(replay_rate),
+        "replay_cpu_ms_per_letter": {"python": round(python_ms, 3), "redis": round(redis_ms, 3)},
+        "load_average_before": round(load_before, 2),
         "runs": args.runs,
     }
     print_report(results)
@@ -265,6 +284,12 @@ def print_report(r: dict[str, Any]) -> None:
     print(
         f"Bulk replay: {r['replay_letters']:,} letters in {r['replay_s']} s = "
         f"{r['replay_rate_per_s']:,}/s (target >= {TARGET_REPLAY_RATE:,.0f}: {mark(rate_ok)})"
+    )
+    cpu = r["replay_cpu_ms_per_letter"]
+    print(
+        f"  CPU per replayed letter: {cpu['python']} ms in Python (replay processes: "
+        f"validation, Celery publish, store) + {cpu['redis']} ms in Redis; "
+        f"load average before the replay: {r['load_average_before']}"
     )
     memory_ok = r["memory_ratio"] <= TARGET_MEMORY_RATIO
     print(

@@ -45,13 +45,14 @@ def bodies(
     for n in range(count):
         ref = f"{prefix}-{n:06d}"
         for k in range(per_order):
-            body = two_item(ref, k + 1) if small else payload(rng, MERCHANT, ref)
+            body = two_item(ref, per_order - k) if small else payload(rng, MERCHANT, ref)
             if not small:
-                # Each update of an order differs (the quantity of the first line), so that
-                # "the final state is the last enqueued one" can be checked.
+                # Each update of an order differs (the quantity of the first line goes down,
+                # as returns would, so that seQura never sees an upsell), so that "the final
+                # state is the last enqueued one" can be checked.
                 line = body["order"]["shipped_cart"]["items"][0]
-                line["quantity"] = k + 1
-                line["total_with_tax"] = line["price_with_tax"] * (k + 1)
+                line["quantity"] = per_order - k
+                line["total_with_tax"] = line["price_with_tax"] * (per_order - k)
                 cart = body["order"]["shipped_cart"]
                 cart["order_total_with_tax"] = sum(i["total_with_tax"] for i in cart["items"])
             out.append((ref, body))

@@ -180,43 +180,20 @@ def producer_latency(redis_url: str, *, count: int) -> ProducerLatency:
     )
 
 
-@dataclass(frozen=True)
-class ValidationShare:
-    """Validation's part of a worker's CPU time per update."""
-
-    validate_ms: float  # validate_update on one benchmark payload
-    stamp_ms: float  # the worker's check that the producer validated this very body
-    worker_cpu_ms: float  # the cartsync worker's CPU per delivered update (throughput runs)
-
-    @property
-    def share(self) -> float:
-        """As shipped: the worker checks the producer's stamp and does not validate again."""
-        return self.stamp_ms / self.worker_cpu_ms
-
-    @property
-    def share_revalidating(self) -> float:
-        """When the worker must validate (contract options changed since the enqueue)."""
-        return self.validate_ms / (self.worker_cpu_ms - self.stamp_ms + self.validate_ms)
-
-
-def validation_costs(samples: int = 400) -> tuple[float, float]:
-    """CPU milliseconds per benchmark payload of ``validate_update`` and of the stamp check
-    (medians of five passes, in this process)."""
-    from tasks.message import validation_stamp
+def validation_cost(samples: int = 400) -> float:
+    """CPU milliseconds ``validate_update`` takes per benchmark payload, in this process
+    (median of five passes). The worker validates every message it sends; its share of the
+    worker's time is this over the worker's CPU per update in the throughput runs."""
     from tasks.validation import validate_update
 
     rng = random.Random(3)
     work = [payload(rng, MERCHANT, f"V-{n}") for n in range(samples)]
-
-    def per_call(step: Any) -> float:
-        for body in work[:50]:
-            step(body)
-        timings = []
-        for _ in range(5):
-            started = time.process_time()
-            for body in work:
-                step(body)
-            timings.append((time.process_time() - started) * 1000.0 / len(work))
-        return statistics.median(timings)
-
-    return per_call(validate_update), per_call(lambda b: validation_stamp(b, (), False))
+    for body in work[:50]:
+        validate_update(body)
+    timings = []
+    for _ in range(5):
+        started = time.process_time()
+        for body in work:
+            validate_update(body)
+        timings.append((time.process_time() - started) * 1000.0 / len(work))
+    return statistics.median(timings)

@@ -6,31 +6,9 @@ and never a credential: the worker looks those up by merchant-ref.
 
 from __future__ import annotations
 
-import hashlib
 import json
-from collections.abc import Collection
 from dataclasses import dataclass, field, fields
-from functools import cache
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
-
-
-def validation_stamp(body: Any, options: Collection[str], strict: bool) -> str:
-    """What a validation of ``body`` depended on: cartsync's version, the contract options,
-    strictness, and the body itself (a digest of its JSON, so that a body changed after
-    validation never passes for validated)."""
-    text = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
-    digest = hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest()
-    mode = "strict" if strict else "lenient"
-    return f"{_own_version()}|{mode}|{','.join(sorted(options))}|{digest}"
-
-
-@cache
-def _own_version() -> str:
-    try:
-        return version("cartsync")
-    except PackageNotFoundError:
-        return "0.0.0"
 
 
 class InvalidMessage(ValueError):
@@ -52,11 +30,6 @@ class UpdateMessage:
     #: Times this message waited because another worker was sending for the same order. It
     #: also keeps each re-scheduled copy distinct from the one being removed from the schedule.
     deferrals: int = 0
-    #: :func:`validation_stamp` of the validation the producer ran on ``body``. A worker
-    #: whose own stamp for the merchant and body is the same skips validating again (the
-    #: body is sent as the producer's JSON either way); a missing or different stamp
-    #: (contract options changed, another cartsync version, another body) makes it validate.
-    validated_for: str | None = None
 
     @property
     def attempt(self) -> int:

@@ -18,7 +18,7 @@ import structlog
 
 from config.merchants import MerchantDirectory, load_merchants
 from config.settings import Settings, load_settings
-from tasks.message import InvalidMessage, UpdateMessage, validation_stamp
+from tasks.message import InvalidMessage, UpdateMessage
 from tasks.validation import validate_update
 from worker.backoff import compute_backoff, exhausted
 from worker.celeryapp import TASK_NAME, app
@@ -200,16 +200,15 @@ def _send(message: UpdateMessage, rt: Runtime) -> Result:
         account = rt.merchants.get(message.merchant)
     except UnknownMerchant as exc:
         return _park(message, Reason.UNAUTHORIZED, rt, status=None, errors=[str(exc)])
-    body = message.body
-    stamp = validation_stamp(body, account.options, rt.settings.strict)
-    if message.validated_for != stamp:
-        # Not validated by a producer for these contract options and this cartsync version
-        # (the options changed since, or the message came from elsewhere): validate here.
-        try:
-            body = validate_update(body, options=account.options, strict=rt.settings.strict).body
-        except InvalidUpdate as exc:
-            return _park(message, Reason.INVALID, rt, status=None, errors=exc.lines())
-    outcome = rt.client.update_order(account, message.order_ref, body, version=message.version)
+    try:
+        validated = validate_update(
+            message.body, options=account.options, strict=rt.settings.strict
+        )
+    except InvalidUpdate as exc:
+        return _park(message, Reason.INVALID, rt, status=None, errors=exc.lines())
+    outcome = rt.client.update_order(
+        account, message.order_ref, validated.body, version=message.version
+    )
     return replace(_after_call(message, outcome, rt), latency_ms=outcome.latency_ms)
 
 

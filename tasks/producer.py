@@ -26,7 +26,7 @@ import structlog
 
 from config.merchants import MerchantDirectory, load_merchants
 from config.settings import Settings, load_settings
-from tasks.message import UpdateMessage, validation_stamp
+from tasks.message import UpdateMessage
 from tasks.validation import validate_update
 from worker.errors import BrokerUnavailable, InvalidUpdate
 from worker.ledger import Ledger
@@ -169,7 +169,6 @@ class Producer:
             body=validated.body,
             enqueued_at=self.clock(),
             replay_of=replay_of,
-            validated_for=validation_stamp(validated.body, options, self.settings.strict),
         )
         prefix, suffix = message.split_at_version()
         try:

@@ -40,7 +40,7 @@ import re
 import secrets
 import time
 import zlib
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from enum import StrEnum
 from typing import Any
@@ -48,7 +48,7 @@ from typing import Any
 import redis
 
 from worker import keys
-from worker.errors import DeadLetterNotFound
+from worker.errors import DeadLetterNotFound, DuplicateLetter
 
 #: zlib level for letter bodies: 6 is within a few per cent of 9 on cart JSON at a third of
 #: the CPU time, and the bulk import and benchmark fill compress a million letters.
@@ -84,6 +84,12 @@ def id_time(letter_id: str) -> float:
 def id_bound(at: float) -> str:
     """The smallest possible id of a letter that died at or after ``at``."""
     return f"{max(0, math.ceil(at * 1000)):013d}"
+
+
+def replay_update_id(letter_id: str, revision: int) -> str:
+    """The update id a replay of this letter, at this edit revision, is enqueued under
+    (see ``worker.replay``)."""
+    return f"replay-{letter_id}-r{revision}"
 
 
 def status_key(status: int | None) -> str:
@@ -535,12 +541,14 @@ class DeadLetterStore:
             client=client,
         )
 
-    def remove_many(self, items: list[tuple[Stored, AuditNote | None, int | None]]) -> list[str]:
-        """:meth:`remove` (checked) for several letters in one round trip: each item is
-        (letter as read, audit note, forced version). Returns each outcome."""
+    def remove_many(
+        self, items: Sequence[tuple[Stored, AuditNote | None, int | None]], *, check: bool = True
+    ) -> list[str]:
+        """:meth:`remove` for several letters in one round trip: each item is (letter as
+        read, audit note, forced version). Returns each outcome."""
         pipe = self.client.pipeline(transaction=False)
         for stored, audit, forced_version in items:
-            self._call_remove(stored, audit, forced_version, True, pipe)
+            self._call_remove(stored, audit, forced_version, check, pipe)
         return [_text(outcome) for outcome in pipe.execute()]
 
     def replace(self, stored: Stored, letter: DeadLetter, *, audit: AuditNote | None = None) -> str:
@@ -725,10 +733,6 @@ class DeadLetterStore:
                 break
             high = "(" + _text(rows[-1][0])
         return found
-
-
-class DuplicateLetter(ValueError):
-    """Another letter has this id already."""
 
 
 def _upper_bound(until: float | None, below: str | None) -> str:

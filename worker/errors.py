@@ -57,3 +57,11 @@ class DeadLetterNotFound(CartsyncError):
 
 class ReplayRefused(CartsyncError):
     """A replay would push an older cart state over a newer one."""
+
+
+class DuplicateLetter(CartsyncError):
+    """Another dead letter already has this id (importing a letter twice)."""
+
+    def __init__(self, letter_id: str) -> None:
+        super().__init__(f"a dead letter with id {letter_id!r} is already stored")
+        self.letter_id = letter_id

@@ -39,7 +39,13 @@ from config.settings import Settings
 from tasks.producer import Producer, order_identity, with_platform_defaults
 from tasks.validation import validate_update
 from worker import keys
-from worker.deadletters import AuditNote, DeadLetter, DeadLetterStore, Stored
+from worker.deadletters import (
+    AuditNote,
+    DeadLetter,
+    DeadLetterStore,
+    Stored,
+    replay_update_id,
+)
 from worker.errors import CartsyncError, DeadLetterNotFound, InvalidUpdate, UnknownMerchant
 
 #: Validation messages quoted when a replay fails on an invalid payload.
@@ -64,11 +70,6 @@ class Result:
     detail: str = ""
     #: ``merchant/order vN``, for people.
     what: str = ""
-
-
-def replay_update_id(letter_id: str, revision: int) -> str:
-    """The update id a replay of this letter, at this edit revision, is enqueued under."""
-    return f"replay-{letter_id}-r{revision}"
 
 
 def judge(
@@ -361,8 +362,17 @@ def replay_in_processes(
         try:
             kind, value = results.get(timeout=POLL_S) if block else results.get_nowait()
         except queue.Empty:
-            if block and not any(child.is_alive() for child in children):
-                raise CartsyncError("the replay processes stopped unexpectedly") from None
+            if block:
+                # A child's last words are in the queue before it is seen to exit: look at
+                # the dead first, then read what is left, then count.
+                dead = sum(1 for child in children if not child.is_alive())
+                while collect(block=False):
+                    pass
+                if dead > finished:
+                    raise CartsyncError(
+                        "a replay process stopped unexpectedly; run the same command again "
+                        "(nothing is lost or sent twice)"
+                    ) from None
             return False
         if kind == "result":
             received += 1

@@ -23,8 +23,7 @@ from tests.worker.dlq_support import (
 )
 from worker.cli import cli
 from worker.cli.dlq import format_age, parse_duration, parse_instant
-from worker.deadletters import DeadLetterStore, Filters
-from worker.replay import replay_update_id
+from worker.deadletters import DeadLetterStore, Filters, replay_update_id
 
 DAY = 86400.0
 
@@ -499,6 +498,17 @@ def test_drop_by_id_and_dry_run_by_filter(dlq, store):
     assert [s.letter.id for s in store.scan(Filters())] == [b.id]
 
 
+def test_drop_by_filter_removes_every_match(dlq, store):
+    """drop with a filter and --yes deletes every matching letter and no other."""
+    doomed = [park(store, merchant="closed-shop") for _ in range(3)]
+    kept = park(store, merchant="shop1")
+    result = dlq("drop", "--merchant", "closed-shop", "--yes")
+    assert "3 letter(s) dropped." in result.output
+    assert [s.letter.id for s in store.scan(Filters())] == [kept.id]
+    dropped = {e.letter for e in store.audit_entries(limit=10, action="drop") if e.letter}
+    assert dropped == {letter.id for letter in doomed}
+
+
 def test_purge_removes_only_older_letters(dlq, store):
     """purge --older-than 2d deletes letters older than two days and keeps the rest."""
     old = park(store, dead_at=time.time() - 3 * DAY)
@@ -544,6 +554,16 @@ def test_export_import_round_trip_is_exact(dlq, store, tmp_path, redis_client):
     assert second.read_bytes() == first.read_bytes()
     again = dlq("import", str(first))
     assert "Imported 0 letter(s); 3 already present." in again.output
+
+
+def test_import_reads_standard_input(dlq, store, redis_client):
+    """import - reads the letters from standard input."""
+    park(store, order_ref="IN-1")
+    exported = dlq("export").stdout
+    redis_client.flushdb()
+    result = dlq("import", "-", input=exported)
+    assert "Imported 1 letter(s); 0 already present." in result.output
+    assert [s.letter.order_ref for s in store.scan(Filters())] == ["IN-1"]
 
 
 def test_import_names_a_bad_line_and_imports_nothing(dlq, store, tmp_path):
@@ -639,3 +659,39 @@ def test_a_bulk_replay_killed_midway_and_rerun_sends_every_letter_once(
     assert sorted(e.letter for e in replayed if e.result == "replayed") == sorted(
         letter.id for letter in letters
     )
+
+
+def replay_children(pid):
+    """Process ids of the replay processes a ``cartsync dlq replay`` started (Linux /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            cmdline = (entry / "cmdline").read_bytes()
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == pid and b"spawn_main" in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
+def test_a_replay_process_dying_stops_the_run_with_one_line(env, store):
+    """If one replay process is killed, the command says so on one line and exits 1; running
+    it again finishes the job."""
+    letters = [make_letter(order_ref=f"P-{i}", version=1) for i in range(120)]
+    store.park_many(letters)
+    first = start_replay(env, "--rate", "100", "--workers", "2")
+    wait_for(lambda: store.stats().total <= 100, timeout=30, what="some letters replayed")
+    children = wait_for(lambda: replay_children(first.pid), timeout=10, what="the children")
+    os.kill(children[0], signal.SIGKILL)
+    output = first.communicate(timeout=60)[0].decode()
+    assert first.returncode == 1, output
+    assert "Traceback" not in output
+    assert "a replay process stopped unexpectedly" in output
+    second = start_replay(env, "--workers", "2")
+    assert second.communicate(timeout=60)[0] is not None
+    assert second.returncode == 0
+    assert store.stats().total == 0

@@ -11,13 +11,12 @@ from worker.deadletters import (
     AuditNote,
     DeadLetter,
     DeadLetterStore,
-    DuplicateLetter,
     Filters,
     id_bound,
     id_time,
     new_letter_id,
 )
-from worker.errors import DeadLetterNotFound
+from worker.errors import DeadLetterNotFound, DuplicateLetter
 
 NOTE = AuditNote(action="drop", by="tester", run="run-1")
 

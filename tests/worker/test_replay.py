@@ -7,8 +7,8 @@ from config.merchants import MerchantAccount, MerchantDirectory
 from tasks.producer import Producer
 from tests.examples import two_item_body
 from tests.worker.dlq_support import make_letter, queued_messages, queued_update_ids
-from worker.deadletters import DeadLetterStore, Filters
-from worker.replay import Replayer, judge, replay_update_id
+from worker.deadletters import DeadLetterStore, Filters, replay_update_id
+from worker.replay import Replayer, judge
 
 ACCOUNT = MerchantAccount(ref="", username="user", password="secret-pw")
 

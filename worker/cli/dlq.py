@@ -26,7 +26,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any, TextIO, TypeVar
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 from urllib.parse import urlsplit
 
 import click
@@ -44,9 +44,13 @@ from worker.deadletters import (
     Reason,
     Stored,
     id_bound,
+    replay_update_id,
     status_key,
 )
-from worker.errors import CartsyncError, ConfigurationError, DeadLetterNotFound
+from worker.errors import CartsyncError, ConfigurationError
+
+if TYPE_CHECKING:
+    from tasks.producer import Producer
 
 #: Letters ``list`` shows per page unless ``--limit`` says otherwise.
 DEFAULT_LIMIT = 50
@@ -181,7 +185,8 @@ class Session:
     client: redis.Redis
     store: DeadLetterStore
 
-    def producer(self) -> Any:
+    def producer(self) -> Producer:
+        # Imported on use: the schemas and Celery are not needed to list or show letters.
         from tasks.producer import Producer
 
         return Producer(self.settings, client=self.client)
@@ -227,15 +232,12 @@ class DlqGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except DeadLetterNotFound as exc:
-            raise click.ClickException(str(exc)) from None
-        except CartsyncError as exc:
+        except CartsyncError as exc:  # DeadLetterNotFound, BrokerUnavailable, settings...
             raise click.ClickException(str(exc)) from None
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             url = safe_url(ctx.meta.get("cartsync.redis_url", ""))
             raise click.ClickException(
-                f"Redis at {url} does not answer ({type(exc).__name__}); nothing was changed "
-                "after that point"
+                f"Redis at {url} does not answer ({type(exc).__name__})"
             ) from None
         except redis.RedisError as exc:
             raise click.ClickException(f"Redis answered with an error: {exc}") from None
@@ -463,8 +465,6 @@ def show(session: Session, letter_id: str, as_json: bool) -> None:
         click.echo(json.dumps(letter.to_dict(), ensure_ascii=False, indent=2))
         return
     now = time.time()
-    from worker.replay import replay_update_id
-
     status = "none" if letter.status is None else f"HTTP {letter.status}"
     revision = letter.revision
     fields = [
@@ -747,7 +747,6 @@ def edit(session: Session, letter_id: str) -> None:
     The original payload stays in the letter's history. Replay the letter afterwards.
     """
     from tasks.producer import order_identity
-    from worker.replay import replay_update_id
 
     stored = session.store.load(letter_id)
     letter = stored.letter
@@ -924,18 +923,25 @@ def remove_letters(
     removed = 0
     try:
         with progress(count, doing) as bar:
-            for stored in selection:
-                letter = stored.letter
-                audit = note.with_result(
-                    done,
-                    merchant=letter.merchant,
-                    order_ref=letter.order_ref,
-                    reason=letter.reason,
-                    version=letter.version,
-                )
-                if session.store.remove(stored, audit=audit, check=False) == "removed":
-                    removed += 1
-                bar.update(1)
+            for batch in batches(selection, BATCH):
+                items = [
+                    (
+                        stored,
+                        note.with_result(
+                            done,
+                            merchant=stored.letter.merchant,
+                            order_ref=stored.letter.order_ref,
+                            reason=stored.letter.reason,
+                            version=stored.letter.version,
+                        ),
+                        None,
+                    )
+                    for stored in batch
+                ]
+                # Unchecked: a letter edited since it was listed is dropped all the same.
+                outcomes = session.store.remove_many(items, check=False)
+                removed += outcomes.count("removed")
+                bar.update(len(batch))
     finally:
         with contextlib.suppress(redis.RedisError):
             session.store.record(
@@ -970,17 +976,28 @@ def export_letters(session: Session, output: TextIO, **options: Any) -> None:
 @click.argument("source", metavar="FILE", type=click.File("r", encoding="utf-8"))
 @click.option("--dry-run", is_flag=True, help="Check the file and count, change nothing.")
 def import_letters(session: Session, source: TextIO, dry_run: bool) -> None:
-    """Read letters written by `export` back in; letters already here are skipped."""
-    letters = list(read_letters(source))
+    """Read letters written by `export` back in; letters already here are skipped.
+
+    The whole file is checked before anything is stored.
+    """
+    if source.seekable():
+        # Check in one pass, store in a second: a large file is never held in memory.
+        valid = sum(1 for _ in read_letters(source))
+        source.seek(0)
+        letters: Iterable[DeadLetter] = read_letters(source)
+    else:
+        letters = list(read_letters(source))
+        valid = len(letters)
     if dry_run:
-        click.echo(f"Dry run: {len(letters)} valid letter(s) in the file. Nothing was changed.")
+        click.echo(f"Dry run: {valid} valid letter(s) in the file. Nothing was changed.")
         return
     run = new_run_id()
     by = who()
     outcomes: Counter[str] = Counter()
     note = AuditNote("import", by, run, "imported", {"file": getattr(source, "name", "-")})
-    for offset in range(0, len(letters), BATCH):
-        for result in session.store.park_many(letters[offset : offset + BATCH], audit=note):
+    iterator = iter(letters)
+    while batch := list(itertools.islice(iterator, BATCH)):
+        for result in session.store.park_many(batch, audit=note):
             outcomes[result] += 1
     session.store.record(
         AuditNote(
