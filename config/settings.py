@@ -58,7 +58,7 @@ DEFAULT_PLATFORM_VERSION = "unknown"
 #: Worker pool: threads suit a worker that mostly waits on HTTP.
 DEFAULT_WORKER_POOL = "threads"
 #: Tasks one worker runs at once.
-DEFAULT_WORKER_CONCURRENCY = 32
+DEFAULT_WORKER_CONCURRENCY = 64
 #: Port of the Prometheus metrics endpoint.
 DEFAULT_METRICS_PORT = 9808
 #: ``cartsync status`` fails when a dead letter is older than this many seconds.

@@ -48,12 +48,18 @@ class UpdateMessage:
         """The message's JSON as (prefix, suffix) around the version number.
 
         The ledger assigns the version inside Redis, atomically with recording it, and joins
-        ``prefix + str(version) + suffix`` there; JSON is built here, never in Lua.
+        ``prefix + str(version) + suffix`` there; JSON is built here, never in Lua. The joined
+        text is exactly ``json.dumps`` of :meth:`to_dict` with that version (the schedule's
+        one text form, ``worker.schedule.member_of``), which a worker rebuilds from the
+        message it receives. The version follows the three string fields, and JSON escapes
+        every quote inside a string, so the first ``,"version":0,`` is the field itself.
         """
-        rest = self.to_dict()
-        del rest["version"]
-        text = json.dumps(rest, ensure_ascii=False, separators=(",", ":"))
-        return '{"version":', "," + text[1:]
+        text = json.dumps(
+            {**self.to_dict(), "version": 0}, ensure_ascii=False, separators=(",", ":")
+        )
+        marker = ',"version":0,'
+        at = text.index(marker)
+        return text[:at] + ',"version":', "," + text[at + len(marker) :]
 
     @classmethod
     def from_dict(cls, raw: Any) -> UpdateMessage:

@@ -15,6 +15,7 @@ from typing import Any
 
 import redis
 import structlog
+from celery.exceptions import Reject
 
 from config.merchants import MerchantDirectory, load_merchants
 from config.settings import Settings, load_settings
@@ -28,7 +29,7 @@ from worker.errors import InvalidUpdate, UnknownMerchant
 from worker.ledger import Claim, Ledger
 from worker.metrics import Metrics
 from worker.outcomes import Kind, Outcome
-from worker.schedule import Schedule
+from worker.schedule import Schedule, member_of
 
 log = structlog.get_logger("cartsync.order_update")
 
@@ -104,10 +105,31 @@ def runtime() -> Runtime:
         return _runtime
 
 
+#: Errors that mean Redis is unreachable or restarting right now.
+REDIS_DOWN: tuple[type[Exception], ...] = (redis.ConnectionError, redis.TimeoutError)
+
+
 @app.task(name=TASK_NAME, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
 def order_update(message: Any) -> str:
     """Deliver one update message; returns the outcome's name."""
-    return process(message, runtime())
+    try:
+        return process(message, runtime())
+    except REDIS_DOWN as exc:
+        # Redis went away mid-attempt, so the attempt's outcome may be unrecorded (a retry
+        # not scheduled, a delivery not in the ledger). Acknowledging the message would lose
+        # the update (late acks acknowledge failures too): hand it back instead. If Redis is
+        # still down, handing back fails as well and the message stays unacknowledged until
+        # the visibility timeout returns it. A second attempt is harmless (the ledger).
+        fields = message if isinstance(message, dict) else {}
+        log.warning(
+            "order_update",
+            outcome="interrupted",
+            reason="redis_unavailable",
+            exception=type(exc).__name__,
+            update_id=fields.get("update_id"),
+            version=fields.get("version"),
+        )
+        raise Reject(type(exc).__name__, requeue=True) from None
 
 
 @dataclass(frozen=True)
@@ -130,6 +152,8 @@ def process(raw: Any, rt: Runtime) -> str:
         message = UpdateMessage.from_dict(raw)
     except InvalidMessage as exc:
         letter_id = _park_undecodable(raw, str(exc), rt)
+        if isinstance(raw, dict):
+            rt.schedule.done(member_of(raw))
         log.error(
             "order_update",
             outcome="dead_lettered",
@@ -162,6 +186,9 @@ def process(raw: Any, rt: Runtime) -> str:
 
 
 def _attempt(message: UpdateMessage, rt: Runtime) -> Result:
+    # This message's entry in the in-flight set, dropped once the attempt's outcome is
+    # recorded (with the claim, or with finish): until then a lost message comes back.
+    member = member_of(message.to_dict())
     # One round trip decides and, when the update is to be sent, takes the order's lock
     # (the dead-letter check, the ledger's rule of ``decide`` and the lock, as one step).
     claim, token = rt.ledger.claim(
@@ -171,6 +198,7 @@ def _attempt(message: UpdateMessage, rt: Runtime) -> Result:
         version=message.version,
         parked_index=rt.dead_letters.by_update_key,
         ttl_s=rt.settings.lock_ttl_s,
+        member=member,
     )
     if claim is Claim.PARKED:
         # A redelivered message whose update was parked already.
@@ -178,6 +206,7 @@ def _attempt(message: UpdateMessage, rt: Runtime) -> Result:
     if claim is Claim.BUSY:
         deferred = replace(message, deferrals=message.deferrals + 1)
         rt.schedule.add(deferred.to_dict(), rt.clock() + LOCK_BUSY_DELAY_S)
+        rt.schedule.done(member)
         return Result("deferred", reason="order_busy", next_retry_s=LOCK_BUSY_DELAY_S)
     if claim is not Claim.SEND:
         return Result(claim.value)
@@ -192,6 +221,8 @@ def _attempt(message: UpdateMessage, rt: Runtime) -> Result:
             message.order_ref,
             token,
             delivered=message.version if delivered else None,
+            # Only once the outcome is recorded: an attempt cut short stays in flight.
+            member=member if result is not None else "",
         )
 
 

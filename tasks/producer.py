@@ -6,9 +6,11 @@
 
 Accepting is one atomic step in Redis (``Ledger.accept``): the version is recorded and the
 message is put in the schedule, due a lease from now. The message is then published to the
-queue at once and taken out of the schedule. If the publish fails (or this process dies), the
-schedule still holds it and a worker publishes it when the lease runs out: an accepted update
-is never lost.
+queue at once and moved from the schedule to the in-flight set, where it stays until a worker
+has recorded its attempt. If the publish fails (or this process dies), the schedule still
+holds it and a worker publishes it when the lease runs out; if the message is lost on its way
+to a worker, the in-flight set brings it back (``worker.schedule``): an accepted update is
+never lost.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from tasks.message import UpdateMessage
 from tasks.validation import validate_update
 from worker.errors import BrokerUnavailable, InvalidUpdate
 from worker.ledger import Ledger
-from worker.schedule import Schedule
+from worker.schedule import Schedule, watch_s
 
 log = structlog.get_logger("cartsync.producer")
 
@@ -212,7 +214,10 @@ class Producer:
     def _publish_now(self, member: str, message: UpdateMessage, version: int) -> None:
         try:
             self.publish({**message.to_dict(), "version": version})
-            self.schedule.remove(member)
+            # Watched in flight until a worker records the attempt (see worker.schedule).
+            self.schedule.hand_off(
+                member, self.clock() + watch_s(self.settings.visibility_timeout_s)
+            )
         except Exception as exc:
             # The update is accepted and safe in the schedule; a worker publishes it when
             # its lease runs out. Say so, but do not fail the producer.

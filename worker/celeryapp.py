@@ -40,7 +40,11 @@ def make_app(settings: Settings) -> Celery:
         # publishes per task; off by default as in Celery: `celery control enable_events`
         # turns them on in a running worker when someone watches.
         worker_send_task_events=False,
-        worker_cancel_long_running_tasks_on_connection_loss=True,
+        # Cancelling the tasks of a lost connection needs processes to kill; the thread pool
+        # cannot (Celery logs a traceback per task trying). Threads run on, and what they
+        # cannot acknowledge comes back after the visibility timeout (the ledger makes the
+        # second run harmless).
+        worker_cancel_long_running_tasks_on_connection_loss=settings.worker_pool != "threads",
         task_default_queue=settings.queue,
         broker_connection_retry_on_startup=True,
         broker_transport_options={
@@ -86,15 +90,84 @@ _queue = settings.queue
 publish = make_publisher(settings)
 
 
-#: Celery's per-task info lines ("Task ... received", "... succeeded in"): each update
-#: already ends in one ``order_update`` event that says more, so these only double the log
-#: volume and cost CPU. Failures are still logged by Celery at error level.
-QUIET_LOGGERS = ("celery.app.trace", "celery.worker.strategy")
+#: Celery's per-task lines and the level each logger keeps. "Task ... received" and
+#: "... succeeded in" (info): each update already ends in one ``order_update`` event that says
+#: more, so these only double the log volume and cost CPU. "Task ... rejected" (a warning,
+#: with a traceback): the task rejects a message only when Redis went away mid-attempt, and
+#: says so itself in one line (``tasks.order_update``). A task that fails unexpectedly is
+#: still logged by Celery, at error level, with its traceback.
+QUIET_LOGGERS = {"celery.app.trace": logging.ERROR, "celery.worker.strategy": logging.WARNING}
 
 
 def quiet_task_lines() -> None:
-    for name in QUIET_LOGGERS:
-        logging.getLogger(name).setLevel(logging.WARNING)
+    for name, level in QUIET_LOGGERS.items():
+        logging.getLogger(name).setLevel(level)
+
+
+def _stale_channel_raises_connection_error() -> None:
+    """Keep a worker alive when Redis restarts while it holds unacknowledged messages.
+
+    After a lost connection, Celery releases the connection and then still uses the old
+    channel: closing it hands unacknowledged messages back, and tasks that finish afterwards
+    acknowledge (or reject) their messages on it. kombu's Redis transport then fails with
+    ``AttributeError`` (the channel's connection is gone), which nobody expects: the worker
+    stops with "Unrecoverable error". Found by the chaos harness (``python -m bench.chaos
+    --restart-redis``). Here the stale channel raises a connection error instead, which
+    Celery and kombu handle (they log it and carry on): the messages stay in kombu's unacked
+    hash, and the visibility timeout brings them back, as for a worker killed outright.
+    """
+    import redis
+    from kombu.transport import redis as kombu_redis
+
+    channel: Any = kombu_redis.Channel
+    original: Any = channel._connparams
+    if getattr(original, "_cartsync_guarded", False):
+        return
+
+    def _connparams(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if self.connection is None or self.connection.client is None:
+            raise redis.ConnectionError("the channel's connection to Redis was lost")
+        return original(self, *args, **kwargs)
+
+    _connparams._cartsync_guarded = True  # type: ignore[attr-defined]
+    channel._connparams = _connparams
+
+
+_stale_channel_raises_connection_error()
+
+
+def _reuse_channel_client() -> None:
+    """Let kombu's Redis channel reuse one client object instead of building one per command.
+
+    kombu builds a new ``redis.Redis`` around the channel's connection pool for every publish,
+    every unacknowledged-message record and every ack; redis-py 8 fills ~170 response
+    callbacks into a fresh case-insensitive dict each time, which cost about 7 % of a
+    worker's and a producer's CPU per update (profiled while benchmarking). A client object
+    is a thin, thread-safe wrapper over the pool, so one per pool does the same work. A new
+    pool (after a reconnect) gets a new client.
+    """
+    from kombu.transport import redis as kombu_redis
+
+    channel: Any = kombu_redis.Channel
+    original: Any = channel._create_client
+    if getattr(original, "_cartsync_reuse", False):
+        return
+
+    def _create_client(self: Any, asynchronous: bool = False) -> Any:
+        if asynchronous:
+            return original(self, asynchronous)
+        pool = self.pool
+        cached = self.__dict__.get("_cartsync_client")
+        if cached is None or cached.connection_pool is not pool:
+            cached = original(self)
+            self.__dict__["_cartsync_client"] = cached
+        return cached
+
+    _create_client._cartsync_reuse = True  # type: ignore[attr-defined]
+    channel._create_client = _create_client
+
+
+_reuse_channel_client()
 
 
 @signals.setup_logging.connect
@@ -110,7 +183,7 @@ _pump: Any = None
 def _start_pump(**_: Any) -> None:
     global _pump
     from tasks.order_update import runtime
-    from worker.schedule import Pump
+    from worker.schedule import Pump, watch_s
 
     _pump = Pump(
         runtime().schedule,
@@ -118,6 +191,8 @@ def _start_pump(**_: Any) -> None:
         interval_s=settings.scheduler_interval_s,
         lease_s=settings.scheduler_lease_s,
         clock=time.time,
+        watch_s=watch_s(settings.visibility_timeout_s),
+        queue=settings.queue,
     )
     _pump.start()
 

@@ -26,3 +26,9 @@ def update(prefix: str, update_id: str) -> str:
 def dead_letters(prefix: str) -> str:
     """Prefix of every dead-letter key."""
     return f"{prefix}:dlq"
+
+
+def inflight(prefix: str) -> str:
+    """Sorted set of messages handed to the Celery queue and not yet finished by a worker,
+    scored by when they are presumed lost (see ``worker.schedule``)."""
+    return f"{prefix}:inflight"

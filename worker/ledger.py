@@ -58,27 +58,39 @@ return 0
 # script), and if so take the order's send lock. Taking the lock in the same step as the
 # check means the check needs no repeating under the lock, and a stale message never holds
 # the lock, not even briefly (which would make the newest version wait).
-# KEYS: order hash, lock, dead letters' update-id index. ARGV: update id, version, token,
-# lock TTL ms. Returns 'parked', 'duplicate', 'superseded', 'busy' or 'send'.
+# An outcome decided here is final, so the message's in-flight entry (``worker.schedule``)
+# goes in the same step.
+# KEYS: order hash, lock, dead letters' update-id index, in-flight set. ARGV: update id,
+# version, token, lock TTL ms, in-flight member. Returns 'parked', 'duplicate', 'superseded',
+# 'busy' or 'send'.
 _CLAIM = """
-if redis.call('HEXISTS', KEYS[3], ARGV[1]) == 1 then return 'parked' end
-local enq = tonumber(redis.call('HGET', KEYS[1], 'enqueued') or '0')
-local dlv = tonumber(redis.call('HGET', KEYS[1], 'delivered') or '0')
-local v = tonumber(ARGV[2])
-if v == dlv then return 'duplicate' end
-if v < enq or v < dlv then return 'superseded' end
-if redis.call('SET', KEYS[2], ARGV[3], 'NX', 'PX', ARGV[4]) then return 'send' end
-return 'busy'
+local found
+if redis.call('HEXISTS', KEYS[3], ARGV[1]) == 1 then
+  found = 'parked'
+else
+  local enq = tonumber(redis.call('HGET', KEYS[1], 'enqueued') or '0')
+  local dlv = tonumber(redis.call('HGET', KEYS[1], 'delivered') or '0')
+  local v = tonumber(ARGV[2])
+  if v == dlv then found = 'duplicate'
+  elseif v < enq or v < dlv then found = 'superseded'
+  elseif redis.call('SET', KEYS[2], ARGV[3], 'NX', 'PX', ARGV[4]) then return 'send'
+  else return 'busy' end
+end
+redis.call('ZREM', KEYS[4], ARGV[5])
+return found
 """
 
-# A worker's step after sending: record a delivered version (0: none), release the lock if
-# this worker still holds it. KEYS: order hash, lock. ARGV: delivered version, token.
+# A worker's step after sending, once the outcome is recorded (a retry scheduled, a letter
+# parked): record a delivered version (0: none), release the lock if this worker still holds
+# it, and drop the message's in-flight entry. KEYS: order hash, lock, in-flight set.
+# ARGV: delivered version, token, in-flight member.
 _FINISH = """
 local v = tonumber(ARGV[1])
 if v > 0 and v > tonumber(redis.call('HGET', KEYS[1], 'delivered') or '0') then
   redis.call('HSET', KEYS[1], 'delivered', v)
 end
 if redis.call('GET', KEYS[2]) == ARGV[2] then redis.call('DEL', KEYS[2]) end
+redis.call('ZREM', KEYS[3], ARGV[3])
 return 1
 """
 
@@ -183,11 +195,14 @@ class Ledger:
         version: int,
         parked_index: str,
         ttl_s: float,
+        member: str = "",
     ) -> tuple[Claim, str]:
         """Check an update against the ledger and take the order's lock when it is to be sent.
 
-        ``parked_index``: the dead-letter store's hash of parked update ids. Returns the claim
-        and the lock's token (meaningful with ``Claim.SEND`` only).
+        ``parked_index``: the dead-letter store's hash of parked update ids. ``member``: the
+        message's in-flight entry, dropped when the claim itself ends the attempt (parked,
+        duplicate, superseded). Returns the claim and the lock's token (meaningful with
+        ``Claim.SEND`` only).
         """
         token = secrets.token_hex(8)
         found = self._claim(
@@ -195,21 +210,25 @@ class Ledger:
                 keys.order(self.prefix, merchant, order_ref),
                 keys.lock(self.prefix, merchant, order_ref),
                 parked_index,
+                keys.inflight(self.prefix),
             ],
-            args=[update_id, version, token, int(ttl_s * 1000)],
+            args=[update_id, version, token, int(ttl_s * 1000), member],
         )
         return Claim(_text(found)), token
 
-    def finish(self, merchant: str, order_ref: str, token: str, *, delivered: int | None) -> None:
-        """Record ``delivered`` (if not None) and release the lock taken by :meth:`claim`."""
+    def finish(
+        self, merchant: str, order_ref: str, token: str, *, delivered: int | None, member: str = ""
+    ) -> None:
+        """Record ``delivered`` (if not None), release the lock taken by :meth:`claim`, and
+        drop the message's in-flight entry ``member``."""
         self._finish(
             keys=[
                 keys.order(self.prefix, merchant, order_ref),
                 keys.lock(self.prefix, merchant, order_ref),
+                keys.inflight(self.prefix),
             ],
-            args=[delivered or 0, token],
+            args=[delivered or 0, token, member],
         )
-
 
 
 def _text(value: Any) -> str:

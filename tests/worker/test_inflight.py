@@ -1,0 +1,65 @@
+"""A message lost between the queue and a worker comes back (the in-flight set).
+
+kombu's Redis transport pops a message before it records it as unacknowledged; a worker
+killed in between loses it. The chaos harness found such a loss; these tests pin the fix.
+"""
+
+from config.merchants import MerchantAccount, MerchantDirectory
+from tasks.builders import Item, fully_shipped
+from tasks.message import UpdateMessage
+from tasks.order_update import Runtime, process
+from tasks.producer import Producer
+from worker.schedule import Schedule, member_of, pump_once
+
+ACCOUNT = MerchantAccount(ref="", username="user", password="secret-pw")
+
+
+def body(quantity=1):
+    return fully_shipped(
+        merchant="shop1", order_ref="A14/1", items=[Item("s", 'Camisa "lino" ñ', 1250, quantity)]
+    )
+
+
+def test_split_at_version_joins_to_the_workers_member():
+    """The producer's text of a message is exactly what a worker rebuilds from the message."""
+    message = UpdateMessage(
+        update_id='u"1', merchant="shop,\"version\":0,", order_ref="A/1", version=0,
+        body=body()["order"], enqueued_at=1.5,
+    )  # fmt: skip
+    prefix, suffix = message.split_at_version()
+    published = {**message.to_dict(), "version": 7}
+    assert prefix + "7" + suffix == member_of(UpdateMessage.from_dict(published).to_dict())
+
+
+def test_producer_hands_off_and_the_worker_finishes(settings, redis_client):
+    """After an enqueue the message is in flight, not in the schedule; a worker's attempt that
+    ends (here: superseded by a newer version) drops it."""
+    queue: list[dict] = []
+    producer = Producer(settings, merchants=MerchantDirectory(single=ACCOUNT), publish=queue.append)
+    producer.enqueue(body(1))
+    producer.enqueue(body(2))
+    schedule = Schedule(redis_client, settings.key_prefix)
+    assert schedule.depth() == 0
+    assert schedule.in_flight() == 2
+    rt = Runtime(settings)
+    assert process(queue[0], rt) == "superseded"
+    assert schedule.in_flight() == 1
+
+
+def test_lost_message_is_scheduled_again_once_the_queue_is_empty(redis_client):
+    """An in-flight entry past its watch time goes back to the schedule, due now, only while
+    the Celery queue is empty (a message in a long queue is late, not lost)."""
+    schedule = Schedule(redis_client, "t")
+    member = member_of({"n": 1})
+    schedule.hand_off(member, watch_until=100.0)
+    assert schedule.sweep(now=99.0, queue="q") == 0
+    redis_client.rpush("q", "something waiting")
+    assert schedule.sweep(now=200.0, queue="q") == 0
+    redis_client.delete("q")
+    assert schedule.sweep(now=200.0, queue="q") == 1
+    assert schedule.in_flight() == 0
+    published: list[dict] = []
+    assert pump_once(schedule, published.append, now=200.0, lease_s=30, watch_s=60) == 1
+    assert published == [{"n": 1}]
+    assert schedule.in_flight() == 1  # watched again until a worker finishes it
+    assert schedule.depth() == 0

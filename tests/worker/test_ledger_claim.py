@@ -1,0 +1,108 @@
+"""The worker's one-round-trip claim and finish agree with the ledger's rules."""
+
+import itertools
+
+import pytest
+
+from worker import keys
+from worker.ledger import Claim, Decision, Ledger, decide
+
+PREFIX = "t"
+PARKED = "t:dlq:by-update"
+
+
+@pytest.fixture
+def ledger(redis_client):
+    return Ledger(redis_client, PREFIX)
+
+
+def set_versions(redis_client, enqueued, delivered):
+    key = keys.order(PREFIX, "m1", "o1")
+    redis_client.delete(key)
+    mapping = {k: v for k, v in (("enqueued", enqueued), ("delivered", delivered)) if v}
+    if mapping:
+        redis_client.hset(key, mapping=mapping)
+
+
+def claim(ledger, version, update_id="u1", member=""):
+    return ledger.claim(
+        "m1",
+        "o1",
+        update_id=update_id,
+        version=version,
+        parked_index=PARKED,
+        ttl_s=5,
+        member=member,
+    )
+
+
+def test_claim_decides_exactly_as_decide(ledger, redis_client):
+    """For every combination of version, enqueued and delivered up to 3, the Lua claim gives
+    the decision of the pure ``decide`` (and takes the lock only to send)."""
+    for version, enqueued, delivered in itertools.product(range(1, 4), range(4), range(4)):
+        set_versions(redis_client, enqueued, delivered)
+        found, token = claim(ledger, version)
+        expected = decide(version, enqueued, delivered)
+        assert found.value == expected.value, (version, enqueued, delivered)
+        locked = redis_client.get(keys.lock(PREFIX, "m1", "o1"))
+        assert (locked == token.encode()) == (expected is Decision.SEND)
+        ledger.finish("m1", "o1", token, delivered=None)
+
+
+def test_claim_of_a_parked_update_says_parked(ledger, redis_client):
+    """An update whose id the dead-letter index holds is not sent again."""
+    redis_client.hset(PARKED, "u1", "letter-1")
+    assert claim(ledger, 1)[0] is Claim.PARKED
+
+
+def test_second_sender_finds_the_order_busy(ledger):
+    """While one worker holds an order's lock, another's claim is BUSY, until finish."""
+    first, token = claim(ledger, 1)
+    assert first is Claim.SEND
+    assert claim(ledger, 1, update_id="u2")[0] is Claim.BUSY
+    ledger.finish("m1", "o1", token, delivered=None)
+    assert claim(ledger, 1, update_id="u2")[0] is Claim.SEND
+
+
+def test_finish_records_delivery_and_releases(ledger):
+    """finish with a delivered version records it (never lowering it) and frees the lock."""
+    _, token = claim(ledger, 3)
+    ledger.finish("m1", "o1", token, delivered=3)
+    assert ledger.versions("m1", "o1") == (0, 3)
+    _, token = claim(ledger, 4)
+    ledger.finish("m1", "o1", token, delivered=2)
+    assert ledger.versions("m1", "o1") == (0, 3)
+    assert claim(ledger, 4)[0] is Claim.SEND
+
+
+def test_finish_with_a_stale_token_leaves_the_new_holder_alone(ledger, redis_client):
+    """A worker whose lock expired cannot release the lock another worker took since."""
+    _, old = claim(ledger, 1)
+    redis_client.delete(keys.lock(PREFIX, "m1", "o1"))  # the TTL ran out
+    found, new = claim(ledger, 1, update_id="u2")
+    assert found is Claim.SEND
+    ledger.finish("m1", "o1", old, delivered=None)
+    assert redis_client.get(keys.lock(PREFIX, "m1", "o1")) == new.encode()
+
+
+@pytest.mark.parametrize(("enqueued", "delivered"), [(3, 0), (2, 2)])
+def test_a_claim_that_ends_the_attempt_drops_its_in_flight_entry(
+    ledger, redis_client, enqueued, delivered
+):
+    """Superseded or duplicate: the claim ends the attempt and drops the in-flight entry."""
+    set_versions(redis_client, enqueued, delivered)
+    redis_client.zadd(keys.inflight(PREFIX), {"msg": 1.0})
+    found, _ = claim(ledger, 2, member="msg")
+    assert found in (Claim.SUPERSEDED, Claim.DUPLICATE)
+    assert redis_client.zcard(keys.inflight(PREFIX)) == 0
+
+
+def test_in_flight_entry_stays_until_finish(ledger, redis_client):
+    """A claim to send keeps the in-flight entry (the attempt may yet be cut short); finish
+    drops it."""
+    redis_client.zadd(keys.inflight(PREFIX), {"msg": 1.0})
+    found, token = claim(ledger, 1, member="msg")
+    assert found is Claim.SEND
+    assert redis_client.zcard(keys.inflight(PREFIX)) == 1
+    ledger.finish("m1", "o1", token, delivered=1, member="msg")
+    assert redis_client.zcard(keys.inflight(PREFIX)) == 0
