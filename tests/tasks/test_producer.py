@@ -1,6 +1,7 @@
 """The producer validates first, versions every accepted update, and never half-writes."""
 
 import json
+import time
 
 import pytest
 import redis
@@ -120,3 +121,15 @@ def test_platform_defaults_fill_only_what_is_missing(settings):
     assert filled["order"]["platform"]["uname"]
     assert "platform" in given["order"]
     assert "uname" not in given["order"]["platform"]
+
+
+def test_without_publishing_the_update_waits_due_now_in_the_schedule(
+    producer, redis_client, settings
+):
+    """publish_now=False leaves the update in the schedule, due at once, for a worker's pump."""
+    receipt = producer.enqueue(body(), publish_now=False)
+    assert receipt.status == "enqueued"
+    assert queued(redis_client, settings) == []
+    [(member, due)] = redis_client.zrange(f"{settings.key_prefix}:schedule", 0, -1, withscores=True)
+    assert json.loads(member)["update_id"] == receipt.update_id
+    assert due <= time.time()

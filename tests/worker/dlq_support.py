@@ -53,23 +53,21 @@ def make_letter(
     )
 
 
-def queued_update_ids(redis_client: Any, settings: Any) -> list[str]:
-    """Update ids of the messages in the Celery queue, in queue order."""
-    found = []
-    for raw in redis_client.lrange(settings.queue, 0, -1):
-        envelope = json.loads(raw)
-        args = json.loads(base64.b64decode(envelope["body"]))[0]
-        found.append(args[0]["update_id"])
-    return found
-
-
 def queued_messages(redis_client: Any, settings: Any) -> list[dict[str, Any]]:
-    """The update messages in the Celery queue, decoded."""
+    """The update messages waiting to be sent: in the Celery queue, then in the schedule
+    (where a replay leaves them for the workers' pump to publish)."""
     found = []
     for raw in redis_client.lrange(settings.queue, 0, -1):
         envelope = json.loads(raw)
         found.append(json.loads(base64.b64decode(envelope["body"]))[0][0])
+    for member in redis_client.zrange(f"{settings.key_prefix}:schedule", 0, -1):
+        found.append(json.loads(member))
     return found
+
+
+def queued_update_ids(redis_client: Any, settings: Any) -> list[str]:
+    """Update ids of :func:`queued_messages`, in the same order."""
+    return [message["update_id"] for message in queued_messages(redis_client, settings)]
 
 
 def scheduled_update_ids(redis_client: Any, settings: Any) -> list[str]:
