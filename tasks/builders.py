@@ -19,17 +19,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from tasks.schemas.order import CANCELLATION_REASONS
+
 #: Currency of the carts unless a builder is told otherwise.
 DEFAULT_CURRENCY = "EUR"
-
-#: The cancellation reasons seQura accepts.
-CANCELLATION_REASONS = (
-    "change",
-    "change_payment_method",
-    "customer_cancel",
-    "out_of_stock",
-    "other",
-)
 
 
 @dataclass(frozen=True)

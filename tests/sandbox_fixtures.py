@@ -20,6 +20,8 @@ from worker.client import SequraClient
 
 CAMISAS = MerchantAccount("camisasonline", "camisas-api", "camisas-pw-7f3a", frozenset())
 ZAPATOS = MerchantAccount("zapatos", "zapatos-api", "zapatos-pw-91c2", frozenset())
+#: The merchant the pipeline tests (producer, worker, dead letters) send as.
+SHOP = MerchantAccount("shop1", "shop1-api", "s3cret-pw", frozenset())
 #: Seconds a test client waits for an answer: short, so that time-out tests stay fast.
 TEST_READ_TIMEOUT_S = 0.5
 
@@ -71,3 +73,10 @@ def sequra_client(sandbox_settings: Settings) -> Iterator[SequraClient]:
     client = SequraClient(sandbox_settings, pool_size=4)
     yield client
     client.close()
+
+
+@pytest.fixture
+def shop_sandbox() -> Iterator[SandboxServer]:
+    """A sandbox that knows :data:`SHOP` and creates orders on their first update."""
+    with SandboxServer(accounts=[SHOP], auto_create=True) as server:
+        yield server

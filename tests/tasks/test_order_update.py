@@ -12,20 +12,19 @@ import time
 
 import pytest
 
-from sandbox.server import SandboxServer
 from tasks.builders import Item, fully_shipped
 from tasks.order_update import Runtime, process
 from tasks.producer import Producer
+from tests.sandbox_fixtures import SHOP
 from worker.backoff import backoff_ceiling
 from worker.deadletters import DeadLetterStore
 
-MERCHANT, USER, PASSWORD = "shop1", "shop1-api", "s3cret-pw"
+MERCHANT, USER, PASSWORD = SHOP.ref, SHOP.username, SHOP.password
 
 
 @pytest.fixture
-def sandbox():
-    with SandboxServer(accounts={MERCHANT: (USER, PASSWORD)}, auto_create=True) as server:
-        yield server
+def sandbox(shop_sandbox):
+    return shop_sandbox
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ import functools
 
 import pytest
 
-from sandbox.server import SandboxServer
 from tasks.builders import (
     Item,
     cancelled,
@@ -20,18 +19,18 @@ from tasks.builders import (
     partially_shipped,
 )
 from tasks.producer import Producer
+from tests.sandbox_fixtures import SHOP
 from tests.support import WorkerProcess, running_worker, wait_for, worker_env
 
 pytestmark = pytest.mark.slow
 
-MERCHANT, USER, PASSWORD = "shop1", "shop1-api", "s3cret-pw"
+MERCHANT, USER, PASSWORD = SHOP.ref, SHOP.username, SHOP.password
 SHIRT, JACKET = Item("shirt1234", "shirt", 1250), Item("jacket9876", "jacket", 7100)
 
 
 @pytest.fixture
-def sandbox():
-    with SandboxServer(accounts={MERCHANT: (USER, PASSWORD)}, auto_create=True) as server:
-        yield server
+def sandbox(shop_sandbox):
+    return shop_sandbox
 
 
 @pytest.fixture

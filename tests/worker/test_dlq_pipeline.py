@@ -12,21 +12,20 @@ import os
 import pytest
 from click.testing import CliRunner
 
-from sandbox.server import SandboxServer
 from tasks.builders import Item, fully_shipped
 from tasks.producer import Producer
+from tests.sandbox_fixtures import SHOP
 from tests.support import running_worker, wait_for, worker_env
 from worker.cli import cli
 
 pytestmark = pytest.mark.slow
 
-MERCHANT, USER, PASSWORD = "shop1", "shop1-api", "s3cret-pw"
+MERCHANT, USER, PASSWORD = SHOP.ref, SHOP.username, SHOP.password
 
 
 @pytest.fixture
-def sandbox():
-    with SandboxServer(accounts={MERCHANT: (USER, PASSWORD)}, auto_create=True) as server:
-        yield server
+def sandbox(shop_sandbox):
+    return shop_sandbox
 
 
 @pytest.fixture
