@@ -143,6 +143,8 @@ class Result:
     letter_id: str | None = None
     #: How long seQura took to answer, when a call was made.
     latency_ms: float | None = None
+    #: Already counted for the metrics (with the attempt's last round trip).
+    counted: bool = False
 
 
 def process(raw: Any, rt: Runtime) -> str:
@@ -181,7 +183,8 @@ def process(raw: Any, rt: Runtime) -> str:
         letter_id=result.letter_id,
         duration_ms=_ms_since(started),
     )
-    rt.metrics.observe(result.outcome, result.reason, result.status, result.latency_ms)
+    if not result.counted:
+        rt.metrics.observe(result.outcome, result.reason, result.status, result.latency_ms)
     return result.outcome
 
 
@@ -210,19 +213,34 @@ def _attempt(message: UpdateMessage, rt: Runtime) -> Result:
         return Result("deferred", reason="order_busy", next_retry_s=LOCK_BUSY_DELAY_S)
     if claim is not Claim.SEND:
         return Result(claim.value)
-    result: Result | None = None
     try:
         result = _send(message, rt)
-        return result
-    finally:
-        delivered = result is not None and result.outcome == "delivered"
+    except BaseException:
+        # Cut short before its outcome was recorded: free the order, but leave the message in
+        # flight so that it comes back.
+        rt.ledger.finish(message.merchant, message.order_ref, token, delivered=None)
+        raise
+    _finish_and_count(message, result, token, member, rt)
+    return replace(result, counted=True)
+
+
+def _finish_and_count(
+    message: UpdateMessage, result: Result, token: str, member: str, rt: Runtime
+) -> None:
+    """End a sent attempt (record a delivery, release the lock, drop the in-flight entry) and
+    count it for the metrics, in one round trip."""
+    delivered = message.version if result.outcome == "delivered" else None
+    pipe = rt.redis.pipeline(transaction=False)
+    rt.ledger.finish(
+        message.merchant, message.order_ref, token, delivered=delivered, member=member, pipe=pipe
+    )
+    rt.metrics.count_into(pipe, result.outcome, result.reason, result.status, result.latency_ms)
+    try:
+        pipe.execute()
+    except redis.exceptions.NoScriptError:
+        # Redis restarted and forgot the script; the counters went through, the finish not.
         rt.ledger.finish(
-            message.merchant,
-            message.order_ref,
-            token,
-            delivered=message.version if delivered else None,
-            # Only once the outcome is recorded: an attempt cut short stays in flight.
-            member=member if result is not None else "",
+            message.merchant, message.order_ref, token, delivered=delivered, member=member
         )
 
 

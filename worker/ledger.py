@@ -217,18 +217,33 @@ class Ledger:
         return Claim(_text(found)), token
 
     def finish(
-        self, merchant: str, order_ref: str, token: str, *, delivered: int | None, member: str = ""
+        self,
+        merchant: str,
+        order_ref: str,
+        token: str,
+        *,
+        delivered: int | None,
+        member: str = "",
+        pipe: redis.client.Pipeline | None = None,
     ) -> None:
         """Record ``delivered`` (if not None), release the lock taken by :meth:`claim`, and
-        drop the message's in-flight entry ``member``."""
-        self._finish(
-            keys=[
-                keys.order(self.prefix, merchant, order_ref),
-                keys.lock(self.prefix, merchant, order_ref),
-                keys.inflight(self.prefix),
-            ],
-            args=[delivered or 0, token, member],
-        )
+        drop the message's in-flight entry ``member``.
+
+        With ``pipe``, the step is only added to that pipeline, by its script's digest: the
+        caller executes it, and on ``NoScriptError`` (Redis restarted and forgot its scripts)
+        calls this again without ``pipe``. (A script registered with a pipeline would cost a
+        SCRIPT EXISTS round trip on every execute, which is what the pipeline is to save.)
+        """
+        names = [
+            keys.order(self.prefix, merchant, order_ref),
+            keys.lock(self.prefix, merchant, order_ref),
+            keys.inflight(self.prefix),
+        ]
+        args: list[str | int] = [delivered or 0, token, member]
+        if pipe is None:
+            self._finish(keys=names, args=args)
+        else:
+            pipe.evalsha(self._finish.sha, len(names), *names, *args)
 
 
 def _text(value: Any) -> str:

@@ -264,3 +264,15 @@ def test_each_outcome_is_counted_for_metrics(pipeline, sandbox, rt):
     counts = rt.redis.hgetall(rt.metrics.updates_key)
     assert sum(int(v) for v in counts.values()) == 2
     assert rt.redis.hget(rt.metrics.attempts_key, "total") == b"2"
+
+
+def test_a_send_finishes_even_when_redis_forgot_its_scripts(pipeline, sandbox, rt):
+    """After a Redis restart empties the script cache, the delivery is still recorded once,
+    the lock freed and the attempt counted once."""
+    pipeline.enqueue(shirt_order())
+    message = pipeline.queue.pop(0)
+    rt.redis.script_flush()
+    assert process(message, rt) == "delivered"
+    assert rt.ledger.versions(MERCHANT, "A14/12345") == (1, 1)
+    assert rt.redis.exists(f"{rt.settings.key_prefix}:lock:{MERCHANT}:A14/12345") == 0
+    assert sum(int(v) for v in rt.redis.hgetall(rt.metrics.updates_key).values()) == 1
