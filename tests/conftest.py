@@ -15,11 +15,16 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import redis
+from hypothesis import settings as hypothesis_settings
 
 from config.settings import Settings, load_settings
 from worker.redisserver import answers
 
 pytest_plugins = ["tests.sandbox_fixtures"]
+
+# A busy CI machine must not turn a slow example into a failure: no per-example deadline.
+hypothesis_settings.register_profile("cartsync", deadline=None)
+hypothesis_settings.load_profile("cartsync")
 
 #: Databases the tests may use, highest first; each test run takes one nobody else holds.
 TEST_DBS = range(15, 0, -1)
