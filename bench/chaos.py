@@ -57,8 +57,6 @@ from bench.harness import (
     SandboxProcess,
     WorkerProcess,
     cartsync_env,
-    json_events,
-    wait_for,
 )
 from tasks.builders import (
     Item,
@@ -68,6 +66,7 @@ from tasks.builders import (
     partial_return,
     partially_shipped,
 )
+from tests.support import json_events, wait_for
 from worker.deadletters import DeadLetterStore
 from worker.redisserver import EmbeddedRedis
 

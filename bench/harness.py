@@ -12,15 +12,13 @@ Every process is started in its own session and ended by its process id, never b
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import platform
 import signal
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +27,9 @@ import psutil  # type: ignore[import-untyped]  # no stubs among the dependencies
 import redis
 
 from sandbox.admin import SandboxAdmin
+
+# The same polling and log parsing as the tests (bench already borrows their example bodies).
+from tests.support import json_events, wait_for
 from worker.redisserver import EmbeddedRedis, free_port
 
 #: Seconds a worker or the sandbox may take to come up.
@@ -215,31 +216,6 @@ class WorkerProcess(_Child):
     def events(self, event: str = "order_update") -> list[dict[str, Any]]:
         """The JSON log events named ``event``, in the order written."""
         return json_events(self.log_text(), event)
-
-
-def json_events(text: str, event: str) -> list[dict[str, Any]]:
-    found = []
-    for line in text.splitlines():
-        if line.startswith("{") and f'"{event}"' in line:
-            with contextlib.suppress(ValueError):
-                record = json.loads(line)
-                if record.get("event") == event:
-                    found.append(record)
-    return found
-
-
-def wait_for(
-    condition: Callable[[], Any], *, timeout: float, what: str, interval: float = 0.05
-) -> Any:
-    """Poll ``condition`` until it is truthy; TimeoutError after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout:g}s waiting for {what}")
-        time.sleep(interval)
 
 
 def cartsync_env(redis_url: str, sandbox_url: str, **extra: str) -> dict[str, str]:

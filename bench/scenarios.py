@@ -19,11 +19,11 @@ from bench.harness import (
     SandboxProcess,
     WorkerProcess,
     cartsync_env,
-    wait_for,
 )
 from bench.letters import payload
 from bench.load import bodies
 from bench.throughput import RUN_TIMEOUT_S, pipeline_run, produce
+from tests.support import wait_for
 
 
 @dataclass(frozen=True)

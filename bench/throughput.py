@@ -38,9 +38,9 @@ from bench.harness import (
     WorkerProcess,
     cartsync_env,
     commands_processed,
-    wait_for,
 )
 from bench.load import bodies
+from tests.support import wait_for
 from worker.client import encode_body, order_url
 
 #: Seconds one run may take before it is declared stuck.

@@ -78,16 +78,7 @@ class WorkerProcess:
 
     def events(self, event: str = "order_update") -> list[dict[str, Any]]:
         """The worker's JSON log events named ``event``."""
-        found = []
-        for line in self.log_text().splitlines():
-            if line.startswith("{"):
-                try:
-                    record = json.loads(line)
-                except ValueError:
-                    continue
-                if record.get("event") == event:
-                    found.append(record)
-        return found
+        return json_events(self.log_text(), event)
 
     def kill(self) -> None:
         """SIGKILL the worker and everything it started, as a crash would."""
@@ -127,14 +118,28 @@ def running_worker(env: dict[str, str], concurrency: int = 4) -> Iterator[Worker
         worker.stop()
 
 
+def json_events(text: str, event: str) -> list[dict[str, Any]]:
+    """The JSON log lines of ``text`` whose ``event`` is ``event``, in the order written."""
+    found = []
+    for line in text.splitlines():
+        if line.startswith("{") and f'"{event}"' in line:
+            with contextlib.suppress(ValueError):
+                record = json.loads(line)
+                if record.get("event") == event:
+                    found.append(record)
+    return found
+
+
 def wait_for(
     condition: Callable[[], Any],
     *,
     timeout: float = 20.0,
     what: str = "the condition",
     on_fail: Callable[[], str] | None = None,
+    interval: float = 0.05,
 ) -> Any:
-    """Poll ``condition`` until it is truthy; fail the test after ``timeout`` seconds."""
+    """Poll ``condition`` until it is truthy; TimeoutError after ``timeout`` seconds, with the
+    tail of ``on_fail()`` (a log, say) in the message."""
     deadline = time.monotonic() + timeout
     while True:
         value = condition()
@@ -142,5 +147,5 @@ def wait_for(
             return value
         if time.monotonic() > deadline:
             detail = f"\n--- log ---\n{on_fail()[-5000:]}" if on_fail else ""
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}{detail}")
-        time.sleep(0.05)
+            raise TimeoutError(f"timed out after {timeout:g}s waiting for {what}{detail}")
+        time.sleep(interval)
