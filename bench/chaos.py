@@ -37,6 +37,7 @@ import contextlib
 import itertools
 import json
 import logging
+import math
 import os
 import random
 import sys
@@ -261,7 +262,7 @@ class Chaos:
             for worker in self.workers:
                 worker.start()
             producer = threading.Thread(target=self._produce, args=(env, plan), daemon=True)
-            killer = threading.Thread(target=self._kill_loop, args=(server,), daemon=True)
+            killer = threading.Thread(target=self._kill_loop, args=(server, started), daemon=True)
             producer.start()
             killer.start()
             producer.join()
@@ -344,18 +345,23 @@ class Chaos:
 
     # -- trouble -----------------------------------------------------------------------------
 
-    def _kill_loop(self, server: EmbeddedRedis) -> None:
+    def _kill_loop(self, server: EmbeddedRedis, started: float) -> None:
+        """SIGKILL a worker every ``kill_every_s``; with ``restart_redis``, kill Redis once,
+        halfway through the run (counted from ``started``, the run's own start)."""
         c = self.config
-        begun = time.monotonic()
-        redis_done = not c.restart_redis
-        while not self.stop_chaos.wait(c.kill_every_s):
-            with self.workers_lock:
-                victim = self.rng.choice(self.workers)
-                victim.kill()
-                self.report.kills += 1
-                victim.start(wait=False)
-            if not redis_done and time.monotonic() - begun >= c.duration_s / 2:
-                redis_done = True
+        next_kill = time.monotonic() + c.kill_every_s
+        restart_at = started + c.duration_s / 2 if c.restart_redis else math.inf
+        while not self.stop_chaos.wait(max(0.0, min(next_kill, restart_at) - time.monotonic())):
+            now = time.monotonic()
+            if now >= next_kill:
+                next_kill += c.kill_every_s
+                with self.workers_lock:
+                    victim = self.rng.choice(self.workers)
+                    victim.kill()
+                    self.report.kills += 1
+                    victim.start(wait=False)
+            if now >= restart_at:
+                restart_at = math.inf
                 self.say("killing Redis (SIGKILL) and starting it again on its data")
                 server.kill()
                 time.sleep(1.0)

@@ -9,7 +9,7 @@ synthetic letters of about 2 KB of payload each (``bench.letters``) through the 
 park script, then times each command ``--runs`` times and reports the median. Commands run
 in-process through click's test runner: the figures are the command's own work, Redis round
 trips included, without Python's start-up (the same ~0.3 s for every command). The replay
-goes through the real producer (validation, ledger, Celery publish) into that Redis.
+goes through the real producer (validation, ledger, schedule) into that Redis.
 """
 
 from __future__ import annotations
@@ -288,7 +288,7 @@ def print_report(r: dict[str, Any]) -> None:
     cpu = r["replay_cpu_ms_per_letter"]
     print(
         f"  CPU per replayed letter: {cpu['python']} ms in Python (replay processes: "
-        f"validation, Celery publish, store) + {cpu['redis']} ms in Redis; "
+        f"validation, schedule, store) + {cpu['redis']} ms in Redis; "
         f"load average before the replay: {r['load_average_before']}"
     )
     memory_ok = r["memory_ratio"] <= TARGET_MEMORY_RATIO

@@ -3,7 +3,7 @@
     python -m bench.load VARIANT COUNT [--per-order K] [--seed S] [--prefix P] [--two-item]
 
 ``VARIANT`` is ``naive`` (``put_order.delay``) or ``cartsync`` (``Producer.enqueue``:
-validation, ledger, publish). Payloads are built before the clock starts. Prints one JSON
+validation, ledger, schedule). Payloads are built before the clock starts. Prints one JSON
 line: ``started`` and ``finished`` (epoch seconds), ``cpu_s`` (this process, producing only)
 and, for cartsync, the latency of every enqueue call in milliseconds (``latencies_ms``).
 
@@ -88,7 +88,7 @@ def main(argv: list[str]) -> int:
         settings = load_settings()
         configure_logging(settings)
         producer = Producer(settings)
-        _ = producer.merchants, producer.publish  # built before the clock starts
+        _ = producer.merchants  # built before the clock starts
         producer.client.ping()
         cpu0, started = time.process_time(), time.time()
         clock = time.perf_counter

@@ -189,8 +189,8 @@ class ProducerLatency:
 
 
 def producer_latency(redis_url: str, *, count: int) -> ProducerLatency:
-    """Enqueue latency of ``count`` two-item updates (validation, ledger, publish), one
-    producer process, no worker consuming meanwhile (the queue only grows)."""
+    """Enqueue latency of ``count`` two-item updates (validation, the ledger's accept), one
+    producer process, no worker consuming meanwhile (the schedule only grows)."""
     env = cartsync_env(redis_url, "http://127.0.0.1:9")
     result = produce("cartsync", count, env, two_item=True, prefix="latency")
     latencies = sorted(result["latencies_ms"])

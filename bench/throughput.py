@@ -8,7 +8,7 @@ order, so nothing coalesces) to the same sandbox process on loopback, on the sam
 - (b) naive: ``bench.naive``'s plain Celery task, a real worker process, fed by a producer
   process calling ``put_order.delay``.
 - (c) cartsync: the real worker (``celery -A worker worker``) fed by a producer process
-  calling ``Producer.enqueue`` (validation, ledger, publish), logging JSON events to a file.
+  calling ``Producer.enqueue`` (validation, ledger, schedule), logging JSON events to a file.
 
 For (b) and (c) the clock runs from the producer's first enqueue until the sandbox has
 accepted every update, with the producer and the worker running at the same time. CPU is the

@@ -62,6 +62,17 @@ class UpdateMessage:
         return text[:at] + ',"version":', "," + text[at + len(marker) :]
 
     @classmethod
+    def from_json(cls, text: Any) -> UpdateMessage:
+        """The message from its text form (``worker.schedule.member_of``)."""
+        if not isinstance(text, str):
+            raise InvalidMessage("the message is not JSON text")
+        try:
+            raw = json.loads(text)
+        except ValueError:
+            raise InvalidMessage("the message is not valid JSON") from None
+        return cls.from_dict(raw)
+
+    @classmethod
     def from_dict(cls, raw: Any) -> UpdateMessage:
         if not isinstance(raw, dict):
             raise InvalidMessage("the message is not a JSON object")

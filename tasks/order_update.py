@@ -1,12 +1,15 @@
-"""The Celery task that delivers one update, and the decisions around it.
+"""The Celery task that delivers a batch of updates, and the decisions around each one.
 
-Path of one message: load it, ask the ledger whether its version is still the newest, take
-the order's lock, validate and serialize, send, then act on the outcome (DESIGN.md's table).
-Every path ends in exactly one structured ``order_update`` event.
+A task carries the text of one or more update messages (``worker.schedule`` cuts a backlog
+into batches) and runs them one after the other. Path of one message: load it, ask the
+ledger whether its version is still the newest, take the order's lock, validate and
+serialize, send, then act on the outcome (DESIGN.md's table). Every path ends in exactly one
+structured ``order_update`` event.
 """
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from dataclasses import dataclass, replace
@@ -29,12 +32,17 @@ from worker.errors import InvalidUpdate, UnknownMerchant
 from worker.ledger import Claim, Ledger
 from worker.metrics import Metrics
 from worker.outcomes import Kind, Outcome
-from worker.schedule import Schedule, member_of
+from worker.schedule import Schedule
 
 log = structlog.get_logger("cartsync.order_update")
 
 #: Seconds to wait before trying again when another worker holds the order's lock.
 LOCK_BUSY_DELAY_S = 1.0
+
+#: Share of the broker's visibility timeout a task may spend on its batch. What it has not
+#: started by then goes back to the schedule, so that no task outlives the visibility timeout
+#: (which would have the broker hand the same task to a second worker).
+BATCH_TIME_SHARE = 0.5
 
 #: Dead-letter reason for each outcome that is final without retrying.
 PARK_REASON = {
@@ -110,26 +118,52 @@ REDIS_DOWN: tuple[type[Exception], ...] = (redis.ConnectionError, redis.TimeoutE
 
 
 @app.task(name=TASK_NAME, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
-def order_update(message: Any) -> str:
-    """Deliver one update message; returns the outcome's name."""
-    try:
-        return process(message, runtime())
-    except REDIS_DOWN as exc:
-        # Redis went away mid-attempt, so the attempt's outcome may be unrecorded (a retry
-        # not scheduled, a delivery not in the ledger). Acknowledging the message would lose
-        # the update (late acks acknowledge failures too): hand it back instead. If Redis is
-        # still down, handing back fails as well and the message stays unacknowledged until
-        # the visibility timeout returns it. A second attempt is harmless (the ledger).
-        fields = message if isinstance(message, dict) else {}
-        log.warning(
-            "order_update",
-            outcome="interrupted",
-            reason="redis_unavailable",
-            exception=type(exc).__name__,
-            update_id=fields.get("update_id"),
-            version=fields.get("version"),
-        )
-        raise Reject(type(exc).__name__, requeue=True) from None
+def order_updates(members: Any) -> list[str]:
+    """Deliver a batch of update messages; returns their outcomes' names."""
+    return run_batch(members if isinstance(members, list) else [members], runtime())
+
+
+def run_batch(members: list[Any], rt: Runtime) -> list[str]:
+    """Run each message of a batch to its outcome, in order.
+
+    A message that fails unexpectedly (a bug) does not stop the rest of the batch; the first
+    such error is raised at the end, for Celery to log. Its message stays in flight, and the
+    schedule brings it back (``worker.schedule``).
+    """
+    deadline = time.monotonic() + rt.settings.visibility_timeout_s * BATCH_TIME_SHARE
+    outcomes: list[str] = []
+    failure: Exception | None = None
+    for n, member in enumerate(members):
+        if n and time.monotonic() > deadline:
+            rest = [m for m in members[n:] if isinstance(m, str)]
+            rt.schedule.give_back(rest, rt.clock())
+            log.warning("order_updates.handed_back", count=len(rest))
+            break
+        try:
+            outcomes.append(process(member, rt))
+        except REDIS_DOWN as exc:
+            # Redis went away mid-attempt, so the attempt's outcome may be unrecorded (a
+            # retry not scheduled, a delivery not in the ledger). Acknowledging the task
+            # would lose its updates (late acks acknowledge failures too): hand it back
+            # instead. If Redis is still down, handing back fails as well and the task stays
+            # unacknowledged until the visibility timeout returns it. Running the batch
+            # again is harmless: the ledger ends the updates already done as duplicates.
+            fields = _fields(member)
+            log.warning(
+                "order_update",
+                outcome="interrupted",
+                reason="redis_unavailable",
+                exception=type(exc).__name__,
+                update_id=fields.get("update_id"),
+                version=fields.get("version"),
+            )
+            raise Reject(type(exc).__name__, requeue=True) from None
+        except Exception as exc:
+            failure = failure or exc
+            outcomes.append("failed")
+    if failure is not None:
+        raise failure
+    return outcomes
 
 
 @dataclass(frozen=True)
@@ -147,15 +181,15 @@ class Result:
     counted: bool = False
 
 
-def process(raw: Any, rt: Runtime) -> str:
-    """Run one attempt of one update message to its outcome, and log it."""
+def process(member: Any, rt: Runtime) -> str:
+    """Run one attempt of one update message (its text form) to its outcome, and log it."""
     started = time.perf_counter()
     try:
-        message = UpdateMessage.from_dict(raw)
+        message = UpdateMessage.from_json(member)
     except InvalidMessage as exc:
-        letter_id = _park_undecodable(raw, str(exc), rt)
-        if isinstance(raw, dict):
-            rt.schedule.done(member_of(raw))
+        letter_id = _park_undecodable(member, str(exc), rt)
+        if isinstance(member, str):
+            rt.schedule.done(member)
         log.error(
             "order_update",
             outcome="dead_lettered",
@@ -172,7 +206,7 @@ def process(raw: Any, rt: Runtime) -> str:
         version=message.version,
         attempt=message.attempt,
     )
-    result = _attempt(message, rt)
+    result = _attempt(message, member, rt)
     level = "info" if result.outcome in {"delivered", "superseded", "duplicate"} else "warning"
     getattr(bound, level)(
         "order_update",
@@ -188,10 +222,10 @@ def process(raw: Any, rt: Runtime) -> str:
     return result.outcome
 
 
-def _attempt(message: UpdateMessage, rt: Runtime) -> Result:
-    # This message's entry in the in-flight set, dropped once the attempt's outcome is
-    # recorded (with the claim, or with finish): until then a lost message comes back.
-    member = member_of(message.to_dict())
+def _attempt(message: UpdateMessage, member: str, rt: Runtime) -> Result:
+    # ``member`` is the message's entry in the in-flight set, dropped once the attempt's
+    # outcome is recorded (with the claim, or with finish): until then a lost message comes
+    # back.
     # One round trip decides and, when the update is to be sent, takes the order's lock
     # (the dead-letter check, the ledger's rule of ``decide`` and the lock, as one step).
     claim, token = rt.ledger.claim(
@@ -331,8 +365,17 @@ def _park(
     return Result("dead_lettered", reason=reason.value, status=status, letter_id=letter_id)
 
 
-def _park_undecodable(raw: Any, error: str, rt: Runtime) -> str:
-    fields = raw if isinstance(raw, dict) else {}
+def _fields(member: Any) -> dict[str, Any]:
+    """The fields of a message's text, as far as it is a JSON object; else none."""
+    try:
+        raw = json.loads(member) if isinstance(member, str) else member
+    except ValueError:
+        return {}
+    return raw if isinstance(raw, dict) else {}
+
+
+def _park_undecodable(member: Any, error: str, rt: Runtime) -> str:
+    fields = _fields(member)
 
     def text(name: str, default: str = "unknown") -> str:
         value = fields.get(name)
@@ -351,7 +394,7 @@ def _park_undecodable(raw: Any, error: str, rt: Runtime) -> str:
             errors=[error],
             attempts=[],
             enqueued_at=float(enqueued_at) if isinstance(enqueued_at, int | float) else rt.clock(),
-            payload=fields.get("body", raw),
+            payload=fields.get("body", fields or member),
         )
     )
 

@@ -4,13 +4,11 @@
     receipt = enqueue_order_update(body)      # body is the API body {"order": {...}}
     receipt.update_id, receipt.version
 
-Accepting is one atomic step in Redis (``Ledger.accept``): the version is recorded and the
-message is put in the schedule, due a lease from now. The message is then published to the
-queue at once and moved from the schedule to the in-flight set, where it stays until a worker
-has recorded its attempt. If the publish fails (or this process dies), the schedule still
-holds it and a worker publishes it when the lease runs out; if the message is lost on its way
-to a worker, the in-flight set brings it back (``worker.schedule``): an accepted update is
-never lost.
+Accepting is one atomic step in Redis (``Ledger.accept``): the version is recorded, the
+message is put in the schedule, due now, and a waiting worker is woken. That is all the
+producer does: the workers' pump moves the message to the Celery queue (in a batch when a
+backlog has built up) and watches it in flight until a worker has recorded its attempt
+(``worker.schedule``). Once ``enqueue`` returns, the update is in Redis and is never lost.
 """
 
 from __future__ import annotations
@@ -32,7 +30,6 @@ from tasks.message import UpdateMessage
 from tasks.validation import validate_update
 from worker.errors import BrokerUnavailable, InvalidUpdate
 from worker.ledger import Ledger
-from worker.schedule import Schedule, watch_s
 
 log = structlog.get_logger("cartsync.producer")
 
@@ -108,7 +105,6 @@ class Producer:
         *,
         client: redis.Redis | None = None,
         merchants: MerchantDirectory | None = None,
-        publish: Callable[[dict[str, Any]], None] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
@@ -118,24 +114,12 @@ class Producer:
             socket_timeout=REDIS_TIMEOUT_S,
         )
         self._merchants = merchants
-        self._publish = publish
         self.clock = clock
         self.ledger = Ledger(self.client, settings.key_prefix)
-        self.schedule = Schedule(self.client, settings.key_prefix)
 
     @cached_property
     def merchants(self) -> MerchantDirectory:
         return self._merchants or load_merchants(self.settings)
-
-    @cached_property
-    def publish(self) -> Callable[[dict[str, Any]], None]:
-        if self._publish is not None:
-            return self._publish
-        # Imported late: the Celery app reads settings from the environment, and a producer
-        # built with explicit settings (tests, the demo) must publish to the same Redis.
-        from worker.celeryapp import make_publisher
-
-        return make_publisher(self.settings)
 
     def enqueue(
         self,
@@ -145,7 +129,6 @@ class Producer:
         update_id: str | None = None,
         replay: bool = False,
         replay_of: str | None = None,
-        publish_now: bool = True,
     ) -> Receipt:
         """Validate and enqueue one update; see :class:`Receipt` for the outcomes.
 
@@ -153,10 +136,6 @@ class Producer:
         ``version``: the producer's own increasing version (its row version, say); None lets
         the ledger assign the next one. ``update_id``: an idempotency key; None makes a new one.
         ``replay``: allow a version equal to the newest enqueued (a dead letter's own).
-        ``publish_now=False`` stores the update in the schedule due at once and leaves the
-        publish to the workers' pump (within ``CARTSYNC_SCHEDULER_INTERVAL_S``): bulk work
-        such as a replay of thousands of dead letters then costs one Redis round trip per
-        update here instead of a Celery publish. The update is just as safe either way.
         """
         if version is not None and (isinstance(version, bool) or version < 1):
             raise InvalidUpdate({"version": ["Must be a whole number of at least 1."]})
@@ -184,7 +163,7 @@ class Producer:
                 order_ref,
                 update_id=message.update_id,
                 version=version,
-                due=self.clock() + (self.settings.scheduler_lease_s if publish_now else 0.0),
+                due=self.clock(),
                 message_prefix=prefix,
                 message_suffix=suffix,
                 remember_ms=int(self.settings.idempotency_ttl_s * 1000),
@@ -203,8 +182,6 @@ class Producer:
             status=status,
             warnings=validated.warnings,
         )
-        if status == "enqueued" and publish_now:
-            self._publish_now(prefix + str(number) + suffix, message, number)
         log.info(
             "enqueue",
             outcome=status,
@@ -215,22 +192,6 @@ class Producer:
             warning_count=sum(len(w) for w in validated.warnings.values()),
         )
         return receipt
-
-    def _publish_now(self, member: str, message: UpdateMessage, version: int) -> None:
-        try:
-            self.publish({**message.to_dict(), "version": version})
-            # Watched in flight until a worker records the attempt (see worker.schedule).
-            self.schedule.hand_off(
-                member, self.clock() + watch_s(self.settings.visibility_timeout_s)
-            )
-        except Exception as exc:
-            # The update is accepted and safe in the schedule; a worker publishes it when
-            # its lease runs out. Say so, but do not fail the producer.
-            log.warning(
-                "enqueue.publish_deferred",
-                update_id=message.update_id,
-                exception=type(exc).__name__,
-            )
 
 
 def _safe_url(url: str) -> str:

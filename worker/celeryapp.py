@@ -1,7 +1,8 @@
 """The Celery app: JSON only, late acks, prefetch 1, no result backend.
 
-Backoff never uses Celery countdowns (see ``worker.schedule``), so a task is always short
-and the broker's visibility timeout only has to outlast one task's run.
+Backoff never uses Celery countdowns (see ``worker.schedule``), so a task never waits; it
+carries a batch of updates and hands back what it has not started by half the visibility
+timeout (``tasks.order_update``), so the timeout always outlasts a task's run.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from celery import Celery, signals
 from config.logging import configure_logging
 from config.settings import Settings, load_settings
 
-#: The task's registered name; producers publish by name.
-TASK_NAME = "cartsync.order_update"
+#: The task's registered name; the schedule's pump publishes by name. A task carries a batch
+#: of update messages (``worker.schedule``).
+TASK_NAME = "cartsync.order_updates"
 
 
 def make_app(settings: Settings) -> Celery:
@@ -62,22 +64,23 @@ def make_app(settings: Settings) -> Celery:
     return app
 
 
-def make_publisher(settings: Settings) -> Callable[[dict[str, Any]], None]:
-    """A function that puts one update message on the queue of ``settings``."""
+def make_publisher(settings: Settings) -> Callable[[list[str]], None]:
+    """A function that puts one task, carrying these update messages, on the queue of
+    ``settings``."""
     target = (
         app
         if (settings.redis_url, settings.queue) == (app.conf.broker_url, _queue)
         else (make_app(settings))
     )
 
-    def publish(message: dict[str, Any]) -> None:
+    def publish(members: list[str]) -> None:
         target.send_task(
             TASK_NAME,
-            args=[message],
+            args=[members],
             queue=settings.queue,
             # Celery's logs, events and Flower show argsrepr instead of the arguments,
-            # which hold the payload.
-            argsrepr=f"(update {message.get('update_id')} v{message.get('version')})",
+            # which hold the payloads.
+            argsrepr=f"({len(members)} update{'' if len(members) == 1 else 's'})",
             kwargsrepr="{}",
         )
 
@@ -180,19 +183,25 @@ _pump: Any = None
 
 
 @signals.worker_ready.connect
-def _start_pump(**_: Any) -> None:
+def _start_pump(sender: Any = None, **_: Any) -> None:
     global _pump
     from tasks.order_update import runtime
     from worker.schedule import Pump, watch_s
 
+    # The pump keeps one task waiting per thread of this worker: its concurrency as started,
+    # which ``--concurrency`` may have set apart from the settings.
+    controller = getattr(sender, "controller", None)
+    slots = getattr(controller, "concurrency", None) or settings.worker_concurrency
     _pump = Pump(
         runtime().schedule,
         publish,
+        queue=settings.queue,
+        slots=int(slots),
+        batch=settings.worker_batch,
         interval_s=settings.scheduler_interval_s,
         lease_s=settings.scheduler_lease_s,
         clock=time.time,
         watch_s=watch_s(settings.visibility_timeout_s),
-        queue=settings.queue,
     )
     _pump.start()
 

@@ -22,10 +22,6 @@ from worker.schedule import Schedule
 #: plain list plus one list per non-zero step, named ``{queue}\x06\x16{step}``.
 KOMBU_PRIORITY_STEPS = (3, 6, 9)
 KOMBU_PRIORITY_SEP = "\x06\x16"
-#: kombu's hash of messages handed to a worker and not yet acknowledged. With late acks that
-#: is every update a worker has taken and not finished: the ones in flight. Reading its
-#: length costs the same at any scale, unlike scanning for order locks.
-KOMBU_UNACKED_KEY = "unacked"
 
 #: Seconds a status or metrics read waits for Redis before calling it unreachable.
 REDIS_TIMEOUT_S = 3.0
@@ -35,13 +31,13 @@ REDIS_TIMEOUT_S = 3.0
 class Snapshot:
     """Live numbers of one cartsync deployment (one Redis, one key prefix, one queue)."""
 
-    #: Update messages waiting in the Celery queue for a worker.
+    #: Tasks waiting in the Celery queue for a worker, each carrying one or more updates.
     queue_depth: int
-    #: Messages waiting in the schedule (retries, deferrals), due or not.
+    #: Updates waiting in the schedule (new ones, retries, deferrals), due or not.
     scheduled: int
     #: Of those, how many are due now (a growing number means the workers lag behind).
     due: int
-    #: Orders whose send lock is held: a call to seQura is under way for each.
+    #: Updates handed to the queue whose attempt has not finished yet.
     in_flight: int
     #: Dead letters in total and by reason (every reason present, zero when none).
     dead_letters: int
@@ -86,7 +82,7 @@ def take_snapshot(
         queue_depth=sum(int(d) for d in depths),
         scheduled=schedule.depth(),
         due=schedule.due(now),
-        in_flight=int(client.hlen(KOMBU_UNACKED_KEY)),
+        in_flight=schedule.in_flight(),
         dead_letters=stats.total,
         dead_by_reason=by_reason,
         oldest_dead_id=stats.oldest_id,

@@ -32,3 +32,9 @@ def inflight(prefix: str) -> str:
     """Sorted set of messages handed to the Celery queue and not yet finished by a worker,
     scored by when they are presumed lost (see ``worker.schedule``)."""
     return f"{prefix}:inflight"
+
+
+def wake(prefix: str) -> str:
+    """List a producer pushes to when it schedules an update due now, so that a worker's
+    pump waiting for work (``BLPOP``) moves it to the queue at once."""
+    return f"{prefix}:wake"

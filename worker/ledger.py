@@ -18,8 +18,10 @@ from worker import keys
 # Accept an update: check its version against the ledger, record it, and schedule its message,
 # all in one step so that a version is never recorded without its message (which would make
 # every older message "superseded" by a state that never arrives) nor the other way round.
-# KEYS: order hash, schedule zset, update-id marker. ARGV: version (0 = assign the next one),
-# due score, message prefix, message suffix, marker TTL ms, allow-equal flag.
+# It also leaves one token in the wake list, which a worker's pump waiting for work pops
+# (``BLPOP``); the list never holds more than one.
+# KEYS: order hash, schedule zset, update-id marker, wake list. ARGV: version (0 = assign the
+# next one), due score, message prefix, message suffix, marker TTL ms, allow-equal flag.
 # Returns {status, version}.
 _ACCEPT = """
 local seen = redis.call('GET', KEYS[3])
@@ -36,6 +38,8 @@ end
 redis.call('HSET', KEYS[1], 'enqueued', v)
 redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3] .. v .. ARGV[4])
 redis.call('SET', KEYS[3], v, 'PX', ARGV[5])
+redis.call('LPUSH', KEYS[4], 1)
+redis.call('LTRIM', KEYS[4], 0, 0)
 return {'enqueued', v}
 """
 
@@ -160,6 +164,7 @@ class Ledger:
                 keys.order(self.prefix, merchant, order_ref),
                 keys.schedule(self.prefix),
                 keys.update(self.prefix, update_id),
+                keys.wake(self.prefix),
             ],
             args=[
                 version or 0,

@@ -169,22 +169,22 @@ class CartsyncCollector(Collector):
         )
         yield _gauge(
             "cartsync_queue_depth",
-            "Update messages waiting in the Celery queue.",
+            "Tasks waiting in the Celery queue, each carrying one or more updates.",
             snapshot.queue_depth,
         )
         yield _gauge(
-            "cartsync_scheduled_retries",
-            "Messages waiting in the retry schedule, due or not.",
+            "cartsync_scheduled",
+            "Updates waiting in the schedule (new ones, retries, deferrals), due or not.",
             snapshot.scheduled,
         )
         yield _gauge(
-            "cartsync_scheduled_retries_due",
-            "Messages in the retry schedule that are due now.",
+            "cartsync_scheduled_due",
+            "Updates in the schedule that are due now: the backlog the workers have to catch up.",
             snapshot.due,
         )
         yield _gauge(
             "cartsync_in_flight",
-            "Orders with a call to seQura under way.",
+            "Updates handed to the queue whose attempt has not finished yet.",
             snapshot.in_flight,
         )
 

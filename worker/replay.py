@@ -182,9 +182,6 @@ class Replayer:
                 update_id=self.update_id(letter),
                 replay=True,
                 replay_of=letter.id,
-                # Safe in the schedule is safe enough to let the letter go; the workers'
-                # pump publishes it, so a bulk replay is not held up by Celery publishes.
-                publish_now=False,
             )
         except UnknownMerchant as exc:
             return self._leave(stored, "failed", str(exc))

@@ -1,17 +1,26 @@
 """The schedule: messages waiting for their time, in a Redis sorted set scored by due time.
 
-Backoff can last hours, and Celery's countdowns on Redis are unsafe at that length (a task
-held longer than the broker's visibility timeout runs twice; ETA tasks held in a killed
-worker's memory are lost). So a waiting message lives here, in Redis, and every worker runs
-a small loop that moves due messages into the Celery queue. The queue itself only ever
+Every accepted update starts here, due at once, and so does every retry, due later. Backoff
+can last hours, and Celery's countdowns on Redis are unsafe at that length (a task held
+longer than the broker's visibility timeout runs twice; ETA tasks held in a killed worker's
+memory are lost). So a waiting message lives here, in Redis, and every worker runs a small
+loop, the pump, that moves due messages into the Celery queue. The queue itself only ever
 carries work that is due now.
 
-Moving is claim, publish, hand off: a claim hides the entry for a lease, so that if the
-publisher dies before handing it off, the entry becomes due again and is published again.
+The pump keeps the queue short: it tops it up to one waiting task per thread of its worker
+and leaves the rest of a backlog here. Each task carries a batch of updates, cut as evenly
+as the backlog allows and at most ``CARTSYNC_WORKER_BATCH`` (:func:`batch_sizes`): a trickle
+of updates travels one per task, a burst shares Celery's cost per task (about 1.5 ms of a
+worker's CPU, as much as everything cartsync itself does for an update). A producer that
+schedules an update wakes a waiting pump (``keys.wake``), so a new update does not wait for
+the pump's next look.
+
+Moving is claim, publish, hand off: a claim hides the entries for a lease, so that if the
+publisher dies before handing them off, they become due again and are published again.
 That can run a message twice, never zero times; the order ledger makes twice harmless.
 
-Handing off moves the entry to the *in-flight* set, where it stays until a worker has
-recorded the outcome of the attempt (``Ledger.claim`` / ``Ledger.finish`` remove it). The
+Handing off moves the entries to the *in-flight* set, where each stays until a worker has
+recorded the outcome of its attempt (``Ledger.claim`` / ``Ledger.finish`` remove it). The
 Celery queue alone is not enough: kombu's Redis transport pops a message (BRPOP) before it
 records it as unacknowledged, and a worker killed in between loses it (the chaos harness
 found this). An in-flight entry older than its watch time is presumed lost and scheduled
@@ -24,9 +33,10 @@ worker held is brought back by kombu first.
 from __future__ import annotations
 
 import json
+import math
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import redis
 import structlog
@@ -41,25 +51,61 @@ CLAIM_BATCH = 500
 #: An in-flight message is presumed lost this many visibility timeouts after it was published.
 WATCH_VISIBILITY_TIMEOUTS = 2
 
+#: Seconds the pump waits before looking again when the queue already holds enough tasks.
+QUEUE_FULL_WAIT_S = 0.01
+
 
 def watch_s(visibility_timeout_s: float) -> float:
     """How long a published message is watched in flight before it is presumed lost."""
     return WATCH_VISIBILITY_TIMEOUTS * visibility_timeout_s
 
 
-# KEYS: schedule. ARGV: now, lease-until, limit. Returns the claimed members.
+def batch_sizes(count: int, free: int, most: int) -> list[int]:
+    """How to cut ``count`` claimed updates into tasks, given ``free`` task slots to fill.
+
+    One task per free slot while that keeps every task within ``most`` updates, more tasks
+    when it does not; the sizes differ by one at most, so no thread gets a long tail.
+    """
+    if count <= 0:
+        return []
+    tasks = max(min(free, count), math.ceil(count / most))
+    size, larger = divmod(count, tasks)
+    return [size + 1] * larger + [size] * (tasks - larger)
+
+
+# Claim due entries for as many tasks as the queue has room for. KEYS: schedule, Celery
+# queue. ARGV: now, lease-until, task slots, updates per task at most, claim limit.
+# Returns {free slots, claimed members...}; no member is claimed when no slot is free.
 _CLAIM = """
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
+local free = tonumber(ARGV[3]) - redis.call('LLEN', KEYS[2])
+if free <= 0 then return {0} end
+local limit = math.min(free * tonumber(ARGV[4]), tonumber(ARGV[5]))
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, limit)
 for _, member in ipairs(due) do redis.call('ZADD', KEYS[1], 'XX', ARGV[2], member) end
+table.insert(due, 1, free)
 return due
 """
 
 
-# Hand a published entry off to the in-flight set. KEYS: schedule, in-flight.
-# ARGV: member, presumed-lost-at.
+# Hand published entries off to the in-flight set. KEYS: schedule, in-flight.
+# ARGV: presumed-lost-at, members...
 _HANDOFF = """
-redis.call('ZREM', KEYS[1], ARGV[1])
-redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
+for i = 2, #ARGV do
+  redis.call('ZREM', KEYS[1], ARGV[i])
+  redis.call('ZADD', KEYS[2], ARGV[1], ARGV[i])
+end
+return 1
+"""
+
+# Schedule in-flight entries again, due now, that a worker took but did not start.
+# KEYS: in-flight, schedule, wake list. ARGV: now, members...
+_GIVE_BACK = """
+for i = 2, #ARGV do
+  redis.call('ZREM', KEYS[1], ARGV[i])
+  redis.call('ZADD', KEYS[2], ARGV[1], ARGV[i])
+end
+redis.call('LPUSH', KEYS[3], 1)
+redis.call('LTRIM', KEYS[3], 0, 0)
 return 1
 """
 
@@ -77,10 +123,17 @@ return #lost
 
 
 def member_of(message: dict[str, Any]) -> str:
-    """The one text form of a message in the schedule and the in-flight set. A worker
-    rebuilds it from the message it received (``UpdateMessage.to_dict()``) to find the
-    message's in-flight entry, so every writer must use this."""
+    """The one text form of a message in the schedule and the in-flight set; it is also what
+    a task receives. Every writer must use this (or ``UpdateMessage.split_at_version``, which
+    joins to the same text)."""
     return json.dumps(message, ensure_ascii=False, separators=(",", ":"))
+
+
+class Claimed(NamedTuple):
+    """What one claim took: the queue's free task slots, and the members claimed for them."""
+
+    free: int
+    members: list[str]
 
 
 class Schedule:
@@ -88,8 +141,10 @@ class Schedule:
         self.client = client
         self.key = keys.schedule(prefix)
         self.inflight_key = keys.inflight(prefix)
+        self.wake_key = keys.wake(prefix)
         self._claim = client.register_script(_CLAIM)
         self._handoff = client.register_script(_HANDOFF)
+        self._give_back = client.register_script(_GIVE_BACK)
         self._sweep = client.register_script(_SWEEP)
 
     def add(self, message: dict[str, Any], due: float) -> str:
@@ -100,9 +155,16 @@ class Schedule:
     def remove(self, member: str) -> None:
         self.client.zrem(self.key, member)
 
-    def hand_off(self, member: str, watch_until: float) -> None:
-        """The entry was published: watch it in flight until ``watch_until``."""
-        self._handoff(keys=[self.key, self.inflight_key], args=[member, repr(watch_until)])
+    def hand_off(self, members: list[str], watch_until: float) -> None:
+        """The entries were published: watch them in flight until ``watch_until``."""
+        self._handoff(keys=[self.key, self.inflight_key], args=[repr(watch_until), *members])
+
+    def give_back(self, members: list[str], now: float) -> None:
+        """In-flight entries a worker took and will not attempt: due again now."""
+        if members:
+            self._give_back(
+                keys=[self.inflight_key, self.key, self.wake_key], args=[repr(now), *members]
+            )
 
     def done(self, member: str) -> None:
         """A worker recorded the outcome of this in-flight message."""
@@ -117,9 +179,21 @@ class Schedule:
         """Messages handed to the queue whose attempt has not finished yet."""
         return int(self.client.zcard(self.inflight_key))
 
-    def claim_due(self, now: float, lease_s: float, limit: int = CLAIM_BATCH) -> list[str]:
-        claimed = self._claim(keys=[self.key], args=[repr(now), repr(now + lease_s), limit])
-        return [m.decode() if isinstance(m, bytes) else m for m in claimed]
+    def claim_due(
+        self, now: float, lease_s: float, *, queue: str, slots: int, batch: int
+    ) -> Claimed:
+        """Claim due entries for the task slots ``queue`` has free (``slots`` minus the tasks
+        waiting in it), ``batch`` updates per slot at most."""
+        found = self._claim(
+            keys=[self.key, queue],
+            args=[repr(now), repr(now + lease_s), slots, batch, CLAIM_BATCH],
+        )
+        free, *members = found
+        return Claimed(int(free), [m.decode() if isinstance(m, bytes) else m for m in members])
+
+    def wait_for_work(self, timeout_s: float) -> None:
+        """Block until a producer schedules an update due now, or ``timeout_s`` passes."""
+        self.client.blpop([self.wake_key], timeout=timeout_s)
 
     def depth(self) -> int:
         """Messages waiting, due or not."""
@@ -129,34 +203,39 @@ class Schedule:
         return int(self.client.zcount(self.key, "-inf", repr(now)))
 
 
+#: Publishes one task carrying these members.
+Publish = Callable[[list[str]], None]
+
+
 def pump_once(
     schedule: Schedule,
-    publish: Callable[[dict[str, Any]], None],
+    publish: Publish,
     *,
     now: float,
     lease_s: float,
+    queue: str,
+    slots: int,
+    batch: int,
     watch_s: float | None = None,
-) -> int:
-    """Publish every due message once; returns how many were published.
+) -> Claimed:
+    """Claim due messages for the queue's free task slots and publish them, cut into tasks
+    by :func:`batch_sizes`. Returns the claim (``free`` 0: the queue is full already).
 
     With ``watch_s``, each published entry is handed off to the in-flight set for that long;
     without, it is removed (nothing then notices a message lost on its way to a worker).
     """
-    published = 0
-    for member in schedule.claim_due(now, lease_s):
-        try:
-            message = json.loads(member)
-        except ValueError:
-            # Cannot happen for entries cartsync wrote; publish it as is so that the task
-            # parks it as invalid instead of it circling here forever.
-            message = {"undecodable": member}
-        publish(message)
+    claimed = schedule.claim_due(now, lease_s, queue=queue, slots=slots, batch=batch)
+    start = 0
+    for size in batch_sizes(len(claimed.members), claimed.free, batch):
+        members = claimed.members[start : start + size]
+        start += size
+        publish(members)
         if watch_s is None:
-            schedule.remove(member)
+            for member in members:
+                schedule.remove(member)
         else:
-            schedule.hand_off(member, now + watch_s)
-        published += 1
-    return published
+            schedule.hand_off(members, now + watch_s)
+    return claimed
 
 
 class Pump(threading.Thread):
@@ -165,46 +244,60 @@ class Pump(threading.Thread):
     def __init__(
         self,
         schedule: Schedule,
-        publish: Callable[[dict[str, Any]], None],
+        publish: Publish,
         *,
+        queue: str,
+        slots: int,
+        batch: int,
         interval_s: float,
         lease_s: float,
         clock: Callable[[], float],
         watch_s: float | None = None,
-        queue: str | None = None,
     ) -> None:
-        """``watch_s`` and ``queue``: hand published entries off to the in-flight set for
-        ``watch_s``, and sweep the ones presumed lost while ``queue`` is empty."""
+        """``slots``: tasks to keep waiting in ``queue`` (the worker's concurrency); ``batch``:
+        updates per task at most; ``watch_s``: hand published entries off to the in-flight
+        set for that long, and sweep the ones presumed lost while ``queue`` is empty."""
         super().__init__(name="cartsync-schedule-pump", daemon=True)
         self.schedule = schedule
         self.publish = publish
+        self.queue = queue
+        self.slots = slots
+        self.batch = batch
         self.interval_s = interval_s
         self.lease_s = lease_s
         self.clock = clock
         self.watch_s = watch_s
-        self.queue = queue
         self.stopping = threading.Event()
 
     def run(self) -> None:
+        swept_at = float("-inf")
         while not self.stopping.is_set():
             try:
-                if self.queue is not None:
-                    lost = self.schedule.sweep(self.clock(), self.queue)
+                now = self.clock()
+                if self.watch_s is not None and now - swept_at >= self.interval_s:
+                    swept_at = now
+                    lost = self.schedule.sweep(now, self.queue)
                     if lost:
                         log.warning("schedule.presumed_lost", count=lost, queue=self.queue)
-                while pump_once(
+                claimed = pump_once(
                     self.schedule,
                     self.publish,
-                    now=self.clock(),
+                    now=now,
                     lease_s=self.lease_s,
+                    queue=self.queue,
+                    slots=self.slots,
+                    batch=self.batch,
                     watch_s=self.watch_s,
-                ):
-                    pass
+                )
+                if claimed.free == 0:
+                    self.stopping.wait(QUEUE_FULL_WAIT_S)
+                elif not claimed.members:
+                    self.schedule.wait_for_work(self.interval_s)
             except Exception as exc:
                 # Redis restarting or unreachable, or the broker refusing a publish: keep
                 # trying. Nothing is lost, entries stay in the schedule until published.
                 log.warning("schedule.pump_failed", exception=type(exc).__name__)
-            self.stopping.wait(self.interval_s)
+                self.stopping.wait(self.interval_s)
 
     def stop(self) -> None:
         self.stopping.set()

@@ -14,6 +14,7 @@ from sandbox.server import SandboxServer
 from tasks.order_update import Runtime, process
 from tasks.producer import Producer
 from tests.support import running_worker, wait_for, worker_env
+from worker.schedule import member_of
 
 MERCHANT, USER, PASSWORD = "shop1", "MARKER-api-user", "MARKER-password-9f2"
 #: Every marker below must be absent from every log line.
@@ -97,20 +98,24 @@ def test_every_outcome_logs_without_personal_data(settings, sandbox, captured):
     )
     configure_logging(configured, stream=captured, cache=False)
     rt = Runtime(configured)
-    queue: list[dict] = []
-    producer = Producer(configured, client=rt.redis, publish=queue.append)
+    producer = Producer(configured, client=rt.redis)
     scripts = {"ok": [], "conflict": [409], "rejected": [422], "denied": [401], "exhausted": [503]}
     for ref, script in scripts.items():
         sandbox.state.script(MERCHANT, ref, script)
         producer.enqueue(marked_body(ref))
     producer.enqueue(marked_body("older"))
     producer.enqueue(marked_body("older"))
-    outcomes = [process(message, rt) for message in queue]
+    scheduled: list[bytes] = rt.redis.zrange(rt.schedule.key, 0, -1)  # type: ignore[assignment]
+    queue = [member.decode() for member in scheduled]
+    outcomes = [process(member, rt) for member in queue]
     outcomes.append(process(queue[0], rt))  # a redelivery of a delivered update
     invalid = dict(
-        queue[0], body={"order": {"customer": {"nin": "X1234567Z"}}}, update_id="bad", version=99
+        json.loads(queue[0]),
+        body={"order": {"customer": {"nin": "X1234567Z"}}},
+        update_id="bad",
+        version=99,
     )
-    outcomes.append(process(invalid, rt))
+    outcomes.append(process(member_of(invalid), rt))
     assert outcomes == [
         "delivered",
         "dead_lettered",

@@ -1,8 +1,8 @@
 """One attempt of one update, run in this process against a real Redis and the sandbox.
 
-Each test enqueues through the real producer (its queue publish captured in a list), runs
-the task's ``process`` on the message, and checks the sandbox, the ledger, the schedule and
-the dead letters.
+Each test enqueues through the real producer (which puts the message in the schedule), runs
+the task's ``process`` on the message as a worker's pump would hand it over, and checks the
+sandbox, the ledger, the schedule and the dead letters.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import time
 import pytest
 
 from tasks.builders import Item, fully_shipped
-from tasks.order_update import Runtime, process
+from tasks.order_update import Runtime, process, run_batch
 from tasks.producer import Producer
 from tests.sandbox_fixtures import SHOP
 from worker.backoff import backoff_ceiling
@@ -47,18 +47,26 @@ def rt(settings, sandbox):
 
 
 class Pipeline:
-    """A producer whose queue is a list, and a way to run the queued messages."""
+    """A producer, and a way to run the messages it scheduled as a worker would."""
 
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
-        self.queue: list[dict] = []
-        self.producer = Producer(rt.settings, client=rt.redis, publish=self.queue.append)
+        self.producer = Producer(rt.settings, client=rt.redis)
 
     def enqueue(self, body, **options):
         return self.producer.enqueue(body, **options)
 
+    def take_next(self) -> str:
+        """Take the message that has been due longest out of the schedule, as a pump would."""
+        members: list[bytes] = self.rt.redis.zrangebyscore(  # type: ignore[assignment]
+            self.rt.schedule.key, "-inf", repr(time.time()), start=0, num=1
+        )
+        self.rt.redis.zrem(self.rt.schedule.key, members[0])
+        return members[0].decode()
+
     def run_next(self) -> str:
-        return process(self.queue.pop(0), self.rt)
+        """Run the message that has been due longest."""
+        return process(self.take_next(), self.rt)
 
     def run_due_retries(self) -> list[str]:
         """Run every scheduled message, whatever its due time."""
@@ -66,7 +74,7 @@ class Pipeline:
         members: list[bytes] = self.rt.redis.zrange(self.rt.schedule.key, 0, -1)  # type: ignore[assignment]
         for member in members:
             self.rt.redis.zrem(self.rt.schedule.key, member)
-            outcomes.append(process(json.loads(member), self.rt))
+            outcomes.append(process(member.decode(), self.rt))
         return outcomes
 
     def scheduled(self) -> list[tuple[dict, float]]:
@@ -228,8 +236,8 @@ def test_a_burst_costs_one_call(pipeline, sandbox):
 def test_redelivered_message_is_not_sent_twice(pipeline, sandbox):
     """Running the same message again after delivery sends nothing (a broker redelivery)."""
     pipeline.enqueue(shirt_order())
-    message = pipeline.queue[0]
-    assert pipeline.run_next() == "delivered"
+    message = pipeline.take_next()
+    assert process(message, pipeline.rt) == "delivered"
     assert process(message, pipeline.rt) == "duplicate"
     assert sandbox.state.calls(MERCHANT, "A14/12345") == 1
 
@@ -246,12 +254,21 @@ def test_busy_order_is_deferred_not_sent_concurrently(pipeline, sandbox, rt):
 
 def test_undecodable_message_is_parked_as_invalid(rt):
     """A queue message that is not an update is parked with reason invalid, not dropped."""
-    assert process({"something": "else"}, rt) == "dead_lettered"
+    assert process('{"something":"else"}', rt) == "dead_lettered"
     stats = rt.redis.hgetall(f"{rt.settings.key_prefix}:dlq:by-update")
     [letter_id] = stats.values()
     letter = rt.dead_letters.get(letter_id.decode())
     assert letter.reason == "invalid"
     assert letter.payload == {"something": "else"}
+
+
+def test_a_message_that_is_not_json_is_parked_with_its_text(rt):
+    """Text that does not even parse is parked as invalid, holding the text as it came."""
+    assert process("{not json", rt) == "dead_lettered"
+    [letter_id] = rt.redis.hgetall(f"{rt.settings.key_prefix}:dlq:by-update").values()
+    letter = rt.dead_letters.get(letter_id.decode())
+    assert (letter.reason, letter.payload) == ("invalid", "{not json")
+    assert "not valid JSON" in letter.errors[0]
 
 
 def test_each_outcome_is_counted_for_metrics(pipeline, sandbox, rt):
@@ -270,9 +287,55 @@ def test_a_send_finishes_even_when_redis_forgot_its_scripts(pipeline, sandbox, r
     """After a Redis restart empties the script cache, the delivery is still recorded once,
     the lock freed and the attempt counted once."""
     pipeline.enqueue(shirt_order())
-    message = pipeline.queue.pop(0)
+    message = pipeline.take_next()
     rt.redis.script_flush()
     assert process(message, rt) == "delivered"
     assert rt.ledger.versions(MERCHANT, "A14/12345") == (1, 1)
     assert rt.redis.exists(f"{rt.settings.key_prefix}:lock:{MERCHANT}:A14/12345") == 0
     assert sum(int(v) for v in rt.redis.hgetall(rt.metrics.updates_key).values()) == 1
+
+
+def test_a_batch_runs_every_update_in_order(pipeline, sandbox, rt):
+    """A task's batch delivers each of its updates, one after the other."""
+    for ref in ("B1", "B2", "B3"):
+        pipeline.enqueue(shirt_order(ref))
+    batch = [pipeline.take_next() for _ in range(3)]
+    assert run_batch(batch, rt) == ["delivered"] * 3
+    assert [sandbox.state.calls(MERCHANT, ref) for ref in ("B1", "B2", "B3")] == [1, 1, 1]
+
+
+def test_an_update_failing_unexpectedly_does_not_stop_its_batch(pipeline, sandbox, rt):
+    """A bug hit by one update still lets the rest of the batch through; the error is raised
+    at the end (for Celery to log) and the failed update stays in flight to come back."""
+    for ref in ("B1", "B2", "B3"):
+        pipeline.enqueue(shirt_order(ref))
+    batch = [pipeline.take_next() for _ in range(3)]
+    rt.schedule.hand_off(batch, watch_until=time.time() + 600)
+    send = rt.client.update_order
+
+    def broken_for_b2(account, order_ref, body, **options):
+        if order_ref == "B2":
+            raise RuntimeError("a bug")
+        return send(account, order_ref, body, **options)
+
+    rt.client.update_order = broken_for_b2
+    with pytest.raises(RuntimeError, match="a bug"):
+        run_batch(batch, rt)
+    assert [sandbox.state.calls(MERCHANT, ref) for ref in ("B1", "B3")] == [1, 1]
+    assert rt.redis.zrange(rt.schedule.inflight_key, 0, -1) == [batch[1].encode()]
+    assert rt.redis.exists(f"{rt.settings.key_prefix}:lock:{MERCHANT}:B2") == 0
+
+
+def test_a_batch_past_its_time_hands_back_what_it_has_not_started(pipeline, sandbox, rt):
+    """Once half the visibility timeout has passed, the updates not started go back to the
+    schedule, due now, instead of running past the point where the broker would hand the task
+    to a second worker."""
+    rt.settings = rt.settings.with_overrides(visibility_timeout_s=0.000001)
+    for ref in ("B1", "B2", "B3"):
+        pipeline.enqueue(shirt_order(ref))
+    batch = [pipeline.take_next() for _ in range(3)]
+    rt.schedule.hand_off(batch, watch_until=time.time() + 600)
+    assert run_batch(batch, rt) == ["delivered"]
+    assert rt.schedule.in_flight() == 0
+    assert rt.schedule.due(time.time()) == 2
+    assert pipeline.run_due_retries() == ["delivered", "delivered"]

@@ -4,7 +4,6 @@ import json
 import time
 
 import pytest
-import redis
 
 from config.merchants import MerchantAccount, MerchantDirectory
 from tasks.builders import Item, fully_shipped
@@ -27,20 +26,14 @@ def producer(settings):
 
 
 def queued(redis_client, settings):
-    """The update messages waiting in the Celery queue, decoded."""
-    messages = []
-    for raw in redis_client.lrange(settings.queue, 0, -1):
-        envelope = json.loads(raw)
-        assert envelope["content-type"] == "application/json"
-        import base64
-
-        args = json.loads(base64.b64decode(envelope["body"]))[0]
-        messages.append(args[0])
-    return messages
+    """The update messages waiting in the schedule for a worker's pump, decoded."""
+    members = redis_client.zrange(f"{settings.key_prefix}:schedule", 0, -1)
+    return [json.loads(member) for member in members]
 
 
-def test_valid_update_is_queued_with_a_version(producer, redis_client, settings):
-    """An accepted update reaches the Celery queue as JSON with version 1; the schedule is empty."""
+def test_valid_update_is_scheduled_due_now_with_a_version(producer, redis_client, settings):
+    """An accepted update waits in the schedule as JSON with version 1, due at once."""
+    before = time.time()
     receipt = producer.enqueue(body())
     assert receipt.status == "enqueued"
     assert receipt.version == 1
@@ -50,7 +43,15 @@ def test_valid_update_is_queued_with_a_version(producer, redis_client, settings)
     assert message["merchant"] == "shop1"
     assert message["order_ref"] == "A14/1"
     assert message["body"]["order"]["shipped_cart"]["order_total_with_tax"] == 2500
-    assert redis_client.zcard(f"{settings.key_prefix}:schedule") == 0
+    [(_, due)] = redis_client.zrange(f"{settings.key_prefix}:schedule", 0, -1, withscores=True)
+    assert before <= due <= time.time()
+
+
+def test_enqueues_leave_one_wake_token_for_a_waiting_worker(producer, redis_client, settings):
+    """Every accepted update wakes the workers' pump, and the wake list never grows past one."""
+    for n in range(5):
+        producer.enqueue(body(order_ref=f"A{n}"))
+    assert redis_client.lrange(f"{settings.key_prefix}:wake", 0, -1) == [b"1"]
 
 
 def test_versions_grow_per_order(producer):
@@ -84,19 +85,6 @@ def test_unreachable_redis_is_one_clear_error(settings):
     assert "hunter2" not in str(caught.value)
 
 
-def test_failed_publish_leaves_the_update_in_the_schedule(settings, redis_client):
-    """If the queue publish fails after acceptance, the update waits in the schedule, not lost."""
-
-    def broken(message):
-        raise redis.ConnectionError("gone")
-
-    producer = Producer(settings, merchants=MerchantDirectory(single=ACCOUNT), publish=broken)
-    receipt = producer.enqueue(body())
-    assert receipt.status == "enqueued"
-    [member] = redis_client.zrange(f"{settings.key_prefix}:schedule", 0, -1)
-    assert json.loads(member)["update_id"] == receipt.update_id
-
-
 def test_same_update_id_twice_enqueues_once(producer, redis_client, settings):
     """A producer retrying with its idempotency key does not queue the update twice."""
     first = producer.enqueue(body(), update_id="row-7")
@@ -121,15 +109,3 @@ def test_platform_defaults_fill_only_what_is_missing(settings):
     assert filled["order"]["platform"]["uname"]
     assert "platform" in given["order"]
     assert "uname" not in given["order"]["platform"]
-
-
-def test_without_publishing_the_update_waits_due_now_in_the_schedule(
-    producer, redis_client, settings
-):
-    """publish_now=False leaves the update in the schedule, due at once, for a worker's pump."""
-    receipt = producer.enqueue(body(), publish_now=False)
-    assert receipt.status == "enqueued"
-    assert queued(redis_client, settings) == []
-    [(member, due)] = redis_client.zrange(f"{settings.key_prefix}:schedule", 0, -1, withscores=True)
-    assert json.loads(member)["update_id"] == receipt.update_id
-    assert due <= time.time()

@@ -27,7 +27,8 @@ def run(redis_url, redis_client):
 
 
 def queue_length(redis_client, settings) -> int:
-    return int(redis_client.llen(settings.queue))
+    """Updates accepted and waiting for a worker (in cartsync's schedule, due now)."""
+    return int(redis_client.zcard(f"{settings.key_prefix}:schedule"))
 
 
 def test_valid_body_from_stdin_prints_the_update_id(run, redis_client, settings):

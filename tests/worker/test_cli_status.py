@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from worker.cli.status import status
 from worker.deadletters import DeadLetter, DeadLetterStore
 from worker.health import Snapshot, format_age, queue_keys, take_snapshot, verdict
-from worker.schedule import Schedule
+from worker.schedule import Schedule, member_of
 
 
 def letter(reason: str, *, age_s: float, order_ref: str) -> DeadLetter:
@@ -32,13 +32,14 @@ def letter(reason: str, *, age_s: float, order_ref: str) -> DeadLetter:
 
 @pytest.fixture
 def busy(redis_client, settings):
-    """A deployment with 2 queued messages, 3 scheduled (1 due), 1 in flight, 3 dead letters."""
+    """A deployment with 2 queued tasks, 3 scheduled updates (1 due), 1 in flight, 3 dead
+    letters."""
     redis_client.lpush(settings.queue, "m1", "m2")
     schedule = Schedule(redis_client, settings.key_prefix)
     schedule.add({"n": 1}, time.time() - 1)
     schedule.add({"n": 2}, time.time() + 600)
     schedule.add({"n": 3}, time.time() + 600)
-    redis_client.hset("unacked", "delivery-tag-1", "{}")  # kombu's record of a taken task
+    schedule.hand_off([member_of({"n": 4})], watch_until=time.time() + 600)
     store = DeadLetterStore(redis_client, settings.key_prefix)
     store.park(letter("conflict", age_s=7200, order_ref="A2"))
     store.park(letter("conflict", age_s=60, order_ref="A3"))
@@ -75,7 +76,7 @@ def test_status_prints_a_table_and_fails_on_an_old_dead_letter(busy):
     assert result.exit_code == 1, result.output
     lines = result.output.splitlines()
     assert any(line.split() == ["queue", "depth", "2"] for line in lines)
-    assert any(line.startswith("scheduled retries") and "3 (1 due now)" in line for line in lines)
+    assert any(line.startswith("scheduled") and "3 (1 due now)" in line for line in lines)
     assert any(line.split() == ["in", "flight", "1"] for line in lines)
     assert any(line.split() == ["conflict", "2"] for line in lines)
     assert any(line.startswith("oldest dead letter") and "2h 00m ago" in line for line in lines)

@@ -4,6 +4,8 @@ kombu's Redis transport pops a message before it records it as unacknowledged; a
 killed in between loses it. The chaos harness found such a loss; these tests pin the fix.
 """
 
+import time
+
 from config.merchants import MerchantAccount, MerchantDirectory
 from tasks.builders import Item, fully_shipped
 from tasks.message import UpdateMessage
@@ -31,18 +33,22 @@ def test_split_at_version_joins_to_the_workers_member():
     assert prefix + "7" + suffix == member_of(UpdateMessage.from_dict(published).to_dict())
 
 
-def test_producer_hands_off_and_the_worker_finishes(settings, redis_client):
-    """After an enqueue the message is in flight, not in the schedule; a worker's attempt that
-    ends (here: superseded by a newer version) drops it."""
-    queue: list[dict] = []
-    producer = Producer(settings, merchants=MerchantDirectory(single=ACCOUNT), publish=queue.append)
+def test_pump_hands_off_and_the_worker_finishes(settings, redis_client):
+    """Once the pump has published them, enqueued messages are in flight, not in the schedule;
+    a worker's attempt that ends (here: superseded by a newer version) drops its entry."""
+    producer = Producer(settings, merchants=MerchantDirectory(single=ACCOUNT))
     producer.enqueue(body(1))
     producer.enqueue(body(2))
     schedule = Schedule(redis_client, settings.key_prefix)
+    tasks: list[list[str]] = []
+    pump_once(
+        schedule, tasks.append, now=time.time(), lease_s=30, queue="q", slots=4, batch=8,
+        watch_s=60,
+    )  # fmt: skip
     assert schedule.depth() == 0
     assert schedule.in_flight() == 2
     rt = Runtime(settings)
-    assert process(queue[0], rt) == "superseded"
+    assert process(tasks[0][0], rt) == "superseded"
     assert schedule.in_flight() == 1
 
 
@@ -51,15 +57,17 @@ def test_lost_message_is_scheduled_again_once_the_queue_is_empty(redis_client):
     the Celery queue is empty (a message in a long queue is late, not lost)."""
     schedule = Schedule(redis_client, "t")
     member = member_of({"n": 1})
-    schedule.hand_off(member, watch_until=100.0)
+    schedule.hand_off([member], watch_until=100.0)
     assert schedule.sweep(now=99.0, queue="q") == 0
     redis_client.rpush("q", "something waiting")
     assert schedule.sweep(now=200.0, queue="q") == 0
     redis_client.delete("q")
     assert schedule.sweep(now=200.0, queue="q") == 1
     assert schedule.in_flight() == 0
-    published: list[dict] = []
-    assert pump_once(schedule, published.append, now=200.0, lease_s=30, watch_s=60) == 1
-    assert published == [{"n": 1}]
+    published: list[list[str]] = []
+    pump_once(
+        schedule, published.append, now=200.0, lease_s=30, queue="q", slots=1, batch=1, watch_s=60
+    )
+    assert published == [[member]]
     assert schedule.in_flight() == 1  # watched again until a worker finishes it
     assert schedule.depth() == 0

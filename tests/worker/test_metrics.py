@@ -17,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from worker.deadletters import DeadLetter, DeadLetterStore
 from worker.metrics import Metrics, bucket_label, registry_for, status_class
-from worker.schedule import Schedule
+from worker.schedule import Schedule, member_of
 
 
 def scrape(client, settings) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -92,10 +92,12 @@ def test_counts_add_up_across_processes(redis_client, settings):
 
 
 def test_live_gauges(redis_client, settings):
-    """Queue depth, scheduled retries, in-flight orders and dead letters are read at scrape time."""
+    """Queue depth, scheduled updates, updates in flight and dead letters are read at scrape
+    time."""
     redis_client.lpush(settings.queue, "a", "b", "c")
-    Schedule(redis_client, settings.key_prefix).add({"n": 1}, time.time() + 60)
-    redis_client.hset("unacked", "delivery-tag-1", "{}")  # kombu's record of a taken task
+    schedule = Schedule(redis_client, settings.key_prefix)
+    schedule.add({"n": 1}, time.time() + 60)
+    schedule.hand_off([member_of({"n": 2})], watch_until=time.time() + 600)
     DeadLetterStore(redis_client, settings.key_prefix).park(
         DeadLetter(
             update_id="u1", merchant="shop", order_ref="A2", version=1, reason="conflict",
@@ -105,8 +107,8 @@ def test_live_gauges(redis_client, settings):
     )  # fmt: skip
     samples = scrape(redis_client, settings)
     assert samples[("cartsync_queue_depth", ())] == 3
-    assert samples[("cartsync_scheduled_retries", ())] == 1
-    assert samples[("cartsync_scheduled_retries_due", ())] == 0
+    assert samples[("cartsync_scheduled", ())] == 1
+    assert samples[("cartsync_scheduled_due", ())] == 0
     assert samples[("cartsync_in_flight", ())] == 1
     assert samples[("cartsync_dead_letters", (("reason", "conflict"),))] == 1
     assert samples[("cartsync_dead_letters", (("reason", "exhausted"),))] == 0

@@ -10,7 +10,8 @@ from structlog.testing import capture_logs
 
 import tasks.order_update as order_update_module
 import worker.celeryapp  # noqa: F401  (applies the guard on kombu's Redis channel)
-from tasks.order_update import Runtime, order_update
+from tasks.order_update import Runtime, order_updates
+from worker.schedule import member_of
 
 
 def test_stale_kombu_channel_raises_a_connection_error():
@@ -26,7 +27,7 @@ def test_stale_kombu_channel_raises_a_connection_error():
 
 def test_task_hands_its_message_back_when_redis_is_down(settings, monkeypatch):
     """With Redis unreachable the task rejects its message for requeueing (never acks it, which
-    would lose the update) and logs one line without a payload."""
+    would lose the updates it carries) and logs one line without a payload."""
     down = settings.with_overrides(
         redis_url="redis://127.0.0.1:1/0", sequra_username="u", sequra_password="p"
     )
@@ -40,7 +41,7 @@ def test_task_hands_its_message_back_when_redis_is_down(settings, monkeypatch):
         "enqueued_at": 1.0,
     }
     with capture_logs() as logs, pytest.raises(Reject) as rejected:
-        order_update.run(message)
+        order_updates.run([member_of(message)])
     assert rejected.value.requeue is True
     [event] = [e for e in logs if e.get("outcome") == "interrupted"]
     assert event["reason"] == "redis_unavailable"

@@ -28,7 +28,7 @@ EXIT_REDIS_UNREACHABLE = 2
 )
 @click.option("--redis-url", envvar="CARTSYNC_REDIS_URL", default=None, help="Redis URL.")
 def status(as_json: bool, max_dead_age: float | None, redis_url: str | None) -> None:
-    """Show queue depth, scheduled retries, updates in flight and dead letters.
+    """Show queue depth, scheduled updates, updates in flight and dead letters.
 
     Exit status: 0 healthy; 1 a dead letter is older than --max-dead-age; 2 Redis does not
     answer (or an option or setting is wrong).
@@ -57,7 +57,7 @@ def status(as_json: bool, max_dead_age: float | None, redis_url: str | None) -> 
     else:
         rows = [
             ("queue depth", str(snapshot.queue_depth)),
-            ("scheduled retries", f"{snapshot.scheduled} ({snapshot.due} due now)"),
+            ("scheduled", f"{snapshot.scheduled} ({snapshot.due} due now)"),
             ("in flight", str(snapshot.in_flight)),
             ("dead letters", str(snapshot.dead_letters)),
         ]
