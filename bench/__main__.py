@@ -51,6 +51,13 @@ def main(argv: list[str]) -> int:
     parser.add_argument(
         "--only", default=",".join(PARTS), help="comma-separated: " + ", ".join(PARTS)
     )
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="worker processes for (b) and (c) in the throughput part (default: one per core, "
+        "the recommended deployment)",
+    )
     parser.add_argument("--json", dest="json_path", help="also write the figures to this file")
     args = parser.parse_args(argv)
     parts = [p.strip() for p in args.only.split(",") if p.strip()]
@@ -59,6 +66,8 @@ def main(argv: list[str]) -> int:
         parser.error(f"--only: unknown part(s) {', '.join(unknown)}; known: {', '.join(PARTS)}")
     if args.runs < 1:
         parser.error("--runs must be at least 1")
+    if args.processes < 1:
+        parser.error("--processes must be at least 1")
     quick = args.quick
     count = args.count or (600 if quick else 2000)
     figures: dict[str, Any] = {"machine": asdict(machine()), "load_before": os.getloadavg()}
@@ -79,7 +88,7 @@ def main(argv: list[str]) -> int:
             try:
                 summaries = compare(
                     url, sandbox, count=count, runs=args.runs, pool="threads", concurrency=32,
-                    progress=say,
+                    processes=args.processes, progress=say,
                 )  # fmt: skip
             finally:
                 sandbox.stop()
@@ -94,7 +103,8 @@ def main(argv: list[str]) -> int:
             names = {"a": "(a) raw requests", "b": "(b) naive Celery", "c": "(c) cartsync"}
             lines.append(
                 f"Throughput, {count} updates per run, {args.runs} runs, "
-                "median [min-max]; worker: threads, concurrency 32, one process"
+                f"median [min-max]; workers for (b) and (c): {args.processes} process(es), "
+                "threads, concurrency 32 each"
             )
             lines.append(f"  {'variant':<18} {'updates/s':>20} {'CPU s/1000 upd':>20} "
                          f"{'Redis cmd/upd':>20}")  # fmt: skip
