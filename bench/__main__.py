@@ -25,7 +25,7 @@ from bench import scenarios
 from bench.harness import SandboxProcess, machine, own_redis
 from bench.throughput import Run, Summary, compare
 
-PARTS = ("throughput", "latency", "coalescing", "producer", "validation")
+PARTS = ("throughput", "latency", "coalescing", "producer", "delivery", "validation")
 
 #: Pool, concurrency and worker processes tried against the 100 ms API.
 LATENCY_GRID = (("threads", 32, 1), ("threads", 64, 1), ("threads", 32, 2), ("threads", 64, 2))
@@ -184,6 +184,16 @@ def main(argv: list[str]) -> int:
                 f"(target < 5: {verdict(latency.p99_ms < 5)}), max {latency.max_ms:.1f} ms"
             )
             figures["producer"] = asdict(latency)
+        if "delivery" in parts:
+            n = 100 if quick else 300
+            say(f"\n[delivery] {n} updates, 20 per second")
+            trickle = scenarios.delivery_latency(url, count=n, rate_per_s=20.0)
+            lines.append(
+                f"Delivery: {trickle.count} updates at {trickle.rate_per_s:.0f}/s, enqueue to "
+                f"the sandbox receiving the call: p50 {trickle.p50_ms:.1f} ms, p99 "
+                f"{trickle.p99_ms:.1f} ms, max {trickle.max_ms:.1f} ms"
+            )
+            figures["delivery"] = asdict(trickle)
         if "validation" in parts:
             say("\n[validation]")
             validate_ms = scenarios.validation_cost()

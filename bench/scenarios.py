@@ -196,7 +196,7 @@ def producer_latency(redis_url: str, *, count: int) -> ProducerLatency:
     latencies = sorted(result["latencies_ms"])
     client = redis.Redis.from_url(redis_url)
     try:
-        client.delete("cartsync", "cartsync:inflight")  # nobody will consume these
+        client.delete("cartsync:schedule", "cartsync:wake")  # nobody will consume these
     finally:
         client.close()
     return ProducerLatency(
@@ -204,6 +204,58 @@ def producer_latency(redis_url: str, *, count: int) -> ProducerLatency:
         p50_ms=statistics.median(latencies),
         p99_ms=latencies[int(len(latencies) * 0.99) - 1],
         max_ms=latencies[-1],
+    )
+
+
+@dataclass(frozen=True)
+class DeliveryLatency:
+    """From ``enqueue`` returning to the sandbox receiving the call, for a trickle of updates."""
+
+    count: int
+    rate_per_s: float
+    p50_ms: float
+    p99_ms: float
+    max_ms: float
+
+
+def delivery_latency(redis_url: str, *, count: int, rate_per_s: float) -> DeliveryLatency:
+    """Enqueue ``count`` updates at ``rate_per_s``, one worker (threads, 32) mostly idle
+    between them, and time each from its enqueue to the sandbox receiving its call: what
+    the schedule, the pump and the queue add when there is no backlog to batch."""
+    from config.settings import load_settings
+    from tasks.producer import Producer
+
+    sandbox = SandboxProcess().start()
+    env = cartsync_env(redis_url, sandbox.url)
+    worker = WorkerProcess(env, name="bench-trickle")
+    producer = Producer(load_settings(env))
+    enqueued: dict[str, float] = {}
+    try:
+        worker.start()
+        work = bodies(count, per_order=1, seed=5, prefix="trickle", small=True)
+        producer.enqueue(work[0][1])  # warm up the worker's connections; not counted
+        wait_for(lambda: sandbox.admin.calls() >= 1, timeout=RUN_TIMEOUT_S, what="the warm-up")
+        for ref, body in work[1:]:
+            enqueued[ref] = time.time()
+            producer.enqueue(body)
+            time.sleep(1.0 / rate_per_s)
+        wait_for(lambda: sandbox.admin.calls() >= count, timeout=RUN_TIMEOUT_S, what="every update")
+        delays = sorted(
+            (sandbox.admin.history(MERCHANT, ref)[0]["received_at"] - at) * 1000.0
+            for ref, at in enqueued.items()
+        )
+    finally:
+        producer.client.close()
+        worker.stop()
+        worker.remove_log()
+        sandbox.stop()
+        sandbox.remove_log()
+    return DeliveryLatency(
+        count=len(delays),
+        rate_per_s=rate_per_s,
+        p50_ms=statistics.median(delays),
+        p99_ms=delays[max(0, int(len(delays) * 0.99) - 1)],
+        max_ms=delays[-1],
     )
 
 
