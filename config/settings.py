@@ -35,7 +35,8 @@ DEFAULT_RETRY_MIN_WINDOW_S = 6 * 3600.0
 #: Seconds a worker holds an order's lock at most; must exceed a whole HTTP call.
 DEFAULT_LOCK_TTL_S = 60.0
 #: Seconds before Redis hands an unacknowledged task to another worker. Tasks never wait
-#: (backoff lives in cartsync's own schedule), so this only needs to exceed one task's run.
+#: (backoff lives in cartsync's own schedule) and hand back what they have not started by
+#: half of this, so it always exceeds a task's run.
 DEFAULT_VISIBILITY_TIMEOUT_S = 300.0
 #: Seconds an idle worker waits between looks at the schedule for due retries. New updates
 #: wake a waiting worker at once.

@@ -233,9 +233,9 @@ class SequraClient:
         # Built by hand rather than with ``Request.prepare()``, which parses and re-quotes the
         # URL (turning an escaped %2E back into a dot segment, so ours would be put back
         # anyway), checks every header and merges hooks: about 7 % of a worker's CPU per
-        # update (profiled), for parts that are fixed here. The base URL is checked once (``check_base_url``),
-        # path segments are escaped (``order_url``) and header values are safe
-        # (``header_value``).
+        # update (profiled), for parts that are fixed here. The base URL is checked once
+        # (``check_base_url``), path segments are escaped (``order_url``) and header values
+        # are safe (``header_value``).
         prepared = requests.PreparedRequest()
         prepared.method = "PUT"
         prepared.url = url

@@ -11,7 +11,7 @@ The pump keeps the queue short: it tops it up to one waiting task per thread of 
 and leaves the rest of a backlog here. Each task carries a batch of updates, cut as evenly
 as the backlog allows and at most ``CARTSYNC_WORKER_BATCH`` (:func:`batch_sizes`): a trickle
 of updates travels one per task, a burst shares Celery's cost per task (about 1.5 ms of a
-worker's CPU, as much as everything cartsync itself does for an update). A producer that
+worker's CPU). A producer that
 schedules an update wakes a waiting pump (``keys.wake``), so a new update does not wait for
 the pump's next look.
 
