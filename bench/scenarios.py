@@ -6,6 +6,7 @@ thing and returns plain numbers; ``bench.__main__`` prints them.
 
 from __future__ import annotations
 
+import math
 import random
 import statistics
 import time
@@ -180,6 +181,16 @@ def worker_idle(redis_url: str) -> bool:
         client.close()
 
 
+def spread_ms(latencies: list[float]) -> dict[str, float]:
+    """Median, 99th percentile (nearest rank) and maximum of some latencies."""
+    ordered = sorted(latencies)
+    return {
+        "p50_ms": statistics.median(ordered),
+        "p99_ms": ordered[math.ceil(len(ordered) * 0.99) - 1],
+        "max_ms": ordered[-1],
+    }
+
+
 @dataclass(frozen=True)
 class ProducerLatency:
     count: int
@@ -193,18 +204,12 @@ def producer_latency(redis_url: str, *, count: int) -> ProducerLatency:
     producer process, no worker consuming meanwhile (the schedule only grows)."""
     env = cartsync_env(redis_url, "http://127.0.0.1:9")
     result = produce("cartsync", count, env, two_item=True, prefix="latency")
-    latencies = sorted(result["latencies_ms"])
     client = redis.Redis.from_url(redis_url)
     try:
         client.delete("cartsync:schedule", "cartsync:wake")  # nobody will consume these
     finally:
         client.close()
-    return ProducerLatency(
-        count=len(latencies),
-        p50_ms=statistics.median(latencies),
-        p99_ms=latencies[int(len(latencies) * 0.99) - 1],
-        max_ms=latencies[-1],
-    )
+    return ProducerLatency(count=len(result["latencies_ms"]), **spread_ms(result["latencies_ms"]))
 
 
 @dataclass(frozen=True)
@@ -240,23 +245,17 @@ def delivery_latency(redis_url: str, *, count: int, rate_per_s: float) -> Delive
             producer.enqueue(body)
             time.sleep(1.0 / rate_per_s)
         wait_for(lambda: sandbox.admin.calls() >= count, timeout=RUN_TIMEOUT_S, what="every update")
-        delays = sorted(
+        delays = [
             (sandbox.admin.history(MERCHANT, ref)[0]["received_at"] - at) * 1000.0
             for ref, at in enqueued.items()
-        )
+        ]
     finally:
         producer.client.close()
         worker.stop()
         worker.remove_log()
         sandbox.stop()
         sandbox.remove_log()
-    return DeliveryLatency(
-        count=len(delays),
-        rate_per_s=rate_per_s,
-        p50_ms=statistics.median(delays),
-        p99_ms=delays[max(0, int(len(delays) * 0.99) - 1)],
-        max_ms=delays[-1],
-    )
+    return DeliveryLatency(count=len(delays), rate_per_s=rate_per_s, **spread_ms(delays))
 
 
 def validation_cost(samples: int = 400) -> float:
