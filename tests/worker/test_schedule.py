@@ -103,6 +103,7 @@ def test_waiting_for_work_returns_at_once_when_woken(redis_client):
     started = time.monotonic()
     schedule.wait_for_work(5.0)
     assert time.monotonic() - started < 1.0
+    assert redis_client.llen(schedule.wake_key) == 0  # the token was taken
     started = time.monotonic()
     schedule.wait_for_work(0.2)
     assert time.monotonic() - started >= 0.15
