@@ -22,4 +22,4 @@ RUN pip install . ${EXTRA_PACKAGES}
 RUN useradd --system --uid 10001 --no-create-home cartsync
 USER cartsync
 
-CMD ["celery", "-A", "worker", "worker", "--without-gossip", "--without-mingle"]
+CMD ["celery", "-A", "cartsync.worker", "worker", "--without-gossip", "--without-mingle"]

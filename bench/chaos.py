@@ -11,7 +11,7 @@ What happens:
 - the sandbox as a process, injecting faults on every call: 20 % answered 500/502/503, 5 %
   never answered (the client times out), 2 % connections dropped, 3 % answered 429 with
   ``Retry-After``, and a scripted 409 for the first call of one order in twenty;
-- several ``celery -A worker worker`` processes; every few seconds one of them is killed
+- several ``celery -A cartsync.worker worker`` processes; every few seconds one of them is killed
   with SIGKILL and started again;
 - one producer enqueues, at random moments, a random sequence of the five cart scenarios for
   every order (each payload carries personal-data marker strings);
@@ -59,7 +59,7 @@ from bench.harness import (
     WorkerProcess,
     cartsync_env,
 )
-from tasks.builders import (
+from cartsync.tasks.builders import (
     Item,
     cancelled,
     cart_changed,
@@ -67,9 +67,9 @@ from tasks.builders import (
     partial_return,
     partially_shipped,
 )
+from cartsync.worker.deadletters import DeadLetterStore
+from cartsync.worker.redisserver import EmbeddedRedis
 from tests.support import json_events, wait_for
-from worker.deadletters import DeadLetterStore
-from worker.redisserver import EmbeddedRedis
 
 #: Strings every payload carries in its personal fields; none may reach a log.
 MARKERS = ("Piimarker", "piimarker@example.com", "C/ Marcador Secreto", "611223344", "99887766K")
@@ -307,10 +307,10 @@ class Chaos:
         return plan
 
     def _produce(self, env: dict[str, str], plan: list[tuple[float, str, dict[str, Any]]]) -> None:
-        from config.logging import configure_logging
-        from config.settings import load_settings
-        from tasks.producer import Producer
-        from worker.errors import BrokerUnavailable
+        from cartsync.config.logging import configure_logging
+        from cartsync.config.settings import load_settings
+        from cartsync.tasks.producer import Producer
+        from cartsync.worker.errors import BrokerUnavailable
 
         settings = load_settings(env)
         # The producer logs through the process-wide configuration: point it at this run's

@@ -30,8 +30,8 @@ from click.testing import CliRunner
 
 from bench.harness import machine, process_cpu_s
 from bench.letters import letter
-from worker.deadletters import DeadLetterStore, Filters, Reason
-from worker.redisserver import EmbeddedRedis
+from cartsync.worker.deadletters import DeadLetterStore, Filters, Reason
+from cartsync.worker.redisserver import EmbeddedRedis
 
 #: Letters parked per pipeline while filling.
 FILL_BATCH = 1000
@@ -89,7 +89,7 @@ def median_ms(action: Callable[[], Any], runs: int) -> tuple[float, float, float
 
 
 def cli_call(env: dict[str, str], *args: str) -> Callable[[], str]:
-    from worker.cli import cli
+    from cartsync.worker.cli import cli
 
     runner = CliRunner(env=env)
 

@@ -1,6 +1,6 @@
 """The moving parts of a benchmark or chaos run, each a real process on this machine.
 
-- :class:`SandboxProcess`: ``python -m sandbox`` on a free loopback port, with faults;
+- :class:`SandboxProcess`: ``python -m cartsync.sandbox`` on a free loopback port, with faults;
 - :class:`WorkerProcess`: ``celery -A <app> worker`` with an environment, its log in a file,
   its CPU time read with psutil (children included, for the prefork pool);
 - :func:`own_redis`: an embedded Redis of the run's own, so that the Redis a developer runs
@@ -26,11 +26,11 @@ from typing import Any
 import psutil  # type: ignore[import-untyped]  # no stubs among the dependencies
 import redis
 
-from sandbox.admin import SandboxAdmin
+from cartsync.sandbox.admin import SandboxAdmin
+from cartsync.worker.redisserver import EmbeddedRedis, free_port
 
 # The same polling and log parsing as the tests (bench already borrows their example bodies).
 from tests.support import json_events, wait_for
-from worker.redisserver import EmbeddedRedis, free_port
 
 #: Seconds a worker or the sandbox may take to come up.
 START_TIMEOUT_S = 30.0
@@ -150,7 +150,7 @@ class _Child:
 
 
 class SandboxProcess(_Child):
-    """``python -m sandbox`` with one merchant account, auto-creating orders."""
+    """``python -m cartsync.sandbox`` with one merchant account, auto-creating orders."""
 
     def __init__(self, **faults: Any) -> None:
         """``faults``: the sandbox's command-line options without dashes (``latency_ms=100``)."""
@@ -163,7 +163,7 @@ class SandboxProcess(_Child):
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> SandboxProcess:
-        args = [sys.executable, "-m", "sandbox", "--port", str(self.port), "--auto-create"]
+        args = [sys.executable, "-m", "cartsync.sandbox", "--port", str(self.port), "--auto-create"]
         args += ["--account", f"{MERCHANT}:{USERNAME}:{PASSWORD}"]
         for name, value in self.faults.items():
             args += [f"--{name.replace('_', '-')}", str(value)]
@@ -180,7 +180,7 @@ class WorkerProcess(_Child):
         self,
         env: dict[str, str],
         *,
-        app: str = "worker",
+        app: str = "cartsync.worker",
         pool: str = "threads",
         concurrency: int = 32,
         queue: str | None = None,

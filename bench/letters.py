@@ -11,8 +11,8 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from tasks.builders import Item, fully_shipped
-from worker.deadletters import DeadLetter, Reason
+from cartsync.tasks.builders import Item, fully_shipped
+from cartsync.worker.deadletters import DeadLetter, Reason
 
 GIVEN = ("María José", "Lucía", "Jordi", "Ana Belén", "Pau", "Carmen", "Iñaki", "Núria", "Javier")
 SURNAMES = ("Barroso Rajoy", "García López", "Puig i Ferrer", "Etxeberria", "Martín Sanz")

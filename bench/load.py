@@ -22,7 +22,7 @@ from typing import Any
 
 from bench.harness import MERCHANT
 from bench.letters import payload
-from tasks.builders import Item, fully_shipped
+from cartsync.tasks.builders import Item, fully_shipped
 
 
 def two_item(order_ref: str, quantity: int) -> dict[str, Any]:
@@ -81,9 +81,9 @@ def main(argv: list[str]) -> int:
         for ref, body in work:
             put_order.delay(MERCHANT, ref, body)
     else:
-        from config.logging import configure_logging
-        from config.settings import load_settings
-        from tasks.producer import Producer
+        from cartsync.config.logging import configure_logging
+        from cartsync.config.settings import load_settings
+        from cartsync.tasks.producer import Producer
 
         settings = load_settings()
         configure_logging(settings)

@@ -227,8 +227,8 @@ def delivery_latency(redis_url: str, *, count: int, rate_per_s: float) -> Delive
     """Enqueue ``count`` updates at ``rate_per_s``, one worker (threads, 32) mostly idle
     between them, and time each from its enqueue to the sandbox receiving its call: what
     the schedule, the pump and the queue add when there is no backlog to batch."""
-    from config.settings import load_settings
-    from tasks.producer import Producer
+    from cartsync.config.settings import load_settings
+    from cartsync.tasks.producer import Producer
 
     sandbox = SandboxProcess().start()
     env = cartsync_env(redis_url, sandbox.url)
@@ -262,7 +262,7 @@ def validation_cost(samples: int = 400) -> float:
     """CPU milliseconds ``validate_update`` takes per benchmark payload, in this process
     (median of five passes). The worker validates every message it sends; its share of the
     worker's time is this over the worker's CPU per update in the throughput runs."""
-    from tasks.validation import validate_update
+    from cartsync.tasks.validation import validate_update
 
     rng = random.Random(3)
     work = [payload(rng, MERCHANT, f"V-{n}") for n in range(samples)]

@@ -7,7 +7,7 @@ order, so nothing coalesces) to the same sandbox process on loopback, on the sam
   one after the other: the ceiling of one process doing nothing else.
 - (b) naive: ``bench.naive``'s plain Celery task, a real worker process, fed by a producer
   process calling ``put_order.delay``.
-- (c) cartsync: the real worker (``celery -A worker worker``) fed by a producer process
+- (c) cartsync: the real worker (``celery -A cartsync.worker worker``) fed by a producer process
   calling ``Producer.enqueue`` (validation, ledger, schedule), logging JSON events to a file.
 
 For (b) and (c) the clock runs from the producer's first enqueue until the sandbox has
@@ -40,8 +40,8 @@ from bench.harness import (
     commands_processed,
 )
 from bench.load import bodies
+from cartsync.worker.client import encode_body, order_url
 from tests.support import wait_for
-from worker.client import encode_body, order_url
 
 #: Seconds one run may take before it is declared stuck.
 RUN_TIMEOUT_S = 300.0
@@ -156,7 +156,7 @@ def pipeline_run(
 def start_workers(
     variant: str, env: dict[str, str], *, pool: str, concurrency: int, processes: int = 1
 ) -> list[WorkerProcess]:
-    app = "bench.naive" if variant == "b" else "worker"
+    app = "bench.naive" if variant == "b" else "cartsync.worker"
     return [
         WorkerProcess(env, app=app, pool=pool, concurrency=concurrency, name=f"bench-{variant}")
         for _ in range(processes)

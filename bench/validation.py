@@ -23,7 +23,7 @@ from collections.abc import Callable, Collection
 from importlib.metadata import version
 from typing import Any
 
-from tasks.validation import validate_update, wire_bytes
+from cartsync.tasks.validation import validate_update, wire_bytes
 from tests.examples import OPTIONS_A, OPTIONS_B, full_body_a, full_body_b, two_item_body
 
 #: Fewest runs whose median is reported.

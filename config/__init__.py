@@ -1,5 +1,5 @@
 """Configuration: settings from the environment, merchant accounts, logging set-up."""
 
-from config.settings import Settings, load_settings
+from cartsync.config.settings import Settings, load_settings
 
 __all__ = ["Settings", "load_settings"]

@@ -14,7 +14,7 @@ from typing import Any, TextIO
 
 import structlog
 
-from config.settings import Settings
+from cartsync.config.settings import Settings
 
 #: Event keys whose values may be written to a log. Everything else is replaced.
 SAFE_KEYS = frozenset(

@@ -27,9 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from config.settings import Settings, env_name
-from tasks.validation import CONTRACT_OPTIONS
-from worker.errors import ConfigurationError, UnknownMerchant
+from cartsync.config.settings import Settings, env_name
+from cartsync.tasks.validation import CONTRACT_OPTIONS
+from cartsync.worker.errors import ConfigurationError, UnknownMerchant
 
 #: Keys a merchant's table in the accounts file may hold.
 MERCHANT_KEYS = frozenset({"username", "password", "password_env", "options"})

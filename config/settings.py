@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from worker.errors import ConfigurationError
+from cartsync.worker.errors import ConfigurationError
 
 PREFIX = "CARTSYNC_"
 

@@ -1,6 +1,6 @@
-"""``python -m sandbox``: the same as ``cartsync sandbox``."""
+"""``python -m cartsync.sandbox``: the same as ``cartsync sandbox``."""
 
-from sandbox.cli import sandbox
+from cartsync.sandbox.cli import sandbox
 
 if __name__ == "__main__":
-    sandbox(prog_name="python -m sandbox")
+    sandbox(prog_name="python -m cartsync.sandbox")

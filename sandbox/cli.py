@@ -8,10 +8,10 @@ from types import FrameType
 
 import click
 
-from config.merchants import load_merchants_file
-from sandbox.server import SandboxServer
-from sandbox.state import ACCEPT_STATUSES, Account, Faults, parse_account
-from worker.errors import ConfigurationError
+from cartsync.config.merchants import load_merchants_file
+from cartsync.sandbox.server import SandboxServer
+from cartsync.sandbox.state import ACCEPT_STATUSES, Account, Faults, parse_account
+from cartsync.worker.errors import ConfigurationError
 
 #: Port the sandbox listens on unless told otherwise (0 picks a free one).
 DEFAULT_PORT = 8765

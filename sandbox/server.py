@@ -40,8 +40,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from sandbox.admin import SandboxAdmin
-from sandbox.state import Account, Answer, Faults, SandboxState, UpdateRequest, accounts_from
+from cartsync.sandbox.admin import SandboxAdmin
+from cartsync.sandbox.state import (
+    Account,
+    Answer,
+    Faults,
+    SandboxState,
+    UpdateRequest,
+    accounts_from,
+)
 
 #: Largest request body read, in bytes.
 MAX_BODY = 10 * 1024 * 1024

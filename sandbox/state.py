@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from http import HTTPStatus
 from typing import Any
 
-from sandbox import rules
+from cartsync.sandbox import rules
 
 #: Answers the sandbox gives to an accepted update.
 ACCEPT_STATUSES = (200, 202, 204)

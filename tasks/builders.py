@@ -3,7 +3,7 @@
 Each takes a plain description of the order's items and returns the API body, with each
 cart's ``order_total_with_tax`` computed from its items::
 
-    from tasks.builders import Item, fully_shipped
+    from cartsync.tasks.builders import Item, fully_shipped
     body = fully_shipped(
         merchant="camisasonline", order_ref="A14/12345",
         items=[Item("shirt1234", "shirt", 1250), Item("jacket9876", "jacket", 7100)],
@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from tasks.schemas.order import CANCELLATION_REASONS
+from cartsync.tasks.schemas.order import CANCELLATION_REASONS
 
 #: Currency of the carts unless a builder is told otherwise.
 DEFAULT_CURRENCY = "EUR"

@@ -20,19 +20,19 @@ import redis
 import structlog
 from celery.exceptions import Reject
 
-from config.merchants import MerchantDirectory, load_merchants
-from config.settings import Settings, load_settings
-from tasks.message import InvalidMessage, UpdateMessage
-from tasks.validation import validate_update
-from worker.backoff import compute_backoff, exhausted
-from worker.celeryapp import TASK_NAME, app
-from worker.client import SequraClient
-from worker.deadletters import DeadLetter, DeadLetterStore, Reason
-from worker.errors import InvalidUpdate, UnknownMerchant
-from worker.ledger import Claim, Ledger
-from worker.metrics import Metrics
-from worker.outcomes import Kind, Outcome
-from worker.schedule import Schedule
+from cartsync.config.merchants import MerchantDirectory, load_merchants
+from cartsync.config.settings import Settings, load_settings
+from cartsync.tasks.message import InvalidMessage, UpdateMessage
+from cartsync.tasks.validation import validate_update
+from cartsync.worker.backoff import compute_backoff, exhausted
+from cartsync.worker.celeryapp import TASK_NAME, app
+from cartsync.worker.client import SequraClient
+from cartsync.worker.deadletters import DeadLetter, DeadLetterStore, Reason
+from cartsync.worker.errors import InvalidUpdate, UnknownMerchant
+from cartsync.worker.ledger import Claim, Ledger
+from cartsync.worker.metrics import Metrics
+from cartsync.worker.outcomes import Kind, Outcome
+from cartsync.worker.schedule import Schedule
 
 log = structlog.get_logger("cartsync.order_update")
 

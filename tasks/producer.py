@@ -1,6 +1,6 @@
 """The producer: validate an update, give it a version, and queue it, or refuse it at once.
 
-    from tasks.producer import enqueue_order_update
+    from cartsync.tasks.producer import enqueue_order_update
     receipt = enqueue_order_update(body)      # body is the API body {"order": {...}}
     receipt.update_id, receipt.version
 
@@ -24,12 +24,12 @@ from typing import Any
 import redis
 import structlog
 
-from config.merchants import MerchantDirectory, load_merchants
-from config.settings import Settings, load_settings
-from tasks.message import UpdateMessage
-from tasks.validation import validate_update
-from worker.errors import BrokerUnavailable, InvalidUpdate
-from worker.ledger import Ledger
+from cartsync.config.merchants import MerchantDirectory, load_merchants
+from cartsync.config.settings import Settings, load_settings
+from cartsync.tasks.message import UpdateMessage
+from cartsync.tasks.validation import validate_update
+from cartsync.worker.errors import BrokerUnavailable, InvalidUpdate
+from cartsync.worker.ledger import Ledger
 
 log = structlog.get_logger("cartsync.producer")
 

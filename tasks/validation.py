@@ -19,11 +19,11 @@ from typing import Any
 
 from marshmallow import ValidationError
 
-from tasks.schemas import options as contract
-from tasks.schemas.order import body_schema
-from tasks.schemas.paths import flatten
-from tasks.schemas.warnings import collect_warnings
-from worker.errors import InvalidUpdate
+from cartsync.tasks.schemas import options as contract
+from cartsync.tasks.schemas.order import body_schema
+from cartsync.tasks.schemas.paths import flatten
+from cartsync.tasks.schemas.warnings import collect_warnings
+from cartsync.worker.errors import InvalidUpdate
 
 #: Contract options a merchant may have (see ../shared/DESIGN.md, "Contract options"):
 #: multistore, shipment_ref, garage, services, travel. What each one means is in

@@ -17,8 +17,8 @@ import pytest
 import redis
 from hypothesis import settings as hypothesis_settings
 
-from config.settings import Settings, load_settings
-from worker.redisserver import answers
+from cartsync.config.settings import Settings, load_settings
+from cartsync.worker.redisserver import answers
 
 pytest_plugins = ["tests.sandbox_fixtures"]
 

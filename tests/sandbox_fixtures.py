@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
-from config.merchants import MerchantAccount
-from config.settings import Settings, load_settings
-from sandbox.server import SandboxServer
-from sandbox.state import Faults
-from worker.client import SequraClient
+from cartsync.config.merchants import MerchantAccount
+from cartsync.config.settings import Settings, load_settings
+from cartsync.sandbox.server import SandboxServer
+from cartsync.sandbox.state import Faults
+from cartsync.worker.client import SequraClient
 
 CAMISAS = MerchantAccount("camisasonline", "camisas-api", "camisas-pw-7f3a", frozenset())
 ZAPATOS = MerchantAccount("zapatos", "zapatos-api", "zapatos-pw-91c2", frozenset())

@@ -31,7 +31,7 @@ FAST_RETRIES = {
 
 
 class WorkerProcess:
-    """One ``celery -A worker worker`` child process and its log file."""
+    """One ``celery -A cartsync.worker worker`` child process and its log file."""
 
     def __init__(self, env: dict[str, str], concurrency: int = 4, pool: str = "threads") -> None:
         self.env = env
@@ -49,7 +49,7 @@ class WorkerProcess:
                     "-m",
                     "celery",
                     "-A",
-                    "worker",
+                    "cartsync.worker",
                     "worker",
                     "--pool",
                     self.pool,

@@ -16,8 +16,8 @@ import click
 import pytest
 import yaml
 
-from config.settings import Settings, load_settings, setting_names
-from worker.cli import COMMANDS, LazyGroup
+from cartsync.config.settings import Settings, load_settings, setting_names
+from cartsync.worker.cli import COMMANDS, LazyGroup
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -54,7 +54,7 @@ def check_command(argv: list[str], where: str) -> None:
         unknown = set(given_options(argv[2:])) - option_names(command)
         assert not unknown, f"{where}: `cartsync {name}` has no option {sorted(unknown)}"
     elif argv[0] == "celery":
-        assert argv[1:3] == ["-A", "worker"], f"{where}: the Celery app is `-A worker`"
+        assert argv[1:3] == ["-A", "cartsync.worker"], f"{where}: the Celery app is `-A worker`"
         subcommand = argv[3] if len(argv) > 3 else ""
         if subcommand == "worker":
             from celery.bin.worker import worker as celery_worker
@@ -117,7 +117,7 @@ def test_procfile_commands_exist():
 def test_procfile_worker_uses_the_recommended_pool_and_settings():
     """The Procfile worker takes pool and concurrency from the settings, with their defaults."""
     command = procfile()["worker"]
-    assert command.startswith("celery -A worker worker ")
+    assert command.startswith("celery -A cartsync.worker worker ")
     expansions = dict(EXPANSION.findall(command))
     defaults = Settings()
     assert expansions["CARTSYNC_WORKER_POOL"] == defaults.worker_pool
@@ -150,7 +150,7 @@ def test_compose_worker_depends_on_healthy_redis_and_scales():
     assert worker["depends_on"]["redis"]["condition"] == "service_healthy"
     assert "container_name" not in worker
     assert "ports" not in worker
-    assert compose_command(worker)[:4] == ["celery", "-A", "worker", "worker"]
+    assert compose_command(worker)[:4] == ["celery", "-A", "cartsync.worker", "worker"]
 
 
 def test_compose_redis_is_persistent_and_health_checked():
@@ -183,7 +183,7 @@ def test_dockerfile_installs_the_project():
     [
         ["cartsync", "nosuchcommand"],
         ["cartsync", "status", "--no-such-option"],
-        ["celery", "-A", "worker", "worker", "--no-such-option"],
+        ["celery", "-A", "cartsync.worker", "worker", "--no-such-option"],
         ["celery", "-A", "elsewhere", "worker"],
     ],
 )

@@ -14,8 +14,8 @@ from typing import Any
 
 from celery import Celery, signals
 
-from config.logging import configure_logging
-from config.settings import Settings, load_settings
+from cartsync.config.logging import configure_logging
+from cartsync.config.settings import Settings, load_settings
 
 #: The task's registered name; the schedule's pump publishes by name. A task carries a batch
 #: of update messages (``worker.schedule``).
@@ -23,7 +23,7 @@ TASK_NAME = "cartsync.order_updates"
 
 
 def make_app(settings: Settings) -> Celery:
-    app = Celery("cartsync", broker=settings.redis_url, include=["tasks.order_update"])
+    app = Celery("cartsync", broker=settings.redis_url, include=["cartsync.tasks.order_update"])
     app.conf.update(
         task_serializer="json",
         accept_content=["json"],
@@ -185,8 +185,8 @@ _pump: Any = None
 @signals.worker_ready.connect
 def _start_pump(sender: Any = None, **_: Any) -> None:
     global _pump
-    from tasks.order_update import runtime
-    from worker.schedule import Pump, watch_s
+    from cartsync.tasks.order_update import runtime
+    from cartsync.worker.schedule import Pump, watch_s
 
     # The pump keeps one task waiting per thread of this worker: its concurrency as started,
     # which ``--concurrency`` may have set apart from the settings.

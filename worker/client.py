@@ -36,10 +36,10 @@ from requests.adapters import HTTPAdapter
 from requests.structures import CaseInsensitiveDict
 from requests.utils import resolve_proxies
 
-from config.merchants import MerchantAccount
-from config.settings import Settings
-from worker.errors import ConfigurationError
-from worker.outcomes import Outcome, classify_exception, classify_response
+from cartsync.config.merchants import MerchantAccount
+from cartsync.config.settings import Settings
+from cartsync.worker.errors import ConfigurationError
+from cartsync.worker.outcomes import Outcome, classify_exception, classify_response
 
 #: Header carrying the ledger's version of the update (recorded by the sandbox's history).
 VERSION_HEADER = "X-Cartsync-Update-Version"

@@ -47,8 +47,8 @@ from typing import Any
 
 import redis
 
-from worker import keys
-from worker.errors import DeadLetterNotFound, DuplicateLetter
+from cartsync.worker import keys
+from cartsync.worker.errors import DeadLetterNotFound, DuplicateLetter
 
 #: zlib level for letter bodies: 6 is within a few per cent of 9 on cart JSON at a third of
 #: the CPU time, and the bulk import and benchmark fill compress a million letters.

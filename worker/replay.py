@@ -35,18 +35,18 @@ from typing import Any
 
 import redis
 
-from config.settings import Settings
-from tasks.producer import Producer, order_identity, with_platform_defaults
-from tasks.validation import validate_update
-from worker import keys
-from worker.deadletters import (
+from cartsync.config.settings import Settings
+from cartsync.tasks.producer import Producer, order_identity, with_platform_defaults
+from cartsync.tasks.validation import validate_update
+from cartsync.worker import keys
+from cartsync.worker.deadletters import (
     AuditNote,
     DeadLetter,
     DeadLetterStore,
     Stored,
     replay_update_id,
 )
-from worker.errors import CartsyncError, DeadLetterNotFound, InvalidUpdate, UnknownMerchant
+from cartsync.worker.errors import CartsyncError, DeadLetterNotFound, InvalidUpdate, UnknownMerchant
 
 #: Validation messages quoted when a replay fails on an invalid payload.
 QUOTED_ERRORS = 3
@@ -424,7 +424,7 @@ def _replay_process(
     """One replay process: replays the ids it is sent until told to stop or orphaned."""
     # Ctrl-C reaches the whole process group; the parent decides and stops the children.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    from config.logging import configure_logging
+    from cartsync.config.logging import configure_logging
 
     configure_logging(settings, stream=sys.stderr)
     client = redis.Redis.from_url(settings.redis_url)

@@ -41,7 +41,7 @@ from typing import Any, NamedTuple
 import redis
 import structlog
 
-from worker import keys
+from cartsync.worker import keys
 
 log = structlog.get_logger("cartsync.schedule")
 

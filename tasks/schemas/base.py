@@ -21,7 +21,7 @@ from marshmallow import (
 )
 from marshmallow.types import UnknownOption
 
-from tasks.schemas.fields import NOT_UTF8, PayloadField, is_text, kind
+from cartsync.tasks.schemas.fields import NOT_UTF8, PayloadField, is_text, kind
 
 #: Key that selects an object's shape in a list of typed objects (cart items, trackings, ...).
 TYPE_KEY = "type"

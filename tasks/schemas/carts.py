@@ -7,9 +7,9 @@ from typing import Any
 
 from marshmallow import ValidationError
 
-from tasks.schemas.base import PayloadSchema, raw_check
-from tasks.schemas.fields import ListOf, Money, Text, is_int
-from tasks.schemas.items import CartItem
+from cartsync.tasks.schemas.base import PayloadSchema, raw_check
+from cartsync.tasks.schemas.fields import ListOf, Money, Text, is_int
+from cartsync.tasks.schemas.items import CartItem
 
 
 def totals_mismatch(cart: Mapping[str, Any]) -> str | None:

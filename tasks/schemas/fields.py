@@ -31,7 +31,7 @@ from urllib.parse import urlsplit
 
 from marshmallow import Schema, ValidationError, fields
 
-from tasks.schemas.countries import COUNTRY_CODES
+from cartsync.tasks.schemas.countries import COUNTRY_CODES
 
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _TIMESTAMP = re.compile(

@@ -13,8 +13,8 @@ from typing import Any
 
 from marshmallow import ValidationError
 
-from tasks.schemas.base import PayloadSchema, Typed, contract_field, raw_check
-from tasks.schemas.fields import (
+from cartsync.tasks.schemas.base import PayloadSchema, Typed, contract_field, raw_check
+from cartsync.tasks.schemas.fields import (
     Bool,
     CountryCode,
     Forbidden,
@@ -32,7 +32,7 @@ from tasks.schemas.fields import (
     Text,
     Url,
 )
-from tasks.schemas.options import SERVICES, SHIPMENT_REF, TRAVEL
+from cartsync.tasks.schemas.options import SERVICES, SHIPMENT_REF, TRAVEL
 
 PRODUCT = "product"
 

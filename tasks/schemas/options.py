@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-from worker.errors import ConfigurationError
+from cartsync.worker.errors import ConfigurationError
 
 MULTISTORE = "multistore"
 SHIPMENT_REF = "shipment_ref"

@@ -12,13 +12,13 @@ from typing import Any
 
 from marshmallow import ValidationError
 
-from tasks.schemas.base import PayloadSchema, contract_field, raw_check
-from tasks.schemas.carts import CartSchema
-from tasks.schemas.fields import Bool, Choice, ListOf, StrOrInt, Sub, Text
-from tasks.schemas.options import MULTISTORE
-from tasks.schemas.parties import AddressSchema, CustomerSchema
-from tasks.schemas.subscription import SubscriptionSchema
-from tasks.schemas.trackings import tracking
+from cartsync.tasks.schemas.base import PayloadSchema, contract_field, raw_check
+from cartsync.tasks.schemas.carts import CartSchema
+from cartsync.tasks.schemas.fields import Bool, Choice, ListOf, StrOrInt, Sub, Text
+from cartsync.tasks.schemas.options import MULTISTORE
+from cartsync.tasks.schemas.parties import AddressSchema, CustomerSchema
+from cartsync.tasks.schemas.subscription import SubscriptionSchema
+from cartsync.tasks.schemas.trackings import tracking
 
 #: The values the reference allows for ``cancellation_reason`` (besides null).
 CANCELLATION_REASONS = (

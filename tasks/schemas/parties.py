@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from tasks.schemas.base import PayloadSchema, contract_field, raw_check
-from tasks.schemas.fields import Integer, IsoDate, StrOrInt, Sub, Text
-from tasks.schemas.options import GARAGE
+from cartsync.tasks.schemas.base import PayloadSchema, contract_field, raw_check
+from cartsync.tasks.schemas.fields import Integer, IsoDate, StrOrInt, Sub, Text
+from cartsync.tasks.schemas.options import GARAGE
 
 
 class AddressSchema(PayloadSchema):

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from tasks.schemas.base import PayloadSchema, Typed
-from tasks.schemas.fields import Choice, Extra, Integer, ListOf, Money, Sub, Text
+from cartsync.tasks.schemas.base import PayloadSchema, Typed
+from cartsync.tasks.schemas.fields import Choice, Extra, Integer, ListOf, Money, Sub, Text
 
 
 class SubscriptionItemSchema(PayloadSchema):

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from tasks.schemas.base import PayloadSchema, Typed
-from tasks.schemas.fields import CountryCode, HttpsUrl, IsoTimestamp, Text
+from cartsync.tasks.schemas.base import PayloadSchema, Typed
+from cartsync.tasks.schemas.fields import CountryCode, HttpsUrl, IsoTimestamp, Text
 
 
 class PickupSchema(PayloadSchema):

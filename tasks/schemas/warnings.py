@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from tasks.schemas.fields import is_int
+from cartsync.tasks.schemas.fields import is_int
 
 CARTS = ("unshipped_cart", "shipped_cart")
 

@@ -7,7 +7,7 @@ import logging
 import pytest
 import structlog
 
-from config.logging import REDACTED, configure_logging, redact
+from cartsync.config.logging import REDACTED, configure_logging, redact
 
 
 @pytest.fixture(autouse=True)

@@ -6,15 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from config.merchants import (
+from cartsync.config.merchants import (
     NOT_CONFIGURED,
     MerchantAccount,
     MerchantDirectory,
     load_merchants,
     load_merchants_file,
 )
-from config.settings import load_settings
-from worker.errors import ConfigurationError, UnknownMerchant
+from cartsync.config.settings import load_settings
+from cartsync.worker.errors import ConfigurationError, UnknownMerchant
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "merchants.example.toml"
 EXAMPLE_ENV = {

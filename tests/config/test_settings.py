@@ -2,8 +2,8 @@
 
 import pytest
 
-from config.settings import DEFAULT_REDIS_URL, load_settings, setting_names
-from worker.errors import ConfigurationError
+from cartsync.config.settings import DEFAULT_REDIS_URL, load_settings, setting_names
+from cartsync.worker.errors import ConfigurationError
 
 
 def test_defaults_apply_when_nothing_is_set():

@@ -14,13 +14,13 @@ import pytest
 import requests
 from click.testing import CliRunner
 
-from sandbox.admin import SandboxAdmin, SandboxAdminError
-from sandbox.cli import sandbox as sandbox_command
-from sandbox.rules import total_errors, update_errors
-from sandbox.server import SandboxServer, order_route
-from sandbox.state import ACCESS_DENIED, NO_ACCESS
+from cartsync.sandbox.admin import SandboxAdmin, SandboxAdminError
+from cartsync.sandbox.cli import sandbox as sandbox_command
+from cartsync.sandbox.rules import total_errors, update_errors
+from cartsync.sandbox.server import SandboxServer, order_route
+from cartsync.sandbox.state import ACCESS_DENIED, NO_ACCESS
+from cartsync.worker.client import order_url
 from tests.sandbox_fixtures import CAMISAS, ZAPATOS, cart, order_body
-from worker.client import order_url
 
 REF = "A14/12345"
 README_409 = (
@@ -373,9 +373,9 @@ def test_admin_paths_do_not_collide_with_the_api(sandbox):
 
 
 def test_command_serves_until_terminated():
-    """`python -m sandbox --port 0` prints its URL, serves updates and exits on SIGTERM."""
+    """`python -m cartsync.sandbox --port 0` prints its URL, serves updates and exits on SIGTERM."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "sandbox", "--port", "0", "--auto-create",
+        [sys.executable, "-m", "cartsync.sandbox", "--port", "0", "--auto-create",
          "--account", "shop:shop-api:pw:with:colons"],
         stdout=subprocess.PIPE,
         text=True,

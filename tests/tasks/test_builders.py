@@ -2,7 +2,7 @@
 
 import pytest
 
-from tasks.builders import (
+from cartsync.tasks.builders import (
     Item,
     cancelled,
     cart_changed,
@@ -10,7 +10,7 @@ from tasks.builders import (
     partial_return,
     partially_shipped,
 )
-from tasks.validation import validate_update
+from cartsync.tasks.validation import validate_update
 
 PLATFORM = {"name": "custom", "version": "1", "uname": "Linux"}
 SHIRT, JACKET = Item("shirt1234", "shirt", 1250), Item("jacket9876", "jacket", 7100)

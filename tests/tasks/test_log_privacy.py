@@ -9,12 +9,12 @@ import logging
 import pytest
 import structlog
 
-from config.logging import configure_logging
-from sandbox.server import SandboxServer
-from tasks.order_update import Runtime, process
-from tasks.producer import Producer
+from cartsync.config.logging import configure_logging
+from cartsync.sandbox.server import SandboxServer
+from cartsync.tasks.order_update import Runtime, process
+from cartsync.tasks.producer import Producer
+from cartsync.worker.schedule import member_of
 from tests.support import running_worker, wait_for, worker_env
-from worker.schedule import member_of
 
 MERCHANT, USER, PASSWORD = "shop1", "MARKER-api-user", "MARKER-password-9f2"
 #: Every marker below must be absent from every log line.

@@ -12,12 +12,12 @@ import time
 
 import pytest
 
-from tasks.builders import Item, fully_shipped
-from tasks.order_update import Runtime, process, run_batch
-from tasks.producer import Producer
+from cartsync.tasks.builders import Item, fully_shipped
+from cartsync.tasks.order_update import Runtime, process, run_batch
+from cartsync.tasks.producer import Producer
+from cartsync.worker.backoff import backoff_ceiling
+from cartsync.worker.deadletters import DeadLetterStore
 from tests.sandbox_fixtures import SHOP
-from worker.backoff import backoff_ceiling
-from worker.deadletters import DeadLetterStore
 
 MERCHANT, USER, PASSWORD = SHOP.ref, SHOP.username, SHOP.password
 

@@ -5,11 +5,11 @@ import time
 
 import pytest
 
-from config.merchants import MerchantAccount, MerchantDirectory
-from tasks.builders import Item, fully_shipped
-from tasks.producer import Producer, with_platform_defaults
+from cartsync.config.merchants import MerchantAccount, MerchantDirectory
+from cartsync.tasks.builders import Item, fully_shipped
+from cartsync.tasks.producer import Producer, with_platform_defaults
+from cartsync.worker.errors import BrokerUnavailable, InvalidUpdate, UnknownMerchant
 from tests.conftest import CLAIM_KEY
-from worker.errors import BrokerUnavailable, InvalidUpdate, UnknownMerchant
 
 ACCOUNT = MerchantAccount(ref="", username="user", password="secret-pw")
 

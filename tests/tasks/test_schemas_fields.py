@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from tasks.validation import validate_update
+from cartsync.tasks.validation import validate_update
+from cartsync.worker.errors import InvalidUpdate
 from tests.examples import (
     OPTIONS_A,
     OPTIONS_B,
@@ -15,7 +16,6 @@ from tests.examples import (
     two_item_body,
     with_value,
 )
-from worker.errors import InvalidUpdate
 
 PRODUCT = "order.shipped_cart.items.0"
 SERVICE_A = "order.shipped_cart.items.6"

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from tasks.validation import validate_update
+from cartsync.tasks.validation import validate_update
+from cartsync.worker.errors import ConfigurationError, InvalidUpdate
 from tests.examples import (
     OPTIONS_A,
     OPTIONS_B,
@@ -20,7 +21,6 @@ from tests.examples import (
     with_value,
     without,
 )
-from worker.errors import ConfigurationError, InvalidUpdate
 
 MISSING = "Missing data for required field."
 

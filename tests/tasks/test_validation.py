@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
-from tasks.schemas.warnings import rounding_tolerance
-from tasks.validation import dump_update, validate_update, wire_bytes
+from cartsync.tasks.schemas.warnings import rounding_tolerance
+from cartsync.tasks.validation import dump_update, validate_update, wire_bytes
+from cartsync.worker.errors import InvalidUpdate
 from tests.examples import (
     OPTIONS_A,
     OPTIONS_B,
@@ -18,7 +19,6 @@ from tests.examples import (
     with_value,
     without,
 )
-from worker.errors import InvalidUpdate
 
 PRODUCT = "order.shipped_cart.items.0"
 

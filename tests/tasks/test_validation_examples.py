@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from tasks.validation import validate_update
+from cartsync.tasks.validation import validate_update
+from cartsync.worker.errors import InvalidUpdate
 from tests import examples
-from worker.errors import InvalidUpdate
 
 
 def errors_of(body: Any, **kwargs: Any) -> dict[str, list[str]]:

@@ -1,7 +1,7 @@
 """The whole pipeline with real Celery workers: delivery, ordering, crashes.
 
-Each test starts ``celery -A worker worker`` as a child process against the test Redis and a
-sandbox in this process, and enqueues through the real producer.
+Each test starts ``celery -A cartsync.worker worker`` as a child process against the test
+Redis and a sandbox in this process, and enqueues through the real producer.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import functools
 
 import pytest
 
-from tasks.builders import (
+from cartsync.tasks.builders import (
     Item,
     cancelled,
     cart_changed,
@@ -18,7 +18,7 @@ from tasks.builders import (
     partial_return,
     partially_shipped,
 )
-from tasks.producer import Producer
+from cartsync.tasks.producer import Producer
 from tests.sandbox_fixtures import SHOP
 from tests.support import WorkerProcess, running_worker, wait_for, worker_env
 
@@ -189,8 +189,8 @@ def test_worker_killed_during_a_backoff_wait_still_delivers(sandbox, env, produc
 def test_redis_restart_loses_nothing(sandbox):
     """Updates waiting in the queue and in the backoff schedule survive a Redis crash and restart
     (append-only file on) and are delivered afterwards."""
-    from config.settings import load_settings
-    from worker.redisserver import EmbeddedRedis
+    from cartsync.config.settings import load_settings
+    from cartsync.worker.redisserver import EmbeddedRedis
 
     server = EmbeddedRedis(persistent=True).start()
     try:

@@ -8,8 +8,8 @@ import json
 import time
 from typing import Any
 
+from cartsync.worker.deadletters import DeadLetter
 from tests.examples import two_item_body
-from worker.deadletters import DeadLetter
 
 _counter = itertools.count()
 
@@ -80,8 +80,8 @@ def scheduled_update_ids(redis_client: Any, settings: Any) -> list[str]:
 
 def producer_for(settings: Any, client: Any) -> Any:
     """A producer on the test Redis that knows one merchant account (any merchant-ref)."""
-    from config.merchants import MerchantAccount, MerchantDirectory
-    from tasks.producer import Producer
+    from cartsync.config.merchants import MerchantAccount, MerchantDirectory
+    from cartsync.tasks.producer import Producer
 
     account = MerchantAccount(ref="", username="user", password="secret-pw")
     return Producer(settings, client=client, merchants=MerchantDirectory(single=account))

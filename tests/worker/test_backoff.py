@@ -5,13 +5,13 @@ import random
 from hypothesis import given
 from hypothesis import strategies as st
 
-from config.settings import (
+from cartsync.config.settings import (
     DEFAULT_RETRY_BASE_S,
     DEFAULT_RETRY_CAP_S,
     DEFAULT_RETRY_MAX_ATTEMPTS,
     DEFAULT_RETRY_MIN_WINDOW_S,
 )
-from worker.backoff import backoff_ceiling, compute_backoff, exhausted, schedule_table
+from cartsync.worker.backoff import backoff_ceiling, compute_backoff, exhausted, schedule_table
 
 
 def test_ceiling_doubles_from_base_until_the_cap():

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from worker.redisserver import answers, free_port
+from cartsync.worker.redisserver import answers, free_port
 
 pytestmark = pytest.mark.slow
 
-DEMO = [sys.executable, "-c", "from worker.cli import main; main()", "demo"]
+DEMO = [sys.executable, "-c", "from cartsync.worker.cli import main; main()", "demo"]
 
 
 def demo_env(redis_url: str) -> dict[str, str]:
@@ -59,7 +59,7 @@ def port_open(port: int) -> bool:
 
 def started(output: str) -> tuple[int, int]:
     """(worker pid, sandbox port) as the demo announces them."""
-    pid = re.search(r"celery -A worker worker, pid (\d+)", output)
+    pid = re.search(r"celery -A cartsync.worker worker, pid (\d+)", output)
     port = re.search(r"the local sandbox at http://127\.0\.0\.1:(\d+)", output)
     assert pid, output
     assert port, output
@@ -120,7 +120,7 @@ def test_demo_starts_an_embedded_redis_when_none_answers():
     ("after", "statuses"),
     [
         # While the worker starts: always in time to interrupt.
-        ("celery -A worker worker, pid", {130}),
+        ("celery -A cartsync.worker worker, pid", {130}),
         # While updates are delivered: the demo may just manage to finish first.
         ("The worker delivers", {0, 130}),
     ],

@@ -11,6 +11,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from cartsync.worker.cli import cli
+from cartsync.worker.cli.dlq import format_age, parse_duration, parse_instant
+from cartsync.worker.deadletters import DeadLetterStore, Filters, replay_update_id
 from tests.examples import two_item_body
 from tests.support import wait_for
 from tests.worker.dlq_support import (
@@ -21,9 +24,6 @@ from tests.worker.dlq_support import (
     queued_update_ids,
     scheduled_update_ids,
 )
-from worker.cli import cli
-from worker.cli.dlq import format_age, parse_duration, parse_instant
-from worker.deadletters import DeadLetterStore, Filters, replay_update_id
 
 DAY = 86400.0
 
@@ -609,7 +609,7 @@ def start_replay(env, *extra):
     command = [
         sys.executable,
         "-c",
-        "from worker.cli import main; main()",
+        "from cartsync.worker.cli import main; main()",
         "dlq",
         "replay",
         "--all",

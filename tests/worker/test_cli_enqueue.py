@@ -8,8 +8,8 @@ import os
 import pytest
 from click.testing import CliRunner
 
+from cartsync.worker.cli import cli
 from tests.examples import two_item_body
-from worker.cli import cli
 
 
 @pytest.fixture

@@ -8,10 +8,10 @@ import time
 import pytest
 from click.testing import CliRunner
 
-from worker.cli.status import status
-from worker.deadletters import DeadLetter, DeadLetterStore
-from worker.health import Snapshot, format_age, queue_keys, take_snapshot, verdict
-from worker.schedule import Schedule, member_of
+from cartsync.worker.cli.status import status
+from cartsync.worker.deadletters import DeadLetter, DeadLetterStore
+from cartsync.worker.health import Snapshot, format_age, queue_keys, take_snapshot, verdict
+from cartsync.worker.schedule import Schedule, member_of
 
 
 def letter(reason: str, *, age_s: float, order_ref: str) -> DeadLetter:

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from config.settings import setting_names
+from cartsync.config.settings import setting_names
+from cartsync.worker.cli import cli
 from tests.examples import OPTIONS_A, full_body_a, two_item_body, with_value
-from worker.cli import cli
 
 
 def run(args: list[str], env: dict[str, str] | None = None, stdin: bytes | None = None) -> Result:

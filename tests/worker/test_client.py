@@ -17,13 +17,19 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import requests
 
-from config.merchants import MerchantAccount
-from config.settings import load_settings
-from sandbox.state import ACCESS_DENIED, NO_ACCESS, Account
+from cartsync.config.merchants import MerchantAccount
+from cartsync.config.settings import load_settings
+from cartsync.sandbox.state import ACCESS_DENIED, NO_ACCESS, Account
+from cartsync.worker.client import (
+    SequraClient,
+    check_base_url,
+    encode_body,
+    order_url,
+    path_segment,
+)
+from cartsync.worker.errors import ConfigurationError
+from cartsync.worker.outcomes import Kind
 from tests.sandbox_fixtures import CAMISAS, TEST_READ_TIMEOUT_S, ZAPATOS, order_body
-from worker.client import SequraClient, check_base_url, encode_body, order_url, path_segment
-from worker.errors import ConfigurationError
-from worker.outcomes import Kind
 
 REF = "A14/12345"
 

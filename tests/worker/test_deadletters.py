@@ -5,8 +5,7 @@ import time
 
 import pytest
 
-from tests.worker.dlq_support import make_letter
-from worker.deadletters import (
+from cartsync.worker.deadletters import (
     ID_PATTERN,
     AuditNote,
     DeadLetter,
@@ -16,7 +15,8 @@ from worker.deadletters import (
     id_time,
     new_letter_id,
 )
-from worker.errors import DeadLetterNotFound, DuplicateLetter
+from cartsync.worker.errors import DeadLetterNotFound, DuplicateLetter
+from tests.worker.dlq_support import make_letter
 
 NOTE = AuditNote(action="drop", by="tester", run="run-1")
 

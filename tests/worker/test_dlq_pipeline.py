@@ -12,11 +12,11 @@ import os
 import pytest
 from click.testing import CliRunner
 
-from tasks.builders import Item, fully_shipped
-from tasks.producer import Producer
+from cartsync.tasks.builders import Item, fully_shipped
+from cartsync.tasks.producer import Producer
+from cartsync.worker.cli import cli
 from tests.sandbox_fixtures import SHOP
 from tests.support import running_worker, wait_for, worker_env
-from worker.cli import cli
 
 pytestmark = pytest.mark.slow
 

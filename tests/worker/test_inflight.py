@@ -6,12 +6,12 @@ killed in between loses it. The chaos harness found such a loss; these tests pin
 
 import time
 
-from config.merchants import MerchantAccount, MerchantDirectory
-from tasks.builders import Item, fully_shipped
-from tasks.message import UpdateMessage
-from tasks.order_update import Runtime, process
-from tasks.producer import Producer
-from worker.schedule import Schedule, member_of, pump_once
+from cartsync.config.merchants import MerchantAccount, MerchantDirectory
+from cartsync.tasks.builders import Item, fully_shipped
+from cartsync.tasks.message import UpdateMessage
+from cartsync.tasks.order_update import Runtime, process
+from cartsync.tasks.producer import Producer
+from cartsync.worker.schedule import Schedule, member_of, pump_once
 
 ACCOUNT = MerchantAccount(ref="", username="user", password="secret-pw")
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from worker.ledger import Decision, Ledger, decide
+from cartsync.worker.ledger import Decision, Ledger, decide
 
 PREFIX = "t"
 

@@ -4,8 +4,8 @@ import itertools
 
 import pytest
 
-from worker import keys
-from worker.ledger import Claim, Decision, Ledger, decide
+from cartsync.worker import keys
+from cartsync.worker.ledger import Claim, Decision, Ledger, decide
 
 PREFIX = "t"
 PARKED = "t:dlq:by-update"

@@ -15,9 +15,9 @@ import requests
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from worker.deadletters import DeadLetter, DeadLetterStore
-from worker.metrics import Metrics, bucket_label, registry_for, status_class
-from worker.schedule import Schedule, member_of
+from cartsync.worker.deadletters import DeadLetter, DeadLetterStore
+from cartsync.worker.metrics import Metrics, bucket_label, registry_for, status_class
+from cartsync.worker.schedule import Schedule, member_of
 
 
 def scrape(client, settings) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -77,7 +77,7 @@ def test_counts_add_up_across_processes(redis_client, settings):
     """Two worker processes counting at once give one total, as if one process had counted."""
     program = (
         "import redis, sys\n"
-        "from worker.metrics import Metrics\n"
+        "from cartsync.worker.metrics import Metrics\n"
         "m = Metrics(redis.Redis.from_url(sys.argv[1]), sys.argv[2])\n"
         "for _ in range(200): m.observe('delivered', None, 200, 10.0)\n"
     )
@@ -159,7 +159,7 @@ def test_metrics_command_serves_http(redis_client, settings):
     Metrics(redis_client, settings.key_prefix).observe("delivered", None, 200, 10.0)
     env = dict(os.environ, CARTSYNC_REDIS_URL=settings.redis_url)
     process = subprocess.Popen(
-        [sys.executable, "-c", "from worker.cli import main; main()",
+        [sys.executable, "-c", "from cartsync.worker.cli import main; main()",
          "metrics", "--host", "127.0.0.1", "--port", "0"],
         env=env, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip

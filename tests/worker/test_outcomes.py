@@ -12,7 +12,7 @@ import requests
 from hypothesis import given
 from hypothesis import strategies as st
 
-from worker.outcomes import (
+from cartsync.worker.outcomes import (
     BODY_LIMIT,
     Kind,
     Outcome,

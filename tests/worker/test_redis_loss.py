@@ -8,10 +8,10 @@ import redis
 from celery.exceptions import Reject
 from structlog.testing import capture_logs
 
-import tasks.order_update as order_update_module
-import worker.celeryapp  # noqa: F401  (applies the guard on kombu's Redis channel)
-from tasks.order_update import Runtime, order_updates
-from worker.schedule import member_of
+import cartsync.tasks.order_update as order_update_module
+import cartsync.worker.celeryapp  # noqa: F401  (applies the guard on kombu's Redis channel)
+from cartsync.tasks.order_update import Runtime, order_updates
+from cartsync.worker.schedule import member_of
 
 
 def test_stale_kombu_channel_raises_a_connection_error():

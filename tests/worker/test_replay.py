@@ -3,12 +3,12 @@ and is safe to repeat after an interruption."""
 
 import pytest
 
-from config.merchants import MerchantAccount, MerchantDirectory
-from tasks.producer import Producer
+from cartsync.config.merchants import MerchantAccount, MerchantDirectory
+from cartsync.tasks.producer import Producer
+from cartsync.worker.deadletters import DeadLetterStore, Filters, replay_update_id
+from cartsync.worker.replay import Replayer, judge
 from tests.examples import two_item_body
 from tests.worker.dlq_support import make_letter, queued_messages, queued_update_ids
-from worker.deadletters import DeadLetterStore, Filters, replay_update_id
-from worker.replay import Replayer, judge
 
 ACCOUNT = MerchantAccount(ref="", username="user", password="secret-pw")
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from worker.schedule import Schedule, batch_sizes, member_of, pump_once
+from cartsync.worker.schedule import Schedule, batch_sizes, member_of, pump_once
 
 QUEUE = "t-queue"
 

@@ -8,17 +8,17 @@ from typing import Any
 
 import click
 
-from worker.errors import CartsyncError
+from cartsync.worker.errors import CartsyncError
 
 #: Subcommand name -> "module:attribute" of its click command.
 COMMANDS = {
-    "validate": "worker.cli.validate:validate",
-    "enqueue": "worker.cli.enqueue:enqueue",
-    "sandbox": "sandbox.cli:sandbox",
-    "dlq": "worker.cli.dlq:dlq",
-    "status": "worker.cli.status:status",
-    "metrics": "worker.cli.metrics:metrics",
-    "demo": "worker.cli.demo:demo",
+    "validate": "cartsync.worker.cli.validate:validate",
+    "enqueue": "cartsync.worker.cli.enqueue:enqueue",
+    "sandbox": "cartsync.sandbox.cli:sandbox",
+    "dlq": "cartsync.worker.cli.dlq:dlq",
+    "status": "cartsync.worker.cli.status:status",
+    "metrics": "cartsync.worker.cli.metrics:metrics",
+    "demo": "cartsync.worker.cli.demo:demo",
 }
 
 

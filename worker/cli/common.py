@@ -8,8 +8,8 @@ from typing import Any
 
 import click
 
-from config.settings import Settings, load_settings
-from worker.errors import ConfigurationError
+from cartsync.config.settings import Settings, load_settings
+from cartsync.worker.errors import ConfigurationError
 
 
 def read_json_body(source: str) -> Any:

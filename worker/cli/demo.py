@@ -42,10 +42,10 @@ from typing import Any
 import click
 import redis
 
-from config.logging import configure_logging
-from config.settings import DEFAULT_REDIS_URL, Settings, env_name, load_settings
-from sandbox.admin import SandboxAdminError
-from worker.errors import CartsyncError
+from cartsync.config.logging import configure_logging
+from cartsync.config.settings import DEFAULT_REDIS_URL, Settings, env_name, load_settings
+from cartsync.sandbox.admin import SandboxAdminError
+from cartsync.worker.errors import CartsyncError
 
 #: Key prefix and queue of everything the demo writes to Redis.
 DEMO_NAMESPACE = "cartsync-demo"
@@ -157,7 +157,7 @@ class Step:
 def checkout_and_updates() -> tuple[dict[str, dict[str, Any]], list[Step], Step]:
     """The orders as checked out, the updates of the five scenarios, and the one seQura
     refuses (its cart grows by more than the 15 % upselling seQura allows)."""
-    from tasks.builders import (
+    from cartsync.tasks.builders import (
         Item,
         cancelled,
         cart_changed,
@@ -227,7 +227,7 @@ def _die_with_parent() -> None:
 
 
 class WorkerChild:
-    """``celery -A worker worker`` as a child process in a process group of its own."""
+    """``celery -A cartsync.worker worker`` as a child process in a process group of its own."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -241,7 +241,7 @@ class WorkerChild:
         env = {k: v for k, v in os.environ.items() if not k.startswith("CARTSYNC_")}
         env.update(settings_env(self.settings))
         command = [
-            sys.executable, "-m", "celery", "-A", "worker", "worker",
+            sys.executable, "-m", "celery", "-A", "cartsync.worker", "worker",
             "--pool", self.settings.worker_pool,
             "--concurrency", str(self.settings.worker_concurrency),
             "--without-gossip", "--without-mingle", "--loglevel", "INFO",
@@ -312,7 +312,7 @@ class WorkerChild:
 
 def delete_demo_keys(client: redis.Redis) -> None:
     """Everything the demo (and Celery, for the demo's queue) wrote to Redis."""
-    from worker.health import queue_keys
+    from cartsync.worker.health import queue_keys
 
     doomed = [*queue_keys(DEMO_NAMESPACE), f"_kombu.binding.{DEMO_NAMESPACE}"]
     doomed += list(client.scan_iter(match=f"{DEMO_NAMESPACE}:*", count=1000))
@@ -352,8 +352,8 @@ class Demo:
         self.say(click.style(text, bold=True))
 
     def run(self) -> None:
-        from sandbox.server import SandboxServer
-        from worker.redisserver import EmbeddedRedis, answers
+        from cartsync.sandbox.server import SandboxServer
+        from cartsync.worker.redisserver import EmbeddedRedis, answers
 
         title = click.style("cartsync demo", bold=True)
         self.say(f"{title}: seQura's Order Update API, end to end")
@@ -397,7 +397,7 @@ class Demo:
         self.cleanups.append(("the worker", self.worker.stop))
         pid = self.worker.start()
         self.say(
-            f"  worker     celery -A worker worker, pid {pid} "
+            f"  worker     celery -A cartsync.worker worker, pid {pid} "
             f"(pool {settings.worker_pool}, concurrency {settings.worker_concurrency})"
         )
         self.wait(self.worker.ready, WORKER_START_S, "the worker to start")
@@ -410,7 +410,7 @@ class Demo:
         for ref, order in orders.items():
             self.say(f"  {ref}  {order_summary(order)}")
 
-        from tasks.producer import Producer
+        from cartsync.tasks.producer import Producer
 
         producer = Producer(settings, client=client)
         self.heading("The shop enqueues the five cart scenarios, and one cart that grew too much")
@@ -441,7 +441,7 @@ class Demo:
 
         self.fix_and_replay(client, settings, admin, refused)
 
-        from worker.cli.status import status
+        from cartsync.worker.cli.status import status
 
         self.heading("All done: nothing queued, waiting or dead")
         if self.command(settings, status, "status") != 0:
@@ -452,7 +452,7 @@ class Demo:
     ) -> None:
         """Find the dead letter, fix its payload, replay it (dry run first) with the same
         ``cartsync dlq`` commands an on-call engineer runs, and wait for its delivery."""
-        from worker.deadletters import AuditNote, DeadLetterStore
+        from cartsync.worker.deadletters import AuditNote, DeadLetterStore
 
         store = DeadLetterStore(client, settings.key_prefix)
         stored = self.parked(client, settings, refused.order_ref)
@@ -496,7 +496,7 @@ class Demo:
         self.say(f"  seQura now holds for {refused.order_ref}: {order_summary(state)}")
 
     def dlq(self, settings: Settings, *args: str, until: str | None = None) -> None:
-        from worker.cli.dlq import dlq
+        from cartsync.worker.cli.dlq import dlq
 
         if self.command(settings, dlq, "dlq", *args, until=until) != 0:
             raise DemoFailed(f"`cartsync dlq {' '.join(args)}` failed")
@@ -525,7 +525,7 @@ class Demo:
 
     @staticmethod
     def parked(client: redis.Redis, settings: Settings, order_ref: str) -> Any:
-        from worker.deadletters import DeadLetterStore, Filters
+        from cartsync.worker.deadletters import DeadLetterStore, Filters
 
         page = DeadLetterStore(client, settings.key_prefix).page(
             Filters(merchant=DEMO_MERCHANT, order_ref=order_ref), limit=1

@@ -32,9 +32,9 @@ from urllib.parse import urlsplit
 import click
 import redis
 
-from config.settings import Settings, load_settings
-from worker import keys
-from worker.deadletters import (
+from cartsync.config.settings import Settings, load_settings
+from cartsync.worker import keys
+from cartsync.worker.deadletters import (
     ID_PATTERN,
     AuditEntry,
     AuditNote,
@@ -47,10 +47,10 @@ from worker.deadletters import (
     replay_update_id,
     status_key,
 )
-from worker.errors import CartsyncError, ConfigurationError
+from cartsync.worker.errors import CartsyncError, ConfigurationError
 
 if TYPE_CHECKING:
-    from tasks.producer import Producer
+    from cartsync.tasks.producer import Producer
 
 #: Letters ``list`` shows per page unless ``--limit`` says otherwise.
 DEFAULT_LIMIT = 50
@@ -187,7 +187,7 @@ class Session:
 
     def producer(self) -> Producer:
         # Imported on use: the schemas and Celery are not needed to list or show letters.
-        from tasks.producer import Producer
+        from cartsync.tasks.producer import Producer
 
         return Producer(self.settings, client=self.client)
 
@@ -597,7 +597,7 @@ def replay(
     only once its update is safely enqueued: an interrupted replay can be run again and
     loses nothing and enqueues nothing twice.
     """
-    from worker.replay import CHUNK, Replayer, replay_in_processes
+    from cartsync.worker.replay import CHUNK, Replayer, replay_in_processes
 
     selection = select(session.store, ids, all_, filters_from(options), "replay")
     count = selection.count()
@@ -700,7 +700,7 @@ def quiet_logging(settings: Settings) -> Settings:
 
     import structlog
 
-    from config.logging import configure_logging
+    from cartsync.config.logging import configure_logging
 
     if "CARTSYNC_LOG_LEVEL" not in os.environ:
         settings = settings.with_overrides(log_level="warning")
@@ -746,7 +746,7 @@ def edit(session: Session, letter_id: str) -> None:
 
     The original payload stays in the letter's history. Replay the letter afterwards.
     """
-    from tasks.producer import order_identity
+    from cartsync.tasks.producer import order_identity
 
     stored = session.store.load(letter_id)
     letter = stored.letter
@@ -813,7 +813,7 @@ def edit(session: Session, letter_id: str) -> None:
 
 def contract_options(settings: Settings, merchant: str) -> frozenset[str]:
     """The merchant's contract options, or none when its account is unknown."""
-    from config.merchants import load_merchants
+    from cartsync.config.merchants import load_merchants
 
     try:
         return load_merchants(settings).get(merchant).options
@@ -832,9 +832,9 @@ def check_payload(
     text: str, identity: tuple[str, str] | None, options: frozenset[str], settings: Settings
 ) -> tuple[Any, list[str], dict[str, list[str]]]:
     """(body, problems, warnings) of an edited payload; no problems means it may be saved."""
-    from tasks.producer import order_identity, with_platform_defaults
-    from tasks.validation import validate_update
-    from worker.errors import InvalidUpdate
+    from cartsync.tasks.producer import order_identity, with_platform_defaults
+    from cartsync.tasks.validation import validate_update
+    from cartsync.worker.errors import InvalidUpdate
 
     try:
         body = json.loads(text)

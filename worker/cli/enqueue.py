@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from worker.cli.common import read_json_body, settings_from_env
-from worker.errors import BrokerUnavailable, ConfigurationError, InvalidUpdate
+from cartsync.worker.cli.common import read_json_body, settings_from_env
+from cartsync.worker.errors import BrokerUnavailable, ConfigurationError, InvalidUpdate
 
 
 @click.command()
@@ -27,7 +27,7 @@ def enqueue(source: str, version: int | None, update_id: str | None, redis_url: 
     Exit status: 0 queued (or already queued), 1 invalid body or unknown merchant,
     2 unreadable input or Redis unreachable.
     """
-    from tasks.producer import Producer
+    from cartsync.tasks.producer import Producer
 
     body = read_json_body(source)
     settings = settings_from_env(redis_url=redis_url)

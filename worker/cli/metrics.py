@@ -8,7 +8,7 @@ from types import FrameType
 
 import click
 
-from worker.cli.common import settings_from_env
+from cartsync.worker.cli.common import settings_from_env
 
 #: Interface the endpoint listens on by default: every one, as exporters do, so that a
 #: Prometheus on another machine can scrape it. The metrics hold counts only, no order data.
@@ -32,8 +32,8 @@ def metrics(host: str, port: int | None, redis_url: str | None) -> None:
     """
     from prometheus_client import start_http_server
 
-    from worker.health import redis_client
-    from worker.metrics import registry_for
+    from cartsync.worker.health import redis_client
+    from cartsync.worker.metrics import registry_for
 
     settings = settings_from_env(redis_url=redis_url)
     chosen = port if port is not None else settings.metrics_port

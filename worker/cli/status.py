@@ -7,8 +7,8 @@ import json
 import click
 import redis
 
-from worker.cli.common import settings_from_env
-from worker.health import format_age, redis_client, take_snapshot, verdict
+from cartsync.worker.cli.common import settings_from_env
+from cartsync.worker.health import format_age, redis_client, take_snapshot, verdict
 
 #: Exit statuses, so that a container or load-balancer health check can act on them.
 EXIT_HEALTHY = 0

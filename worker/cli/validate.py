@@ -19,9 +19,9 @@ from typing import Any, NoReturn
 
 import click
 
-from config.settings import Settings, env_name, load_settings
-from tasks.validation import CONTRACT_OPTIONS, validate_update
-from worker.errors import ConfigurationError, InvalidUpdate
+from cartsync.config.settings import Settings, env_name, load_settings
+from cartsync.tasks.validation import CONTRACT_OPTIONS, validate_update
+from cartsync.worker.errors import ConfigurationError, InvalidUpdate
 
 #: Exit status when the body is invalid.
 EXIT_INVALID = 1
@@ -84,7 +84,7 @@ def _merchant_ref(body: Any) -> str | None:
 
 def _configured_options(settings: Settings, merchant: str | None, body: Any) -> frozenset[str]:
     """The contract options the merchant accounts configuration gives this body's merchant."""
-    from config.merchants import load_merchants  # only needed without --options
+    from cartsync.config.merchants import load_merchants  # only needed without --options
 
     directory = load_merchants(settings)
     if not directory.configured:
