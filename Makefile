@@ -46,7 +46,7 @@ lock: $(STAMP)
 
 # The production path: the wheel, installed from the lock without extras, runs (.ci/install-check).
 install-check: $(STAMP)
-	bash .ci/install-check
+	$(PY) -m cartsync.worker.redisserver -- bash .ci/install-check
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis

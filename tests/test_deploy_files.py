@@ -170,10 +170,14 @@ def test_compose_flower_is_optional():
 
 
 def test_dockerfile_installs_the_project():
-    """The image is built from python:3.11-slim with the project installed by pip."""
+    """The image is built from python:3.11-slim with the wheel and the lock's hashed pins."""
     text = (ROOT / "Dockerfile").read_text(encoding="utf-8")
     assert re.search(r"^FROM python:3\.11-slim$", text, re.MULTILINE)
-    assert re.search(r"^RUN pip install \.", text, re.MULTILINE)
+    assert "uv export --frozen --no-dev --no-emit-project" in text
+    assert re.search(r"^RUN pip install --require-hashes --no-deps -r ", text, re.MULTILINE)
+    assert "pip install --no-deps /tmp/dist/cartsync-*.whl" in text
+    uv_pin = re.search(r"^UV_VERSION := (\S+)$", (ROOT / "Makefile").read_text(), re.MULTILINE)
+    assert uv_pin is not None and f"pip install uv=={uv_pin.group(1)}" in text
     for package in ("config", "tasks", "worker", "sandbox"):
         assert f"COPY {package} " in text, f"the image lacks the {package} package"
 

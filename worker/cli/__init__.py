@@ -47,8 +47,24 @@ class LazyGroup(click.Group):
         return command
 
 
+def _print_versions(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if not value or ctx.resilient_parsing:
+        return
+    from cartsync.worker.versions import version_lines
+
+    click.echo("\n".join(version_lines()))
+    ctx.exit()
+
+
 @click.group(cls=LazyGroup)
-@click.version_option(package_name="cartsync")
+@click.option(
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_print_versions,
+    help="Show the versions of cartsync, celery, kombu, redis-py and Python, and exit.",
+)
 def cli() -> None:
     """cartsync keeps seQura's Order Update API in step with your orders."""
 
