@@ -92,7 +92,8 @@ def decode(
     """The JSON value of ``data``; raises InvalidUpdate naming the path of each problem."""
     size = len(data) if isinstance(data, bytes) else len(data.encode("utf-8", "surrogatepass"))
     if size > max_bytes:
-        raise InvalidUpdate({ROOT: [f"The body is {size} bytes; at most {max_bytes} are accepted."]})
+        limit = f"The body is {size} bytes; at most {max_bytes} are accepted."
+        raise InvalidUpdate({ROOT: [limit]})
     if isinstance(data, bytes):
         try:
             text = data.decode("utf-8")

@@ -22,7 +22,7 @@ def refused(data) -> dict[str, list[str]]:
 @pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity", "1e400", "-1e400"])
 def test_non_finite_numbers_are_refused_by_path(constant: str) -> None:
     """NaN, Infinity and overflowing floats under any key are refused, naming the key's path."""
-    errors = refused('{"order": {"note": %s, "items": [1, %s]}}' % (constant, constant))
+    errors = refused(f'{{"order": {{"note": {constant}, "items": [1, {constant}]}}}}')
     assert errors == {
         "order.note": [codec.NOT_FINITE],
         "order.items.1": [codec.NOT_FINITE],
@@ -31,9 +31,9 @@ def test_non_finite_numbers_are_refused_by_path(constant: str) -> None:
 
 def test_integers_beyond_64_bits_are_refused_without_parsing_them() -> None:
     """A thousand-digit integer and 2**63 are refused; -2**63 and 2**63-1 are kept exactly."""
-    text = '{"a": %s, "b": %d, "c": %d, "d": %d}' % ("9" * 5000, 2**63, 2**63 - 1, -(2**63))
+    text = f'{{"a": {"9" * 5000}, "b": {2**63}, "c": {2**63 - 1}, "d": {-(2**63)}}}'
     assert refused(text) == {"a": [codec.OUT_OF_RANGE], "b": [codec.OUT_OF_RANGE]}
-    assert codec.decode('{"c": %d, "d": %d}' % (2**63 - 1, -(2**63))) == {
+    assert codec.decode(f'{{"c": {2**63 - 1}, "d": {-(2**63)}}}') == {
         "c": 2**63 - 1,
         "d": -(2**63),
     }
@@ -102,7 +102,9 @@ def test_encode_refuses_nan() -> None:
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(codec.MIN_INT, codec.MAX_INT)
     | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(), children, max_size=4)
+    ),
     max_leaves=30,
 )
 
