@@ -41,7 +41,7 @@ def test_instants_are_iso_in_utc_or_a_duration_ago():
 
 @pytest.mark.parametrize("text", ["2h ago", "2h  ago", " 2h ago ", "2H AGO", "1h60m ago"])
 def test_a_duration_may_end_in_ago(text):
-    """"2h ago", the form the runbook and --help show, means two hours before now."""
+    """A duration followed by "ago", as the runbook and --help write it, counts back from now."""
     assert parse_instant(text, 10_000.0) == 2800.0
 
 

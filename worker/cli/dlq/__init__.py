@@ -44,6 +44,15 @@ def dlq() -> None:
 
 
 for _command in (
-    list_letters, stats, show, audit, edit, drop, purge, replay, export_letters, import_letters
+    list_letters,
+    stats,
+    show,
+    audit,
+    edit,
+    drop,
+    purge,
+    replay,
+    export_letters,
+    import_letters,
 ):
     dlq.add_command(_command)
