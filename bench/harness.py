@@ -2,7 +2,8 @@
 
 - :class:`SandboxProcess`: ``python -m cartsync.sandbox`` on a free loopback port, with faults;
 - :class:`WorkerProcess`: ``celery -A <app> worker`` with an environment, its log in a file,
-  its CPU time read with psutil (children included, for the prefork pool);
+  its CPU time read with psutil (children included, for the prefork pool); the process
+  handling is cartsync's own (worker/processes.py), shared with the demo and the tests;
 - :func:`own_redis`: an embedded Redis of the run's own, so that the Redis a developer runs
   (and the test suite uses) is neither disturbed nor measured.
 
@@ -14,10 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 import platform
-import signal
-import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,10 +25,9 @@ import psutil  # type: ignore[import-untyped]  # no stubs among the dependencies
 import redis
 
 from cartsync.sandbox.admin import SandboxAdmin
+from cartsync.worker import processes
+from cartsync.worker.processes import ChildProcess
 from cartsync.worker.redisserver import EmbeddedRedis, free_port
-
-# The same polling and log parsing as the tests (bench already borrows their example bodies).
-from tests.support import json_events, wait_for
 
 #: Seconds a worker or the sandbox may take to come up.
 START_TIMEOUT_S = 30.0
@@ -95,61 +92,7 @@ def process_cpu_s(pid: int) -> float:
         return 0.0
 
 
-class _Child:
-    """A child process in its own session, its output in a log file."""
-
-    def __init__(self, name: str) -> None:
-        fd, path = tempfile.mkstemp(prefix=f"cartsync-{name}-", suffix=".log")
-        os.close(fd)
-        self.log_path = Path(path)
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def _spawn(self, args: list[str], env: dict[str, str]) -> None:
-        with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(
-                args, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-            )
-
-    @property
-    def pid(self) -> int:
-        assert self.process is not None, "not started"
-        return self.process.pid
-
-    @property
-    def running(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
-    def cpu_s(self) -> float:
-        return process_cpu_s(self.pid) if self.running else 0.0
-
-    def log_text(self) -> str:
-        return self.log_path.read_text(encoding="utf-8", errors="replace")
-
-    def kill(self) -> None:
-        """SIGKILL the process group, as a crash would."""
-        if self.process is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
-            self.process = None
-
-    def stop(self, timeout: float = 15.0) -> None:
-        """SIGTERM, then SIGKILL if it has not ended within ``timeout`` seconds."""
-        if self.process is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.kill()
-            self.process = None
-
-    def remove_log(self) -> None:
-        with contextlib.suppress(OSError):
-            self.log_path.unlink()
-
-
-class SandboxProcess(_Child):
+class SandboxProcess(ChildProcess):
     """``python -m cartsync.sandbox`` with one merchant account, auto-creating orders."""
 
     def __init__(self, **faults: Any) -> None:
@@ -167,14 +110,18 @@ class SandboxProcess(_Child):
         args += ["--account", f"{MERCHANT}:{USERNAME}:{PASSWORD}"]
         for name, value in self.faults.items():
             args += [f"--{name.replace('_', '-')}", str(value)]
-        self._spawn(args, dict(os.environ))
+        self.spawn(args, dict(os.environ))
         self.admin = SandboxAdmin(self.url)
         self.admin.wait_ready(START_TIMEOUT_S)
         return self
 
+    def cpu_s(self) -> float:
+        return process_cpu_s(self.pid) if self.running else 0.0
 
-class WorkerProcess(_Child):
-    """``celery -A <app> worker`` (cartsync's ``worker`` app, or the naive one)."""
+
+class WorkerProcess(processes.WorkerProcess):
+    """``celery -A <app> worker`` (cartsync's ``worker`` app, or the naive one), 32 threads
+    unless told otherwise, under a node name of its own at every start."""
 
     def __init__(
         self,
@@ -187,35 +134,18 @@ class WorkerProcess(_Child):
         loglevel: str = "INFO",
         name: str = "worker",
     ) -> None:
-        super().__init__(name)
-        self.env = env
-        self.app, self.pool, self.concurrency = app, pool, concurrency
-        self.queue, self.loglevel = queue, loglevel
-        self.starts = 0
+        super().__init__(
+            env, app=app, pool=pool, concurrency=concurrency, queue=queue, loglevel=loglevel,
+            name=name,
+        )  # fmt: skip
 
-    def start(self, *, wait: bool = True) -> WorkerProcess:
-        offset = self.log_path.stat().st_size
-        args = [sys.executable, "-m", "celery", "-A", self.app, "worker"]
-        args += ["--pool", self.pool, "--concurrency", str(self.concurrency)]
-        args += ["--without-gossip", "--without-mingle", "--loglevel", self.loglevel]
-        args += ["--hostname", f"{self.app}-{os.getpid()}-{id(self)}-{self.starts}@%h"]
-        if self.queue:
-            args += ["--queues", self.queue]
-        self.starts += 1
-        self._spawn(args, self.env)
-        if wait:
-            wait_for(
-                lambda: " ready." in self.log_text()[offset:] or not self.running,
-                timeout=START_TIMEOUT_S,
-                what=f"{self.app} worker to start",
-            )
-            if not self.running:
-                raise RuntimeError(f"the {self.app} worker exited:\n{self.log_text()[-3000:]}")
-        return self
+    def command(self) -> list[str]:
+        node = f"{self.app}-{os.getpid()}-{id(self)}-{self.starts}@%h"
+        return [*super().command(), "--hostname", node]
 
-    def events(self, event: str = "order_update") -> list[dict[str, Any]]:
-        """The JSON log events named ``event``, in the order written."""
-        return json_events(self.log_text(), event)
+    def cpu_s(self) -> float:
+        """CPU seconds of the worker and its pool's processes so far; 0 once it is stopped."""
+        return process_cpu_s(self.pid) if self.running else 0.0
 
 
 def cartsync_env(redis_url: str, sandbox_url: str, **extra: str) -> dict[str, str]:

@@ -17,6 +17,7 @@ import redis
 from cartsync.config.settings import Settings
 from cartsync.worker.deadletters import DeadLetterStore, Reason, id_time
 from cartsync.worker.schedule import Schedule
+from cartsync.worker.timefmt import format_age
 
 #: Priority steps of kombu's Redis transport: a queue with priorities set is stored as the
 #: plain list plus one list per non-zero step, named ``{queue}\x06\x16{step}``.
@@ -104,18 +105,3 @@ def verdict(snapshot: Snapshot, max_dead_age_s: float) -> str | None:
             f"longer than {format_age(max_dead_age_s)}"
         )
     return None
-
-
-def format_age(seconds: float) -> str:
-    """A short human duration: ``45s``, ``12m 05s``, ``3h 07m``, ``2d 04h``."""
-    whole = int(seconds)
-    if whole < 60:
-        return f"{whole}s"
-    minutes, secs = divmod(whole, 60)
-    if minutes < 60:
-        return f"{minutes}m {secs:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 24:
-        return f"{hours}h {minutes:02d}m"
-    days, hours = divmod(hours, 24)
-    return f"{days}d {hours:02d}h"

@@ -18,24 +18,18 @@ with two things fixed by the letter:
   ``enqueued`` or ``duplicate``. So a replay killed at any point and run again finds the
   letter still there, gets ``duplicate`` if it had been enqueued, and only removes it.
   Editing bumps the revision, so an edited payload is a new update.
+
+Many letters at once are replayed in several processes by worker/replay_pool.py, each
+running this same protocol.
 """
 
 from __future__ import annotations
 
-import multiprocessing
-import os
-import queue
-import signal
-import sys
 import time
-import zlib
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import astuple, dataclass
+from dataclasses import dataclass
 from typing import Any
 
-import redis
-
-from cartsync.config.settings import Settings
 from cartsync.tasks.producer import Producer, order_identity, with_platform_defaults
 from cartsync.tasks.validation import validate_update
 from cartsync.worker import keys
@@ -46,10 +40,13 @@ from cartsync.worker.deadletters import (
     Stored,
     replay_update_id,
 )
-from cartsync.worker.errors import CartsyncError, DeadLetterNotFound, InvalidUpdate, UnknownMerchant
+from cartsync.worker.errors import DeadLetterNotFound, InvalidUpdate, UnknownMerchant
 
 #: Validation messages quoted when a replay fails on an invalid payload.
 QUOTED_ERRORS = 3
+#: Letters replayed per batch (one round trip takes the replayed ones out of the store), and
+#: letter ids sent to a replay process at a time.
+CHUNK = 50
 
 
 @dataclass(frozen=True)
@@ -298,156 +295,3 @@ def _invalid(exc: InvalidUpdate) -> str:
     lines = exc.lines()
     more = f" (and {len(lines) - QUOTED_ERRORS} more)" if len(lines) > QUOTED_ERRORS else ""
     return "invalid payload: " + "; ".join(lines[:QUOTED_ERRORS]) + more
-
-
-# -- many letters at once ----------------------------------------------------------------------
-#
-# Validation and publishing cost about a millisecond of CPU per letter, in Python, so a bulk
-# replay runs in worker processes. Letters of one order always go to the same process, in
-# the order they were listed, so that forced replays of one order never race each other.
-# Each process is an ordinary producer: the per-letter protocol above is what makes killing
-# any of them at any moment safe.
-
-#: Letter ids sent to a replay process at a time.
-CHUNK = 50
-#: Letters handed out but not yet reported, at most, per process (bounds memory, keeps the
-#: progress bar honest).
-IN_FLIGHT_PER_PROCESS = 400
-#: Seconds between checks that the other side of a queue is still alive.
-POLL_S = 1.0
-
-
-def partition(letter: DeadLetter, processes: int) -> int:
-    """Which replay process handles this letter: the same for every letter of an order."""
-    return zlib.crc32(f"{letter.merchant}\0{letter.order_ref}".encode()) % processes
-
-
-def replay_in_processes(
-    letters: Iterable[Stored],
-    *,
-    settings: Settings,
-    by: str,
-    run: str,
-    force: bool,
-    processes: int,
-    on_result: Callable[[Result], None],
-    pace: Callable[[], None] | None = None,
-) -> None:
-    """Replay ``letters`` in ``processes`` child processes, reporting each Result.
-
-    Raises CartsyncError when a process cannot go on (Redis gone, no merchant accounts).
-    Interrupting this (Ctrl-C) stops the children wherever they are, which is safe.
-    """
-    ctx = multiprocessing.get_context("spawn")
-    results: Any = ctx.Queue()
-    inboxes: list[Any] = [ctx.Queue() for _ in range(processes)]
-    children = [
-        ctx.Process(
-            target=_replay_process,
-            args=(settings, by, run, force, inbox, results, os.getpid()),
-            name=f"cartsync-replay-{n}",
-            daemon=True,
-        )
-        for n, inbox in enumerate(inboxes)
-    ]
-    for child in children:
-        child.start()
-    # Paced, letters go out one by one so that the pace is the replay's pace.
-    chunk = CHUNK if pace is None else 1
-    pending: list[list[str]] = [[] for _ in inboxes]
-    sent = received = finished = 0
-
-    def collect(block: bool) -> bool:
-        nonlocal received, finished
-        try:
-            kind, value = results.get(timeout=POLL_S) if block else results.get_nowait()
-        except queue.Empty:
-            if block:
-                # A child's last words are in the queue before it is seen to exit: look at
-                # the dead first, then read what is left, then count.
-                dead = sum(1 for child in children if not child.is_alive())
-                while collect(block=False):
-                    pass
-                if dead > finished:
-                    raise CartsyncError(
-                        "a replay process stopped unexpectedly; run the same command again "
-                        "(nothing is lost or sent twice)"
-                    ) from None
-            return False
-        if kind == "result":
-            received += 1
-            on_result(Result(*value))
-        elif kind == "done":
-            finished += 1
-        else:
-            raise CartsyncError(value)
-        return True
-
-    try:
-        for stored in letters:
-            if pace is not None:
-                pace()
-            k = partition(stored.letter, processes)
-            pending[k].append(stored.letter.id)
-            if len(pending[k]) >= chunk:
-                inboxes[k].put(pending[k])
-                sent += len(pending[k])
-                pending[k] = []
-            while collect(block=False):
-                pass
-            while sent - received > IN_FLIGHT_PER_PROCESS * processes:
-                collect(block=True)
-        for k, ids in enumerate(pending):
-            if ids:
-                inboxes[k].put(ids)
-        for inbox in inboxes:
-            inbox.put(None)
-        while finished < processes:
-            collect(block=True)
-    finally:
-        for child in children:
-            if child.is_alive():
-                child.terminate()
-        for child in children:
-            child.join(timeout=10)
-
-
-def _replay_process(
-    settings: Settings,
-    by: str,
-    run: str,
-    force: bool,
-    inbox: Any,
-    results: Any,
-    parent_pid: int,
-) -> None:
-    """One replay process: replays the ids it is sent until told to stop or orphaned."""
-    # Ctrl-C reaches the whole process group; the parent decides and stops the children.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    from cartsync.config.logging import configure_logging
-
-    configure_logging(settings, stream=sys.stderr)
-    client = redis.Redis.from_url(settings.redis_url)
-    store = DeadLetterStore(client, settings.key_prefix)
-    replayer = Replayer(store, Producer(settings, client=client), by=by, run=run, force=force)
-    try:
-        while True:
-            try:
-                ids = inbox.get(timeout=POLL_S)
-            except queue.Empty:
-                if os.getppid() != parent_pid:
-                    return  # the parent died; what it handed out but we did not take stays
-                continue
-            if ids is None:
-                results.put(("done", None))
-                return
-            loaded = store.load_many(ids)
-            for letter_id, stored in zip(ids, loaded, strict=True):
-                if stored is None:
-                    results.put(("result", astuple(Result(letter_id, "skipped", "gone meanwhile"))))
-            for result in replayer.replay_many(s for s in loaded if s is not None):
-                results.put(("result", astuple(result)))
-    except CartsyncError as exc:
-        results.put(("error", str(exc)))
-    except redis.RedisError as exc:
-        results.put(("error", f"Redis failed during the replay ({type(exc).__name__})"))

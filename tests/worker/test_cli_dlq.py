@@ -12,7 +12,6 @@ import pytest
 from click.testing import CliRunner
 
 from cartsync.worker.cli import cli
-from cartsync.worker.cli.dlq import format_age, parse_duration, parse_instant
 from cartsync.worker.deadletters import DeadLetterStore, Filters, replay_update_id
 from tests.examples import two_item_body
 from tests.support import wait_for
@@ -71,51 +70,6 @@ def assert_one_line_error(result, code, *needles):
         assert needle in message[0]
 
 
-# -- pure parsing helpers ----------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("text", "seconds"),
-    [
-        ("30s", 30),
-        ("15m", 900),
-        ("2h", 7200),
-        ("7d", 7 * DAY),
-        ("1w", 7 * DAY),
-        ("1d12h", 1.5 * DAY),
-        ("1.5h", 5400),
-    ],
-)
-def test_durations_parse(text, seconds):
-    """Durations combine s, m, h, d and w units."""
-    assert parse_duration(text) == seconds
-
-
-@pytest.mark.parametrize("text", ["", "7", "d7", "7 days", "1h-", "-2h"])
-def test_bad_durations_are_refused(text):
-    """Anything but number-unit pairs is a ValueError."""
-    with pytest.raises(ValueError, match="duration"):
-        parse_duration(text)
-
-
-def test_instants_are_iso_in_utc_or_a_duration_ago():
-    """A naive ISO time is UTC, an offset is honoured, and a duration counts back from now."""
-    assert parse_instant("2024-05-01", 0) == 1714521600.0
-    assert parse_instant("2024-05-01T02:00:00+02:00", 0) == 1714521600.0
-    assert parse_instant("2024-05-01T00:00Z", 0) == 1714521600.0
-    assert parse_instant("2h", 10_000.0) == 2800.0
-
-
-def test_ages_are_short():
-    """Ages show the two largest units at most."""
-    assert [format_age(s) for s in (5, 125, 3 * 3600 + 300, 2 * DAY + 7200)] == [
-        "5s",
-        "2m",
-        "3h 5m",
-        "2d 2h",
-    ]
-
-
 # -- list, show, stats -------------------------------------------------------------------------
 
 
@@ -146,7 +100,7 @@ def test_list_is_a_table_newest_first(dlq, store):
         "Service",
     ]
     assert "upstream" not in lines[1]  # first line of the error only
-    assert lines[2].split()[:3] == [old.id, "2h", "0m"]
+    assert lines[2].split()[:3] == [old.id, "2h", "00m"]
     assert "Invalid data: In shipped_cart" in lines[2]
 
 
@@ -256,6 +210,15 @@ def test_unknown_id_is_one_line(dlq, store):
         assert_one_line_error(result, 1, "1700000000000-deadbeef")
 
 
+def test_since_takes_the_ago_form_the_help_shows(dlq, store):
+    """--since "2h ago" keeps the letters that died in the last two hours."""
+    park(store, order_ref="OLD-1", dead_at=time.time() - 3 * 3600)
+    recent = park(store, order_ref="NEW-1", dead_at=time.time() - 600)
+    result = dlq("list", "--json", "--since", "2h ago")
+    assert result.exit_code == 0, result.output
+    assert [json.loads(line)["id"] for line in result.stdout.splitlines()] == [recent.id]
+
+
 def test_show_has_everything_and_the_payload_pretty_printed(dlq, store):
     """show prints the letter's facts, errors, attempts, history and indented payload."""
     letter = park(store, merchant="shop1", order_ref="S-1", version=3)
@@ -298,7 +261,7 @@ def test_stats_counts_and_oldest_age(dlq, store):
     assert 3 * DAY < data["oldest_age_s"] < 3 * DAY + 600
     text = dlq("stats").output
     assert "Dead letters: 3" in text
-    assert "(3d 0h old)" in text
+    assert "(3d 00h old)" in text
 
 
 # -- replay ------------------------------------------------------------------------------------
@@ -564,6 +527,15 @@ def test_import_reads_standard_input(dlq, store, redis_client):
     result = dlq("import", "-", input=exported)
     assert "Imported 1 letter(s); 0 already present." in result.output
     assert [s.letter.order_ref for s in store.scan(Filters())] == ["IN-1"]
+
+
+def test_import_accepts_a_byte_order_mark(dlq, store, tmp_path):
+    """A file of letters saved with a UTF-8 byte order mark imports like one without."""
+    source = tmp_path / "letters.jsonl"
+    source.write_text(make_letter(order_ref="BOM-1").to_json() + "\n", encoding="utf-8-sig")
+    result = dlq("import", str(source))
+    assert result.exit_code == 0, result.output
+    assert [s.letter.order_ref for s in store.scan(Filters())] == ["BOM-1"]
 
 
 def test_import_names_a_bad_line_and_imports_nothing(dlq, store, tmp_path):

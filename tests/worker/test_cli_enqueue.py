@@ -67,6 +67,14 @@ def test_not_json_is_a_usage_error(run):
     assert "is not JSON" in result.output
 
 
+def test_a_byte_order_mark_before_the_body_is_accepted(run, tmp_path, redis_client, settings):
+    """A file starting with a UTF-8 byte order mark is read as validate reads it: queued."""
+    path = tmp_path / "order.json"
+    path.write_text(json.dumps(two_item_body()), encoding="utf-8-sig")
+    assert run(str(path)).exit_code == 0
+    assert queue_length(redis_client, settings) == 1
+
+
 def test_unreachable_redis_exits_2_with_one_line(run):
     """With Redis down: exit 2, one line, and the password in the URL is not shown."""
     result = run("-", input=json.dumps(two_item_body()),

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from cartsync.worker.cli.status import status
 from cartsync.worker.deadletters import DeadLetter, DeadLetterStore
-from cartsync.worker.health import Snapshot, format_age, queue_keys, take_snapshot, verdict
+from cartsync.worker.health import Snapshot, queue_keys, take_snapshot, verdict
 from cartsync.worker.schedule import Schedule, member_of
 
 
@@ -146,19 +146,3 @@ def test_verdict_only_fails_on_old_dead_letters():
         "dead letter 1700000000000-00000000 has waited 1m 01s, longer than 1m 00s"
     )
     assert verdict(old, 61) is None
-
-
-@pytest.mark.parametrize(
-    ("seconds", "text"),
-    [
-        (0, "0s"),
-        (59.9, "59s"),
-        (60, "1m 00s"),
-        (3599, "59m 59s"),
-        (3600, "1h 00m"),
-        (86400 + 3 * 3600, "1d 03h"),
-    ],
-)
-def test_format_age(seconds, text):
-    """Ages read as seconds, minutes, hours or days with the next unit beside them."""
-    assert format_age(seconds) == text

@@ -117,6 +117,15 @@ def test_dash_reads_standard_input():
     assert result.stdout.startswith("valid")
 
 
+def test_a_byte_order_mark_before_the_body_is_accepted(tmp_path):
+    """A file starting with a UTF-8 byte order mark validates like the same file without."""
+    path = tmp_path / "body.json"
+    path.write_text(json.dumps(two_item_body()), encoding="utf-8-sig")
+    result = run(["validate", str(path)])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("valid")
+
+
 def test_a_missing_file_exits_2_with_one_line(tmp_path):
     """A file that does not exist is one line naming it, exit 2."""
     missing = str(tmp_path / "nope.json")

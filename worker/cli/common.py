@@ -1,35 +1,83 @@
-"""Helpers shared by the CLI's commands: reading a JSON body, settings with overrides."""
+"""Helpers shared by the CLI's commands: reading JSON, settings with overrides, Redis timeout.
+
+Every command that reads JSON from a person (``validate``, ``enqueue``, ``dlq edit``,
+``dlq import``) reads it by the same rule, :func:`loads_json`: UTF-8, a leading byte order
+mark accepted and dropped (editors on Windows write one), standard JSON only (no ``NaN`` or
+``Infinity``, which seQura would refuse), and a nesting too deep to parse reported, not
+raised as a RecursionError.
+"""
 
 from __future__ import annotations
 
 import json
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
 from cartsync.config.settings import Settings, load_settings
 from cartsync.worker.errors import ConfigurationError
 
+#: Seconds a command waits for Redis before calling it unreachable. A person is waiting, and
+#: a bulk command's round trips carry hundreds of letters. (The producer and the status and
+#: metrics reads keep their own, shorter, timeouts: tasks/producer.py and worker/health.py.)
+REDIS_TIMEOUT_S = 10.0
 
-def read_json_body(source: str) -> Any:
-    """The JSON in file ``source`` (``-`` for standard input); a usage error (exit 2) otherwise."""
+#: The byte order mark some editors put at the start of a UTF-8 file.
+BOM = "\ufeff"
+
+
+class UnreadableJson(ValueError):
+    """A file or text holds no JSON the commands accept; the message says why, in one line."""
+
+
+def loads_json(text: str) -> Any:
+    """The JSON value in ``text``; UnreadableJson (a ValueError) when there is none."""
+    try:
+        return json.loads(text.removeprefix(BOM), parse_constant=_refuse_constant)
+    except json.JSONDecodeError as exc:
+        # json names the line and column, never the content.
+        raise UnreadableJson(f"{exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except ValueError as exc:
+        raise UnreadableJson(str(exc)) from None
+    except RecursionError:
+        raise UnreadableJson("it nests too deeply to be an Order Update body") from None
+
+
+def _refuse_constant(name: str) -> NoReturn:
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def read_json(source: str) -> Any:
+    """The JSON in file ``source`` (``-`` for standard input), by the rule of :func:`loads_json`.
+
+    Raises UnreadableJson with one line naming the source: unreadable, not UTF-8, not JSON.
+    """
+    name = "standard input" if source == "-" else source
     try:
         if source == "-":
-            text = sys.stdin.read()
+            raw = sys.stdin.buffer.read()
         else:
-            with open(source, encoding="utf-8") as handle:
-                text = handle.read()
+            with open(source, "rb") as handle:
+                raw = handle.read()
     except OSError as exc:
-        raise click.UsageError(f"cannot read {source}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise click.UsageError(f"{source} is not UTF-8 text") from None
+        raise UnreadableJson(f"cannot read {name}: {exc.strerror or exc}") from None
     try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise click.UsageError(
-            f"{source} is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-        ) from None
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UnreadableJson(f"{name} is not UTF-8 text") from None
+    try:
+        return loads_json(text)
+    except UnreadableJson as exc:
+        raise UnreadableJson(f"{name} is not JSON: {exc}") from None
+
+
+def read_json_body(source: str) -> Any:
+    """:func:`read_json` for a command's FILE argument: a usage error (exit 2) otherwise."""
+    try:
+        return read_json(source)
+    except UnreadableJson as exc:
+        raise click.UsageError(str(exc)) from None
 
 
 def settings_from_env(**overrides: Any) -> Settings:

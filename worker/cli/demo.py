@@ -11,7 +11,7 @@ Decisions:
 
 - In a Redis of the user's own, everything the demo writes lives under the key prefix and
   queue ``cartsync-demo`` (never ``cartsync``'s), and is deleted at the start and at the end.
-- The worker and everything in this process get their settings from :func:`demo_settings`
+- The worker and everything in this process get their settings from ``demo_settings``
   alone, not from the environment (only ``CARTSYNC_REDIS_URL`` is read), so a production
   configuration in the shell cannot send demo orders anywhere but the local sandbox.
 - Whatever ends the demo (success, failure, Ctrl-C, SIGTERM), the worker's process group, the
@@ -22,20 +22,13 @@ Decisions:
 from __future__ import annotations
 
 import contextlib
-import copy
-import ctypes
 import dataclasses
-import json
 import os
 import signal
-import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, fields
-from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -43,287 +36,41 @@ import click
 import redis
 
 from cartsync.config.logging import configure_logging
-from cartsync.config.settings import DEFAULT_REDIS_URL, Settings, env_name, load_settings
+from cartsync.config.settings import DEFAULT_REDIS_URL, Settings, env_name
 from cartsync.sandbox.admin import SandboxAdminError
+from cartsync.worker.cli.demo_orders import (
+    DEMO_MERCHANT,
+    DEMO_PASSWORD,
+    DEMO_USER,
+    Step,
+    cart_summary,
+    checkout_and_updates,
+    describe_event,
+    order_summary,
+    without_item,
+)
+from cartsync.worker.cli.demo_setup import (
+    DEMO_NAMESPACE,
+    delete_demo_keys,
+    demo_settings,
+    settings_env,
+    worker_env,
+)
 from cartsync.worker.errors import CartsyncError
+from cartsync.worker.processes import WorkerProcess
+from cartsync.worker.urls import safe_url
 
-#: Key prefix and queue of everything the demo writes to Redis.
-DEMO_NAMESPACE = "cartsync-demo"
-#: The merchant the demo's orders belong to, and its API account at the sandbox.
-DEMO_MERCHANT = "demo-shop"
-DEMO_USER = "demo-shop-api"
-DEMO_PASSWORD = "demo-password"  # noqa: S105  (the local sandbox's made-up account)
 #: Seconds to wait for the worker to start, and for updates to reach their outcome.
 WORKER_START_S = 45.0
 OUTCOME_WAIT_S = 30.0
 #: Seconds the worker gets to finish a warm shutdown before it is killed.
 WORKER_STOP_S = 10.0
 
-#: Settings of the demo: quick retries and polling, so that nothing waits long.
-DEMO_OVERRIDES: dict[str, Any] = {
-    "key_prefix": DEMO_NAMESPACE,
-    "queue": DEMO_NAMESPACE,
-    "sequra_username": DEMO_USER,
-    "sequra_password": DEMO_PASSWORD,
-    "merchants_file": "",
-    "contract_options": "",
-    "retry_base_s": 0.2,
-    "retry_cap_s": 2.0,
-    "retry_max_attempts": 5,
-    "retry_min_window_s": 0.0,
-    "scheduler_interval_s": 0.1,
-    "scheduler_lease_s": 5.0,
-    "connect_timeout_s": 1.0,
-    "read_timeout_s": 5.0,
-    "lock_ttl_s": 10.0,
-    "visibility_timeout_s": 60.0,
-    "worker_pool": "threads",
-    "worker_concurrency": 4,
-    "log_format": "json",
-    "log_level": "info",
-}
-
-
-def demo_settings(redis_url: str, sandbox_url: str) -> Settings:
-    """The demo's settings: defaults, :data:`DEMO_OVERRIDES`, this Redis and this sandbox."""
-    return load_settings({}).with_overrides(
-        **DEMO_OVERRIDES, redis_url=redis_url, sequra_url=sandbox_url
-    )
-
-
-def settings_env(settings: Settings) -> dict[str, str]:
-    """``settings`` as the ``CARTSYNC_*`` variables that make a child process read them back."""
-    env = {}
-    for f in fields(settings):
-        value = getattr(settings, f.name)
-        if isinstance(value, bool):
-            value = "true" if value else "false"
-        env[env_name(f.name)] = str(value)
-    return env
-
-
-def money(cents: int, currency: str = "EUR") -> str:
-    return f"{cents / 100:.2f} {currency}"
-
-
-def cart_summary(cart: dict[str, Any] | None) -> str:
-    """``[shirt M + 2x jacket] 154.50 EUR`` for a cart of the API body; ``nothing`` when empty."""
-    if not cart or not cart.get("items"):
-        return "nothing"
-    names = []
-    for item in cart["items"]:
-        quantity = int(item.get("quantity", 1))
-        names.append(f"{quantity}x {item.get('name')}" if quantity != 1 else str(item.get("name")))
-    total = money(int(cart["order_total_with_tax"]), cart.get("currency", "EUR"))
-    return f"[{' + '.join(names)}] {total}"
-
-
-def order_summary(state: dict[str, Any] | None) -> str:
-    """What seQura holds for an order, in one line."""
-    if state is None:
-        return "nothing"
-    text = (
-        f"shipped {cart_summary(state.get('shipped_cart'))}; "
-        f"unshipped {cart_summary(state.get('unshipped_cart'))}"
-    )
-    if state.get("cancellation_reason"):
-        text += f"; cancelled ({state['cancellation_reason']})"
-    return text
-
-
-def describe_event(event: dict[str, Any]) -> str:
-    """One worker ``order_update`` event as a line of the demo."""
-    outcome = str(event.get("outcome"))
-    detail = []
-    if event.get("status") is not None:
-        detail.append(f"HTTP {event['status']}")
-    if event.get("reason"):
-        detail.append(str(event["reason"]))
-    if event.get("duration_ms") is not None:
-        detail.append(f"{float(event['duration_ms']):.0f} ms")
-    shown = f" ({', '.join(detail)})" if detail else ""
-    return f"{event.get('order_ref')} v{event.get('version')}: {outcome}{shown}"
-
-
-@dataclass(frozen=True)
-class Step:
-    """One update the demo enqueues: which scenario, for which order, and the body."""
-
-    scenario: str
-    order_ref: str
-    body: dict[str, Any]
-
-
-def checkout_and_updates() -> tuple[dict[str, dict[str, Any]], list[Step], Step]:
-    """The orders as checked out, the updates of the five scenarios, and the one seQura
-    refuses (its cart grows by more than the 15 % upselling seQura allows)."""
-    from cartsync.tasks.builders import (
-        Item,
-        cancelled,
-        cart_changed,
-        fully_shipped,
-        order_body,
-        partial_return,
-        partially_shipped,
-    )
-
-    shirt, jacket = Item("shirt-M", "shirt M", 1250), Item("jacket", "jacket", 7100)
-    shirt_xl, coat = Item("shirt-XL", "shirt XL", 1250), Item("coat", "wool coat", 8900)
-    m = DEMO_MERCHANT
-
-    def checkout(ref: str, *items: Item) -> dict[str, Any]:
-        order: dict[str, Any] = order_body(merchant=m, order_ref=ref, unshipped=items)["order"]
-        return order
-
-    orders = {
-        "DEMO-1001": checkout("DEMO-1001", shirt, jacket),
-        "DEMO-1002": checkout("DEMO-1002", shirt, jacket),
-        "DEMO-1003": checkout("DEMO-1003", shirt, jacket),
-        "DEMO-1004": checkout("DEMO-1004", shirt, jacket),
-        "DEMO-1005": checkout("DEMO-1005", shirt, jacket),
-        "DEMO-1006": checkout("DEMO-1006", shirt, jacket),
-    }
-    steps = [
-        Step("full shipment", "DEMO-1001",
-             fully_shipped(merchant=m, order_ref="DEMO-1001", items=[shirt, jacket])),
-        Step("partial shipment", "DEMO-1002",
-             partially_shipped(merchant=m, order_ref="DEMO-1002", shipped=[jacket],
-                               unshipped=[shirt])),
-        Step("full shipment", "DEMO-1003",
-             fully_shipped(merchant=m, order_ref="DEMO-1003", items=[shirt, jacket])),
-        Step("partial return", "DEMO-1003",
-             partial_return(merchant=m, order_ref="DEMO-1003", kept=[jacket])),
-        Step("cancellation", "DEMO-1004",
-             cancelled(merchant=m, order_ref="DEMO-1004", reason="customer_cancel")),
-        Step("cart update", "DEMO-1005",
-             cart_changed(merchant=m, order_ref="DEMO-1005", unshipped=[shirt_xl, jacket])),
-    ]  # fmt: skip
-    refused = Step(
-        "cart update, +107 %",
-        "DEMO-1006",
-        cart_changed(merchant=m, order_ref="DEMO-1006", unshipped=[shirt_xl, jacket, coat]),
-    )
-    return orders, steps, refused
-
-
-def without_item(body: dict[str, Any], reference: str) -> dict[str, Any]:
-    """``body`` with the item ``reference`` taken out of its carts, totals recomputed."""
-    fixed = copy.deepcopy(body)
-    for name in ("unshipped_cart", "shipped_cart"):
-        cart = fixed["order"][name]
-        cart["items"] = [i for i in cart["items"] if i.get("reference") != reference]
-        cart["order_total_with_tax"] = sum(int(i["total_with_tax"]) for i in cart["items"])
-    return fixed
-
-
-# -- processes ---------------------------------------------------------------------------------
-
-
-def _die_with_parent() -> None:
-    """In the child, before exec: ask Linux to SIGTERM it when the demo dies (even by kill -9)."""
-    with contextlib.suppress(Exception):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # 1 is PR_SET_PDEATHSIG
-
-
-class WorkerChild:
-    """``celery -A cartsync.worker worker`` as a child process in a process group of its own."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        handle, name = tempfile.mkstemp(prefix="cartsync-demo-worker-", suffix=".log")
-        os.close(handle)
-        self.log_path = Path(name)
-        self.process: subprocess.Popen[bytes] | None = None
-        self._offset = 0
-
-    def start(self) -> int:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CARTSYNC_")}
-        env.update(settings_env(self.settings))
-        command = [
-            sys.executable, "-m", "celery", "-A", "cartsync.worker", "worker",
-            "--pool", self.settings.worker_pool,
-            "--concurrency", str(self.settings.worker_concurrency),
-            "--without-gossip", "--without-mingle", "--loglevel", "INFO",
-            "--hostname", f"demo-{uuid.uuid4().hex[:6]}@%h",
-        ]  # fmt: skip
-        with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(
-                command,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
-            )
-        return self.process.pid
-
-    def log_text(self) -> str:
-        return self.log_path.read_text(encoding="utf-8", errors="replace")
-
-    def running(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
-    def ready(self) -> bool:
-        return " ready." in self.log_text()
-
-    def new_events(self) -> list[dict[str, Any]]:
-        """``order_update`` events logged since the last call."""
-        with open(self.log_path, "rb") as log:
-            log.seek(self._offset)
-            chunk = log.read()
-        complete = chunk[: chunk.rfind(b"\n") + 1]
-        self._offset += len(complete)
-        events = []
-        for line in complete.decode("utf-8", errors="replace").splitlines():
-            if not line.startswith("{"):
-                continue
-            try:
-                record = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(record, dict) and record.get("event") == "order_update":
-                events.append(record)
-        return events
-
-    def stop(self) -> None:
-        """Warm shutdown of the whole process group, then SIGKILL if it lingers."""
-        if self.process is None:
-            return
-        pid = self.process.pid
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=WORKER_STOP_S)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pid, signal.SIGKILL)
-            self.process.wait()
-        # Threads of the pool run in the same process; anything else left in the group goes too.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, signal.SIGKILL)
-        self.process = None
-
-    def remove_log(self) -> None:
-        with contextlib.suppress(OSError):
-            self.log_path.unlink()
-
-
-def delete_demo_keys(client: redis.Redis) -> None:
-    """Everything the demo (and Celery, for the demo's queue) wrote to Redis."""
-    from cartsync.worker.health import queue_keys
-
-    doomed = [*queue_keys(DEMO_NAMESPACE), f"_kombu.binding.{DEMO_NAMESPACE}"]
-    doomed += list(client.scan_iter(match=f"{DEMO_NAMESPACE}:*", count=1000))
-    for start in range(0, len(doomed), 500):
-        client.delete(*doomed[start : start + 500])
-
 
 # -- the demo ----------------------------------------------------------------------------------
 
 
-class DemoFailed(Exception):
+class DemoFailed(CartsyncError):
     """Something did not happen in time; the message says what."""
 
 
@@ -341,7 +88,7 @@ class Demo:
         self.redis_url = redis_url
         self.started = time.monotonic()
         self.cleanups: list[tuple[str, Callable[[], None]]] = []
-        self.worker: WorkerChild | None = None
+        self.worker: WorkerProcess | None = None
         self.events: list[dict[str, Any]] = []
 
     def say(self, text: str = "") -> None:
@@ -361,7 +108,7 @@ class Demo:
         if answers(self.redis_url):
             url = self.redis_url
             self.say(
-                f"  Redis      {_safe_url(url)} (yours; the demo keeps to keys "
+                f"  Redis      {safe_url(url)} (yours; the demo keeps to keys "
                 f"{DEMO_NAMESPACE}:* and removes them at the end)"
             )
         else:
@@ -369,7 +116,7 @@ class Demo:
             self.cleanups.append(("the embedded Redis", embedded.stop))
             url = embedded.url
             self.say(
-                f"  Redis      none answers at {_safe_url(self.redis_url)}: "
+                f"  Redis      none answers at {safe_url(self.redis_url)}: "
                 f"started an embedded one at {url}"
             )
         client = redis.Redis.from_url(url)
@@ -393,9 +140,18 @@ class Demo:
             settings.with_overrides(log_level="warning", log_format="console"), sys.stderr
         )
 
-        self.worker = WorkerChild(settings)
+        self.worker = WorkerProcess(
+            worker_env(settings),
+            pool=settings.worker_pool,
+            concurrency=settings.worker_concurrency,
+            hostname=f"demo-{uuid.uuid4().hex[:6]}@%h",
+            name="demo-worker",
+            die_with_parent=True,
+            stop_timeout_s=WORKER_STOP_S,
+        )
         self.cleanups.append(("the worker", self.worker.stop))
-        pid = self.worker.start()
+        self.worker.start(wait=False)
+        pid = self.worker.pid
         self.say(
             f"  worker     celery -A cartsync.worker worker, pid {pid} "
             f"(pool {settings.worker_pool}, concurrency {settings.worker_concurrency})"
@@ -551,7 +307,7 @@ class Demo:
         while not condition():
             if self.worker is not None:
                 self.show_events()
-                if not self.worker.running():
+                if not self.worker.running:
                     raise DemoFailed(f"the worker exited while waiting for {what}")
             if time.monotonic() > deadline:
                 raise DemoFailed(f"timed out after {timeout:.0f}s waiting for {what}")
@@ -568,23 +324,6 @@ class Demo:
                 self.out(f"  could not stop {name}: {type(exc).__name__}")
         self.cleanups.clear()
         return stopped
-
-
-def _holds(admin: Any, order_ref: str, body: dict[str, Any]) -> bool:
-    """True once the sandbox holds exactly ``body``'s carts for the order."""
-    state = admin.order_state(DEMO_MERCHANT, order_ref)
-    return state is not None and all(
-        state.get(key) == body["order"].get(key)
-        for key in ("shipped_cart", "unshipped_cart", "cancellation_reason")
-    )
-
-
-def _safe_url(url: str) -> str:
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url)
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{parts.hostname or ''}{port}{parts.path}"
 
 
 @contextlib.contextmanager
@@ -614,7 +353,7 @@ def demo() -> None:
     session = Demo(lambda line: click.echo(line), redis_url)
     signal.signal(signal.SIGTERM, _on_sigterm)
     status = 0
-    worker: WorkerChild | None = None
+    worker: WorkerProcess | None = None
     try:
         session.run()
     except (KeyboardInterrupt, _Stopped):

@@ -8,7 +8,8 @@ import click
 import redis
 
 from cartsync.worker.cli.common import settings_from_env
-from cartsync.worker.health import format_age, redis_client, take_snapshot, verdict
+from cartsync.worker.health import redis_client, take_snapshot, verdict
+from cartsync.worker.timefmt import format_age
 
 #: Exit statuses, so that a container or load-balancer health check can act on them.
 EXIT_HEALTHY = 0

@@ -13,14 +13,15 @@ merchant accounts are configured at all, ``CARTSYNC_CONTRACT_OPTIONS``.
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Mapping
 from typing import Any, NoReturn
 
 import click
 
+from cartsync.config.merchants import load_merchants, parse_options
 from cartsync.config.settings import Settings, env_name, load_settings
 from cartsync.tasks.validation import CONTRACT_OPTIONS, validate_update
+from cartsync.worker.cli.common import UnreadableJson, read_json
 from cartsync.worker.errors import ConfigurationError, InvalidUpdate
 
 #: Exit status when the body is invalid.
@@ -36,41 +37,10 @@ def _fail(message: str) -> NoReturn:
 
 def _read(file: str) -> Any:
     """The JSON in ``file`` (``-``: standard input); exit 2 with one line if there is none."""
-    name = "standard input" if file == "-" else file
     try:
-        if file == "-":
-            raw = sys.stdin.buffer.read()
-        else:
-            with open(file, "rb") as handle:
-                raw = handle.read()
-    except OSError as exc:
-        _fail(f"cannot read {name}: {exc.strerror or exc}")
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        _fail(f"{name} is not UTF-8 text")
-    try:
-        return json.loads(text, parse_constant=_refuse_constant)
-    except ValueError as exc:
-        # json names the line and column, never the content.
-        _fail(f"{name} is not JSON: {exc}")
-    except RecursionError:
-        _fail(f"{name} nests too deeply to be an Order Update body")
-
-
-def _refuse_constant(name: str) -> NoReturn:
-    raise ValueError(f"{name} is not a JSON value")
-
-
-def _parse_options(raw: str, where: str) -> frozenset[str]:
-    options = {part.strip().lower() for part in raw.split(",") if part.strip()}
-    unknown = sorted(options - CONTRACT_OPTIONS)
-    if unknown:
-        _fail(
-            f"{where}: unknown contract option {unknown[0]!r} "
-            f"(known: {', '.join(sorted(CONTRACT_OPTIONS))})"
-        )
-    return frozenset(options)
+        return read_json(file)
+    except UnreadableJson as exc:
+        _fail(str(exc))
 
 
 def _merchant_ref(body: Any) -> str | None:
@@ -84,11 +54,9 @@ def _merchant_ref(body: Any) -> str | None:
 
 def _configured_options(settings: Settings, merchant: str | None, body: Any) -> frozenset[str]:
     """The contract options the merchant accounts configuration gives this body's merchant."""
-    from cartsync.config.merchants import load_merchants  # only needed without --options
-
     directory = load_merchants(settings)
     if not directory.configured:
-        return _parse_options(settings.contract_options, env_name("contract_options"))
+        return parse_options(settings.contract_options.split(","), env_name("contract_options"))
     ref = merchant if merchant is not None else _merchant_ref(body)
     if ref is None:
         # No merchant to look up: order.merchant.id will be reported missing anyway.
@@ -124,7 +92,10 @@ def validate(
     file: str, as_json: bool, options_raw: str | None, merchant: str | None, strict: bool | None
 ) -> None:
     """Check the Order Update body in FILE (- for standard input): {"order": {...}}."""
-    given = _parse_options(options_raw, "--options") if options_raw is not None else None
+    try:
+        given = None if options_raw is None else parse_options(options_raw.split(","), "--options")
+    except ConfigurationError as exc:
+        _fail(str(exc))
     body = _read(file)
     try:
         settings = load_settings()

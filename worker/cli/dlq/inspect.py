@@ -1,0 +1,136 @@
+"""Looking closely: one letter in full (``show``) and who did what to letters (``audit``)."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import click
+
+from cartsync.worker.cli.dlq.render import ERROR_WIDTH, table, truncate
+from cartsync.worker.cli.dlq.select import DEFAULT_LIMIT, MAX_LIMIT
+from cartsync.worker.cli.dlq.session import Session, with_session
+from cartsync.worker.deadletters import AuditEntry, replay_update_id
+from cartsync.worker.timefmt import format_age, format_time
+
+
+@click.command()
+@with_session
+@click.argument("letter_id", metavar="ID")
+@click.option("--json", "as_json", is_flag=True, help="The letter as one JSON object.")
+def show(session: Session, letter_id: str, as_json: bool) -> None:
+    """Everything about one letter, payload included."""
+    letter = session.store.get(letter_id)
+    if as_json:
+        click.echo(json.dumps(letter.to_dict(), ensure_ascii=False, indent=2))
+        return
+    now = time.time()
+    status = "none" if letter.status is None else f"HTTP {letter.status}"
+    revision = letter.revision
+    fields = [
+        ("Letter", letter.id),
+        ("Merchant", letter.merchant),
+        ("Order", letter.order_ref),
+        ("Version", "-" if letter.version is None else str(letter.version)),
+        ("Update id", letter.update_id),
+        ("Reason", f"{letter.reason} ({status})"),
+        ("Dead at", f"{format_time(letter.dead_at)} ({format_age(now - letter.dead_at)} ago)"),
+        ("Enqueued at", format_time(letter.enqueued_at)),
+        ("Revision", f"{letter.revision} (replays as {replay_update_id(letter.id, revision)})"),
+    ]
+    for name, value in fields:
+        click.echo(f"{name + ':':<13}{value}")
+    click.echo("\nErrors:")
+    for text in letter.errors or ["(none)"]:
+        click.echo(f"  {text}")
+    click.echo("\nAttempts:")
+    if not letter.attempts:
+        click.echo("  (none recorded)")
+    for attempt in letter.attempts:
+        click.echo("  " + describe_attempt(attempt))
+    click.echo("\nHistory:")
+    if not letter.history:
+        click.echo("  (none)")
+    for entry in letter.history:
+        click.echo("  " + describe_history(entry))
+    click.echo("\nPayload:")
+    click.echo(json.dumps(letter.payload, ensure_ascii=False, indent=2))
+
+
+def describe_attempt(attempt: dict[str, Any]) -> str:
+    """One delivery attempt of a letter: when, what seQura (or the network) answered."""
+    at = attempt.get("at")
+    when = format_time(at) if isinstance(at, int | float) else "?"
+    result = attempt.get("exception") or (
+        f"HTTP {attempt['status']}" if attempt.get("status") is not None else "?"
+    )
+    delay = attempt.get("delay_s")
+    then = f", next try in {delay}s" if delay is not None else ""
+    return f"{when}  {result}{then}"
+
+
+def describe_history(entry: dict[str, Any]) -> str:
+    """One entry of a letter's history (edits, refused replays) in a line."""
+    at = entry.get("at")
+    when = format_time(at) if isinstance(at, int | float) else "?"
+    action = str(entry.get("action", "?"))
+    by = f" by {entry['by']}" if entry.get("by") else ""
+    if action == "edit":
+        return f"{when}  edited{by}: revision {entry.get('revision')} (previous payload kept)"
+    if action == "replayed_from":
+        return f"{when}  parked again after a replay of letter {entry.get('letter')}"
+    reason = f": {entry['reason']}" if entry.get("reason") else ""
+    return f"{when}  {action.replace('_', ' ')}{by}{reason}"
+
+
+@click.command()
+@with_session
+@click.option(
+    "--limit", type=click.IntRange(1, MAX_LIMIT), default=DEFAULT_LIMIT, show_default=True
+)
+@click.option(
+    "--action",
+    type=click.Choice(["replay", "edit", "drop", "purge", "import"]),
+    help="Only this kind of action.",
+)
+@click.option("--letter", "letter_id", metavar="ID", help="Only entries about this letter.")
+@click.option("--run", metavar="RUN", help="Only entries of this command run.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+def audit(
+    session: Session,
+    limit: int,
+    action: str | None,
+    letter_id: str | None,
+    run: str | None,
+    as_json: bool,
+) -> None:
+    """Who replayed, edited, dropped, purged or imported which letters, when, with what result."""
+    entries = [
+        e
+        for e in session.store.audit_entries(
+            limit=limit if run is None else MAX_LIMIT, action=action, letter_id=letter_id
+        )
+        if run is None or e.run == run
+    ][:limit]
+    if as_json:
+        for entry in entries:
+            click.echo(json.dumps(entry.__dict__, ensure_ascii=False))
+        return
+    if not entries:
+        click.echo("No audit entries match.")
+        return
+    table(
+        ["TIME", "WHO", "ACTION", "RUN", "LETTER", "RESULT"],
+        [audit_row(e) for e in entries],
+    )
+
+
+def audit_row(entry: AuditEntry) -> list[str]:
+    detail = entry.detail
+    if entry.letter:
+        extra = detail.get("reason") or detail.get("update_id") or ""
+    else:
+        extra = ", ".join(f"{k}={v}" for k, v in detail.items() if k != "ids")
+    result = f"{entry.result} ({truncate(str(extra), ERROR_WIDTH)})" if extra else entry.result
+    return [format_time(entry.at), entry.by, entry.action, entry.run, entry.letter or "-", result]
