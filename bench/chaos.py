@@ -68,8 +68,8 @@ from cartsync.tasks.builders import (
     partially_shipped,
 )
 from cartsync.worker.deadletters import DeadLetterStore
+from cartsync.worker.processes import json_events, wait_for
 from cartsync.worker.redisserver import EmbeddedRedis
-from tests.support import json_events, wait_for
 
 #: Strings every payload carries in its personal fields; none may reach a log.
 MARKERS = ("Piimarker", "piimarker@example.com", "C/ Marcador Secreto", "611223344", "99887766K")
@@ -347,9 +347,10 @@ class Chaos:
 
     def _kill_loop(self, server: EmbeddedRedis, started: float) -> None:
         """SIGKILL a worker every ``kill_every_s``; with ``restart_redis``, kill Redis once,
-        halfway through the run (counted from ``started``, the run's own start)."""
+        halfway through the run. Both count from ``started``, the run's own start, so that a
+        slow start of the workers cannot push a kill past the end of a short run."""
         c = self.config
-        next_kill = time.monotonic() + c.kill_every_s
+        next_kill = started + c.kill_every_s
         restart_at = started + c.duration_s / 2 if c.restart_redis else math.inf
         while not self.stop_chaos.wait(max(0.0, min(next_kill, restart_at) - time.monotonic())):
             now = time.monotonic()

@@ -24,7 +24,7 @@ from bench.harness import (
 from bench.letters import payload
 from bench.load import bodies
 from bench.throughput import RUN_TIMEOUT_S, pipeline_run, produce
-from tests.support import wait_for
+from cartsync.worker.processes import wait_for
 
 
 @dataclass(frozen=True)

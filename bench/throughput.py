@@ -41,7 +41,7 @@ from bench.harness import (
 )
 from bench.load import bodies
 from cartsync.worker.client import encode_body, order_url
-from tests.support import wait_for
+from cartsync.worker.processes import wait_for
 
 #: Seconds one run may take before it is declared stuck.
 RUN_TIMEOUT_S = 300.0

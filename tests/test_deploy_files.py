@@ -177,7 +177,8 @@ def test_dockerfile_installs_the_project():
     assert re.search(r"^RUN pip install --require-hashes --no-deps -r ", text, re.MULTILINE)
     assert "pip install --no-deps /tmp/dist/cartsync-*.whl" in text
     uv_pin = re.search(r"^UV_VERSION := (\S+)$", (ROOT / "Makefile").read_text(), re.MULTILINE)
-    assert uv_pin is not None and f"pip install uv=={uv_pin.group(1)}" in text
+    assert uv_pin is not None
+    assert f"pip install uv=={uv_pin.group(1)}" in text
     for package in ("config", "tasks", "worker", "sandbox"):
         assert f"COPY {package} " in text, f"the image lacks the {package} package"
 
