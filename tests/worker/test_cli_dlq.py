@@ -180,6 +180,15 @@ def test_options_fall_back_to_the_environment(dlq, store):
     assert [json.loads(x)["id"] for x in result.stdout.splitlines()] == [wanted.id]
 
 
+@pytest.mark.parametrize("variable", ["CARTSYNC_DLQ_REPLAY_FORCE", "CARTSYNC_DLQ_REPLAY_YES"])
+def test_force_and_yes_never_come_from_the_environment(dlq, store, variable):
+    """A variable cannot switch on --force or --yes: the replay still asks, and is declined."""
+    park(store, merchant="shop1")
+    result = dlq("replay", "--all", input="n\n", extra_env={variable: "1"})
+    assert "[y/N]" in result.output
+    assert len(list(store.scan(Filters()))) == 1
+
+
 @pytest.mark.parametrize(
     ("args", "needle"),
     [

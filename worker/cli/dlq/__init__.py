@@ -2,7 +2,8 @@
 
 Every command reads the Redis URL from ``--redis-url`` or ``CARTSYNC_REDIS_URL`` (then the
 settings' default), and every other option from ``CARTSYNC_DLQ_<COMMAND>_<OPTION>`` too
-(``CARTSYNC_DLQ_LIST_MERCHANT=shop1``). Commands that change letters (replay, drop, purge)
+(``CARTSYNC_DLQ_LIST_MERCHANT=shop1``), except ``--force``, ``--yes`` and ``--all``, which
+must be typed (:data:`TYPED_ONLY`). Commands that change letters (replay, drop, purge)
 say how many letters match and ask before acting (``--yes`` skips), offer ``--dry-run``, and
 record what they did in the audit log, with the OS user as "who".
 
@@ -39,8 +40,14 @@ def dlq() -> None:
     """Inspect, fix and replay dead letters (updates seQura would not take).
 
     Every option can also come from the environment: CARTSYNC_REDIS_URL for --redis-url,
-    CARTSYNC_DLQ_<COMMAND>_<OPTION> for the rest (CARTSYNC_DLQ_LIST_MERCHANT=shop1).
+    CARTSYNC_DLQ_<COMMAND>_<OPTION> for the rest (CARTSYNC_DLQ_LIST_MERCHANT=shop1), except
+    --force, --yes and --all, which must be typed.
     """
+
+
+#: Options that change what is sent or skip a confirmation: a variable left in a shell or a
+#: crontab must never switch them on unseen (CARTSYNC_DLQ_REPLAY_FORCE=1 once did).
+TYPED_ONLY = frozenset({"force", "yes", "all_"})
 
 
 for _command in (
@@ -55,4 +62,7 @@ for _command in (
     export_letters,
     import_letters,
 ):
+    for _param in _command.params:
+        if isinstance(_param, click.Option) and _param.name in TYPED_ONLY:
+            _param.allow_from_autoenv = False
     dlq.add_command(_command)
