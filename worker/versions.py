@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import platform
 from importlib import metadata
+from typing import Any
 
 #: Distribution name -> the name shown for it. redis-py is named so, to tell it from the server.
 COMPONENTS = {"cartsync": "cartsync", "celery": "celery", "kombu": "kombu", "redis": "redis-py"}
@@ -31,3 +32,8 @@ def versions() -> dict[str, str]:
 def version_lines() -> list[str]:
     """One ``name version`` line per component, cartsync first."""
     return [f"{name} {version}" for name, version in versions().items()]
+
+
+def redis_server_version(client: Any) -> str:
+    """The version a Redis server reports (``INFO server``); raises redis.RedisError."""
+    return str(client.info("server").get("redis_version", "unknown"))

@@ -111,6 +111,17 @@ def test_status_json(busy):
     assert document["max_dead_age_s"] == 120
 
 
+def test_status_names_the_versions_including_the_redis_server(busy, redis_client):
+    """Status adds the Redis server's version to cartsync's and its libraries'."""
+    document = json.loads(run("--json").output)
+    server = redis_client.info("server")["redis_version"]
+    assert document["versions"]["Redis server"] == server
+    assert set(document["versions"]) == {
+        "cartsync", "celery", "kombu", "redis-py", "Python", "Redis server"
+    }
+    assert f"Redis server {server}" in run().output
+
+
 def test_empty_deployment_is_healthy(redis_client, settings):
     """No queue, no retries and no dead letters is healthy, and --json says so."""
     result = run("--json")

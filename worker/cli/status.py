@@ -10,6 +10,8 @@ import redis
 from cartsync.worker.cli.common import settings_from_env
 from cartsync.worker.health import redis_client, take_snapshot, verdict
 from cartsync.worker.timefmt import format_age
+from cartsync.worker.versions import redis_server_version
+from cartsync.worker.versions import versions as component_versions
 
 #: Exit statuses, so that a container or load-balancer health check can act on them.
 EXIT_HEALTHY = 0
@@ -39,6 +41,7 @@ def status(as_json: bool, max_dead_age: float | None, redis_url: str | None) -> 
     client = redis_client(settings)
     try:
         snapshot = take_snapshot(client, settings)
+        versions = {**component_versions(), "Redis server": redis_server_version(client)}
     except (redis.RedisError, OSError) as exc:
         click.echo(
             f"cartsync: Redis does not answer ({type(exc).__name__}); status unknown", err=True
@@ -53,6 +56,7 @@ def status(as_json: bool, max_dead_age: float | None, redis_url: str | None) -> 
             "healthy": problem is None,
             "problem": problem,
             "max_dead_age_s": threshold,
+            "versions": versions,
         }
         click.echo(json.dumps(document, sort_keys=True))
     else:
@@ -74,6 +78,7 @@ def status(as_json: bool, max_dead_age: float | None, redis_url: str | None) -> 
                     f"{format_age(snapshot.oldest_dead_age_s)} ago ({snapshot.oldest_dead_id})",
                 )
             )
+        rows.append(("versions", ", ".join(f"{k} {v}" for k, v in versions.items())))
         width = max(len(label) for label, _ in rows)
         for label, value in rows:
             click.echo(f"{label.ljust(width)}  {value}")
