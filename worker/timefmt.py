@@ -14,6 +14,9 @@ _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 #: The word that may follow a duration meaning "that long before now" (``2h ago``).
 AGO = "ago"
+#: The longest duration taken: a hundred years. Anything longer is a typo, and would reach
+#: before the epoch or beyond what a date can hold.
+MAX_DURATION_S = 100 * 365 * 86400
 
 
 def parse_duration(text: str) -> float:
@@ -29,6 +32,8 @@ def parse_duration(text: str) -> float:
         position = match.end()
     if position != len(compact):
         raise ValueError(f"{text!r} is not a duration such as 30m, 12h, 7d or 1d12h")
+    if total > MAX_DURATION_S:
+        raise ValueError(f"{text!r} is longer than a hundred years")
     return total
 
 
@@ -49,7 +54,10 @@ def parse_instant(text: str, now: float) -> float:
             ) from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
-    return parsed.timestamp()
+    try:
+        return parsed.timestamp()
+    except (OverflowError, ValueError):
+        raise ValueError(f"{text!r} is outside the dates this machine can count") from None
 
 
 def _without_ago(text: str) -> str:

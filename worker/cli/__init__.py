@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import sys
 from typing import Any
 
 import click
@@ -22,6 +21,13 @@ COMMANDS = {
 }
 
 
+class CartsyncFailure(click.ClickException):
+    """A CartsyncError as click prints it: ``cartsync: message`` on stderr, exit 1."""
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"cartsync: {self.format_message()}", err=True)
+
+
 class LazyGroup(click.Group):
     """A group whose subcommands are imported only when asked for."""
 
@@ -30,6 +36,13 @@ class LazyGroup(click.Group):
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         return self._load(cmd_name)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the subcommand; a CartsyncError becomes one line on stderr and exit 1."""
+        try:
+            return super().invoke(ctx)
+        except CartsyncError as exc:
+            raise CartsyncFailure(str(exc)) from None
 
     @staticmethod
     def _load(name: str) -> click.Command | None:
@@ -71,8 +84,4 @@ def cli() -> None:
 
 def main(argv: list[str] | None = None) -> Any:
     """Console entry point: a CartsyncError becomes one line on stderr, never a traceback."""
-    try:
-        return cli.main(args=argv, prog_name="cartsync", standalone_mode=True)
-    except CartsyncError as exc:
-        click.echo(f"cartsync: {exc}", err=True)
-        sys.exit(1)
+    return cli.main(args=argv, prog_name="cartsync", standalone_mode=True)

@@ -10,6 +10,7 @@ raised as a RecursionError.
 from __future__ import annotations
 
 import json
+import math
 import sys
 from typing import Any, NoReturn
 
@@ -88,3 +89,15 @@ def settings_from_env(**overrides: Any) -> Settings:
         raise click.UsageError(str(exc)) from None
     changes = {k: v for k, v in overrides.items() if v is not None}
     return settings.with_overrides(**changes) if changes else settings
+
+
+class FiniteFloat(click.FloatRange):
+    """A float range that also refuses NaN and infinity, which FloatRange lets through."""
+
+    name = "finite float"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number

@@ -7,7 +7,7 @@ import json
 import click
 import redis
 
-from cartsync.worker.cli.common import settings_from_env
+from cartsync.worker.cli.common import FiniteFloat, settings_from_env
 from cartsync.worker.health import redis_client, take_snapshot, verdict
 from cartsync.worker.timefmt import format_age
 from cartsync.worker.versions import redis_server_version
@@ -23,7 +23,7 @@ EXIT_REDIS_UNREACHABLE = 2
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option(
     "--max-dead-age",
-    type=click.FloatRange(min=0, min_open=True),
+    type=FiniteFloat(min=0, min_open=True),
     default=None,
     metavar="SECONDS",
     help="Unhealthy when a dead letter is older than this "

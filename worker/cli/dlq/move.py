@@ -15,7 +15,7 @@ from typing import Any, TextIO
 import click
 import redis
 
-from cartsync.worker.cli.common import loads_json
+from cartsync.worker.cli.common import FiniteFloat, loads_json
 from cartsync.worker.cli.dlq.render import describe
 from cartsync.worker.cli.dlq.select import filter_options, filters_from, select
 from cartsync.worker.cli.dlq.session import (
@@ -67,7 +67,7 @@ class Pacer:
 @click.option("--force", is_flag=True, help="Send even superseded letters, as the newest version.")
 @click.option("--dry-run", is_flag=True, help="Say what would be replayed or refused, and why.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
-@click.option("--rate", type=click.FloatRange(min=0, min_open=True), help="Letters per second.")
+@click.option("--rate", type=FiniteFloat(min=0, min_open=True), help="Letters per second.")
 @click.option(
     "--workers",
     type=click.IntRange(1, 32),
