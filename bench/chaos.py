@@ -67,6 +67,7 @@ from cartsync.tasks.builders import (
     partial_return,
     partially_shipped,
 )
+from cartsync.worker import keys
 from cartsync.worker.deadletters import DeadLetterStore
 from cartsync.worker.redisserver import EmbeddedRedis
 from tests.support import json_events, wait_for
@@ -390,7 +391,7 @@ class Chaos:
         client = redis.Redis.from_url(url)
 
         def quiet() -> bool:
-            if client.llen("cartsync") or client.zcard("cartsync:schedule"):
+            if client.llen("cartsync") or client.zcard(keys.schedule("cartsync")):
                 return False
             if client.hlen("unacked"):
                 return False
