@@ -67,6 +67,7 @@ from cartsync.tasks.builders import (
     partial_return,
     partially_shipped,
 )
+from cartsync.worker import keys
 from cartsync.worker.deadletters import DeadLetterStore
 from cartsync.worker.processes import json_events, wait_for
 from cartsync.worker.redisserver import EmbeddedRedis
@@ -391,7 +392,7 @@ class Chaos:
         client = redis.Redis.from_url(url)
 
         def quiet() -> bool:
-            if client.llen("cartsync") or client.zcard("cartsync:schedule"):
+            if client.llen("cartsync") or client.zcard(keys.schedule("cartsync")):
                 return False
             if client.hlen("unacked"):
                 return False

@@ -24,6 +24,7 @@ from bench.harness import (
 from bench.letters import payload
 from bench.load import bodies
 from bench.throughput import RUN_TIMEOUT_S, pipeline_run, produce
+from cartsync.worker import keys
 from cartsync.worker.processes import wait_for
 
 
@@ -176,7 +177,7 @@ def worker_idle(redis_url: str) -> bool:
     """Nothing queued and nothing waiting in cartsync's schedule."""
     client = redis.Redis.from_url(redis_url)
     try:
-        return client.llen("cartsync") == 0 and client.zcard("cartsync:schedule") == 0
+        return client.llen("cartsync") == 0 and client.zcard(keys.schedule("cartsync")) == 0
     finally:
         client.close()
 
@@ -206,7 +207,7 @@ def producer_latency(redis_url: str, *, count: int) -> ProducerLatency:
     result = produce("cartsync", count, env, two_item=True, prefix="latency")
     client = redis.Redis.from_url(redis_url)
     try:
-        client.delete("cartsync:schedule", "cartsync:wake")  # nobody will consume these
+        client.delete(keys.schedule("cartsync"), keys.wake("cartsync"))  # nobody will consume these
     finally:
         client.close()
     return ProducerLatency(count=len(result["latencies_ms"]), **spread_ms(result["latencies_ms"]))

@@ -65,3 +65,13 @@ class DuplicateLetter(CartsyncError):
     def __init__(self, letter_id: str) -> None:
         super().__init__(f"a dead letter with id {letter_id!r} is already stored")
         self.letter_id = letter_id
+
+
+class NoFreeLetterId(CartsyncError):
+    """Every fresh id tried for a dead letter was taken already (32 random bits each, within
+    one millisecond: a broken random source, not bad luck)."""
+
+    def __init__(self, dead_at: float, tries: int) -> None:
+        super().__init__(f"could not find a free letter id in {tries} tries (dead at {dead_at!r})")
+        self.dead_at = dead_at
+        self.tries = tries

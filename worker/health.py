@@ -16,13 +16,9 @@ import redis
 
 from cartsync.config.settings import Settings
 from cartsync.worker.deadletters import DeadLetterStore, Reason, id_time
+from cartsync.worker.keys import queue_keys as queue_keys  # named here too, for callers
 from cartsync.worker.schedule import Schedule
 from cartsync.worker.timefmt import format_age
-
-#: Priority steps of kombu's Redis transport: a queue with priorities set is stored as the
-#: plain list plus one list per non-zero step, named ``{queue}\x06\x16{step}``.
-KOMBU_PRIORITY_STEPS = (3, 6, 9)
-KOMBU_PRIORITY_SEP = "\x06\x16"
 
 #: Seconds a status or metrics read waits for Redis before calling it unreachable.
 REDIS_TIMEOUT_S = 3.0
@@ -49,11 +45,6 @@ class Snapshot:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def queue_keys(queue: str) -> list[str]:
-    """The Redis lists kombu keeps ``queue``'s messages in (one per priority step)."""
-    return [queue, *(f"{queue}{KOMBU_PRIORITY_SEP}{step}" for step in KOMBU_PRIORITY_STEPS)]
 
 
 def redis_client(settings: Settings) -> redis.Redis:

@@ -1,6 +1,25 @@
-"""Redis key names, built in one place so that every module agrees on them."""
+"""Redis key names, built in one place so that every module agrees on them.
+
+Everything cartsync writes lives under the key prefix (``CARTSYNC_KEY_PREFIX``), except the
+lists kombu keeps the Celery queue in, which are named after the queue.
+"""
 
 from __future__ import annotations
+
+#: Priority steps of kombu's Redis transport: a queue with priorities set is stored as the
+#: plain list plus one list per non-zero step, named ``{queue}\x06\x16{step}``.
+KOMBU_PRIORITY_STEPS = (3, 6, 9)
+#: What kombu puts between a queue's name and a priority step.
+KOMBU_PRIORITY_SEP = "\x06\x16"
+
+
+def pattern(name: str) -> str:
+    """The SCAN/KEYS pattern of every key under ``name`` (a prefix, or a group like
+    :func:`dead_letters`)."""
+    return f"{name}:*"
+
+
+# -- the order ledger and the schedule ------------------------------------------------------
 
 
 def order(prefix: str, merchant: str, order_ref: str) -> str:
@@ -23,11 +42,6 @@ def update(prefix: str, update_id: str) -> str:
     return f"{prefix}:update:{update_id}"
 
 
-def dead_letters(prefix: str) -> str:
-    """Prefix of every dead-letter key."""
-    return f"{prefix}:dlq"
-
-
 def inflight(prefix: str) -> str:
     """Sorted set of messages handed to the Celery queue and not yet finished by a worker,
     scored by when they are presumed lost (see ``worker.schedule``)."""
@@ -38,3 +52,84 @@ def wake(prefix: str) -> str:
     """List a producer pushes to when it schedules an update due now, so that a worker's
     pump waiting for work (``BLPOP``) moves it to the queue at once."""
     return f"{prefix}:wake"
+
+
+# -- the dead-letter store (its layout is described in worker/deadletters/__init__.py) ------
+
+
+def dead_letters(prefix: str) -> str:
+    """Prefix of every dead-letter key."""
+    return f"{prefix}:dlq"
+
+
+def dlq_letters(prefix: str) -> str:
+    """Hash of letter id -> the letter's compressed JSON."""
+    return f"{dead_letters(prefix)}:letters"
+
+
+def dlq_by_update(prefix: str) -> str:
+    """Hash of update id -> letter id: a redelivered update parks once."""
+    return f"{dead_letters(prefix)}:by-update"
+
+
+def dlq_by_order(prefix: str) -> str:
+    """Sorted set of ``{order_ref}\\0{merchant}\\0{id}`` members, searched by order."""
+    return f"{dead_letters(prefix)}:by-order"
+
+
+def dlq_counts(prefix: str) -> str:
+    """Hash of letter counters by reason, status and merchant."""
+    return f"{dead_letters(prefix)}:counts"
+
+
+def dlq_forced(prefix: str) -> str:
+    """Hash of order -> the highest original version a forced replay sent."""
+    return f"{dead_letters(prefix)}:forced"
+
+
+def dlq_audit(prefix: str) -> str:
+    """Stream of every replay, edit, drop, purge and import."""
+    return f"{dead_letters(prefix)}:audit"
+
+
+def dlq_indexes(prefix: str) -> str:
+    """Prefix of every dead-letter index (:func:`dlq_index`)."""
+    return f"{dead_letters(prefix)}:ix"
+
+
+def dlq_index(prefix: str, reason: str | None, status: str | None, merchant: str | None) -> str:
+    """Sorted set of the ids of letters with this reason, status and merchant (None: any)."""
+    name = f"{dlq_indexes(prefix)}:{reason or '*'}:{status or '*'}"
+    return name if merchant is None else f"{name}:{merchant}"
+
+
+# -- metrics (see worker/metrics.py) ---------------------------------------------------------
+
+
+def metrics_updates(prefix: str) -> str:
+    """Hash of ``{outcome}|{reason}`` -> updates processed."""
+    return f"{prefix}:metrics:updates"
+
+
+def metrics_attempts(prefix: str) -> str:
+    """Hash whose field ``total`` counts the calls made to seQura."""
+    return f"{prefix}:metrics:attempts"
+
+
+def metrics_latency(prefix: str) -> str:
+    """Hash of seQura latency histogram buckets and sums, by status class."""
+    return f"{prefix}:metrics:latency"
+
+
+# -- the Celery queue (kombu's names) --------------------------------------------------------
+
+
+def queue_keys(queue: str) -> list[str]:
+    """The Redis lists kombu keeps ``queue``'s messages in (one per priority step)."""
+    return [queue, *(f"{queue}{KOMBU_PRIORITY_SEP}{step}" for step in KOMBU_PRIORITY_STEPS)]
+
+
+def kombu_binding(queue: str) -> str:
+    """The set kombu keeps the bindings of ``queue``'s exchange in (Celery names it after
+    the queue)."""
+    return f"_kombu.binding.{queue}"

@@ -8,7 +8,7 @@ every worker already shares (:class:`Metrics`, one pipelined round trip per upda
 (:class:`CartsyncCollector`). Counters in Redis survive worker restarts, so Prometheus'
 ``rate()`` sees no resets when a worker is replaced.
 
-Keys (``{prefix}:metrics:...``):
+Keys (``{prefix}:metrics:...``, named in ``worker/keys.py``):
 
 - ``updates``: field ``{outcome}|{reason}`` -> count (reason empty when there is none);
 - ``attempts``: field ``total`` -> calls made to seQura;
@@ -34,7 +34,9 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from cartsync.config.settings import Settings
+from cartsync.worker import keys
 from cartsync.worker.health import take_snapshot
+from cartsync.worker.redistext import text
 
 log = structlog.get_logger("cartsync.metrics")
 
@@ -48,10 +50,6 @@ LATENCY_BUCKETS_S: tuple[float, ...] = (
 STATUS_CLASSES = ("2xx", "3xx", "4xx", "5xx", "error")
 
 _SEP = "|"
-
-
-def metrics_key(prefix: str, name: str) -> str:
-    return f"{prefix}:metrics:{name}"
 
 
 def status_class(status: int | None) -> str:
@@ -78,9 +76,9 @@ class Metrics:
 
     def __init__(self, client: redis.Redis, prefix: str) -> None:
         self.client = client
-        self.updates_key = metrics_key(prefix, "updates")
-        self.attempts_key = metrics_key(prefix, "attempts")
-        self.latency_key = metrics_key(prefix, "latency")
+        self.updates_key = keys.metrics_updates(prefix)
+        self.attempts_key = keys.metrics_attempts(prefix)
+        self.latency_key = keys.metrics_latency(prefix)
 
     def observe(
         self,
@@ -132,9 +130,9 @@ class CartsyncCollector(Collector):
         self.client = client
         self.settings = settings
         self.clock = clock
-        self.updates_key = metrics_key(settings.key_prefix, "updates")
-        self.attempts_key = metrics_key(settings.key_prefix, "attempts")
-        self.latency_key = metrics_key(settings.key_prefix, "latency")
+        self.updates_key = keys.metrics_updates(settings.key_prefix)
+        self.attempts_key = keys.metrics_attempts(settings.key_prefix)
+        self.latency_key = keys.metrics_latency(settings.key_prefix)
 
     def collect(self) -> Iterator[Metric]:
         try:
@@ -193,17 +191,13 @@ def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
     return GaugeMetricFamily(name, documentation, value=value)
 
 
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
 def _updates(raw: dict[Any, Any]) -> Iterator[Metric]:
     family = CounterMetricFamily(
         "cartsync_updates",
         "Update messages processed, by outcome and reason (empty when there is none).",
         labels=["outcome", "reason"],
     )
-    for field, count in sorted((_text(k), int(v)) for k, v in raw.items()):
+    for field, count in sorted((text(k), int(v)) for k, v in raw.items()):
         outcome, _, reason = field.partition(_SEP)
         family.add_metric([outcome, reason], count)
     yield family
@@ -215,7 +209,7 @@ def _latency(raw: dict[Any, Any]) -> HistogramMetricFamily:
         "Time seQura took to answer, by status class (error: no answer).",
         labels=["status_class"],
     )
-    values = {_text(k): _text(v) for k, v in raw.items()}
+    values = {text(k): text(v) for k, v in raw.items()}
     bounds = [*(_le(b) for b in LATENCY_BUCKETS_S), "+Inf"]
     for group in STATUS_CLASSES:
         cumulative, buckets = 0, []

@@ -28,6 +28,8 @@ again (:meth:`Schedule.sweep`), but only while the Celery queue is empty: a mess
 waiting in a long queue is not lost, and publishing copies of a whole backlog would only
 make it longer. The watch time is twice the visibility timeout, so that a message a killed
 worker held is brought back by kombu first.
+
+Each move is one Lua script (``worker/lua/schedule_*.lua``).
 """
 
 from __future__ import annotations
@@ -41,7 +43,8 @@ from typing import Any, NamedTuple
 import redis
 import structlog
 
-from cartsync.worker import keys
+from cartsync.worker import keys, scripts
+from cartsync.worker.redistext import text
 
 log = structlog.get_logger("cartsync.schedule")
 
@@ -73,55 +76,6 @@ def batch_sizes(count: int, free: int, most: int) -> list[int]:
     return [size + 1] * larger + [size] * (tasks - larger)
 
 
-# Claim due entries for as many tasks as the queue has room for. KEYS: schedule, Celery
-# queue. ARGV: now, lease-until, task slots, updates per task at most, claim limit.
-# Returns {free slots, claimed members...}; no member is claimed when no slot is free.
-_CLAIM = """
-local free = tonumber(ARGV[3]) - redis.call('LLEN', KEYS[2])
-if free <= 0 then return {0} end
-local limit = math.min(free * tonumber(ARGV[4]), tonumber(ARGV[5]))
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, limit)
-for _, member in ipairs(due) do redis.call('ZADD', KEYS[1], 'XX', ARGV[2], member) end
-table.insert(due, 1, free)
-return due
-"""
-
-
-# Hand published entries off to the in-flight set. KEYS: schedule, in-flight.
-# ARGV: presumed-lost-at, members...
-_HANDOFF = """
-for i = 2, #ARGV do
-  redis.call('ZREM', KEYS[1], ARGV[i])
-  redis.call('ZADD', KEYS[2], ARGV[1], ARGV[i])
-end
-return 1
-"""
-
-# Schedule in-flight entries again, due now, that a worker took but did not start.
-# KEYS: in-flight, schedule, wake list. ARGV: now, members...
-_GIVE_BACK = """
-for i = 2, #ARGV do
-  redis.call('ZREM', KEYS[1], ARGV[i])
-  redis.call('ZADD', KEYS[2], ARGV[1], ARGV[i])
-end
-redis.call('LPUSH', KEYS[3], 1)
-redis.call('LTRIM', KEYS[3], 0, 0)
-return 1
-"""
-
-# Schedule again, due now, the in-flight entries presumed lost, while the queue is empty.
-# KEYS: in-flight, schedule, Celery queue. ARGV: now, limit. Returns how many.
-_SWEEP = """
-if redis.call('LLEN', KEYS[3]) > 0 then return 0 end
-local lost = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
-for _, member in ipairs(lost) do
-  redis.call('ZREM', KEYS[1], member)
-  redis.call('ZADD', KEYS[2], ARGV[1], member)
-end
-return #lost
-"""
-
-
 def member_of(message: dict[str, Any]) -> str:
     """The one text form of a message in the schedule and the in-flight set; it is also what
     a task receives. Every writer must use this (or ``UpdateMessage.split_at_version``, which
@@ -142,10 +96,10 @@ class Schedule:
         self.key = keys.schedule(prefix)
         self.inflight_key = keys.inflight(prefix)
         self.wake_key = keys.wake(prefix)
-        self._claim = client.register_script(_CLAIM)
-        self._handoff = client.register_script(_HANDOFF)
-        self._give_back = client.register_script(_GIVE_BACK)
-        self._sweep = client.register_script(_SWEEP)
+        self._claim = scripts.load(client, "schedule_claim")
+        self._hand_off = scripts.load(client, "schedule_hand_off")
+        self._give_back = scripts.load(client, "schedule_give_back")
+        self._sweep = scripts.load(client, "schedule_sweep")
 
     def add(self, message: dict[str, Any], due: float) -> str:
         member = member_of(message)
@@ -157,7 +111,7 @@ class Schedule:
 
     def hand_off(self, members: list[str], watch_until: float) -> None:
         """The entries were published: watch them in flight until ``watch_until``."""
-        self._handoff(keys=[self.key, self.inflight_key], args=[repr(watch_until), *members])
+        self._hand_off(keys=[self.key, self.inflight_key], args=[repr(watch_until), *members])
 
     def give_back(self, members: list[str], now: float) -> None:
         """In-flight entries a worker took and will not attempt: due again now."""
@@ -186,10 +140,16 @@ class Schedule:
         waiting in it), ``batch`` updates per slot at most."""
         found = self._claim(
             keys=[self.key, queue],
-            args=[repr(now), repr(now + lease_s), slots, batch, CLAIM_BATCH],
+            args=[
+                repr(now),
+                repr(now + lease_s),  # the lease ends: claimed entries are due again
+                slots,
+                batch,
+                CLAIM_BATCH,
+            ],
         )
         free, *members = found
-        return Claimed(int(free), [m.decode() if isinstance(m, bytes) else m for m in members])
+        return Claimed(int(free), [text(m) for m in members])
 
     def wait_for_work(self, timeout_s: float) -> None:
         """Block until a producer schedules an update due now, or ``timeout_s`` passes."""

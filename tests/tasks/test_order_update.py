@@ -15,6 +15,7 @@ import pytest
 from cartsync.tasks.builders import Item, fully_shipped
 from cartsync.tasks.order_update import Runtime, process, run_batch
 from cartsync.tasks.producer import Producer
+from cartsync.worker import keys
 from cartsync.worker.backoff import backoff_ceiling
 from cartsync.worker.deadletters import DeadLetterStore
 from tests.sandbox_fixtures import SHOP
@@ -120,7 +121,7 @@ def test_conflict_is_parked_with_sequra_text_and_not_retried(pipeline, sandbox, 
     assert sandbox.state.calls(MERCHANT, "A14/12345") == 1
     store = letters(rt)
     assert store.holds_update(receipt.update_id)
-    letter_id = rt.redis.hget(f"{rt.settings.key_prefix}:dlq:by-update", receipt.update_id)
+    letter_id = rt.redis.hget(keys.dlq_by_update(rt.settings.key_prefix), receipt.update_id)
     letter = store.get(letter_id.decode())
     assert letter.reason == "conflict"
     assert letter.status == 409
@@ -133,7 +134,7 @@ def receipt_body(pipeline, receipt):
     """The body the producer accepted for ``receipt`` (with platform defaults filled)."""
     return pipeline.rt.dead_letters.get(
         pipeline.rt.redis.hget(
-            f"{pipeline.rt.settings.key_prefix}:dlq:by-update", receipt.update_id
+            keys.dlq_by_update(pipeline.rt.settings.key_prefix), receipt.update_id
         ).decode()
     ).payload
 
@@ -147,7 +148,7 @@ def test_other_client_errors_are_parked_by_reason(pipeline, sandbox, rt, status,
     sandbox.state.script(MERCHANT, "A14/12345", [status])
     receipt = pipeline.enqueue(shirt_order())
     assert pipeline.run_next() == "dead_lettered"
-    letter_id = rt.redis.hget(f"{rt.settings.key_prefix}:dlq:by-update", receipt.update_id)
+    letter_id = rt.redis.hget(keys.dlq_by_update(rt.settings.key_prefix), receipt.update_id)
     assert rt.dead_letters.get(letter_id.decode()).reason == reason
     assert pipeline.scheduled() == []
 
@@ -200,7 +201,7 @@ def test_exhausted_retries_are_parked_with_the_attempt_history(pipeline, sandbox
     for _ in range(3):
         outcomes += pipeline.run_due_retries()
     assert outcomes == ["retrying", "retrying", "retrying", "dead_lettered"]
-    letter_id = rt.redis.hget(f"{rt.settings.key_prefix}:dlq:by-update", receipt.update_id)
+    letter_id = rt.redis.hget(keys.dlq_by_update(rt.settings.key_prefix), receipt.update_id)
     letter = rt.dead_letters.get(letter_id.decode())
     assert letter.reason == "exhausted"
     assert [a["status"] for a in letter.attempts] == [503, 502, 500, 504]
@@ -245,17 +246,20 @@ def test_redelivered_message_is_not_sent_twice(pipeline, sandbox):
 def test_busy_order_is_deferred_not_sent_concurrently(pipeline, sandbox, rt):
     """While another worker holds the order's lock, the message waits in the schedule."""
     pipeline.enqueue(shirt_order())
-    token = rt.ledger.acquire(MERCHANT, "A14/12345", ttl_s=5)
+    _, token = rt.ledger.claim(
+        MERCHANT, "A14/12345", update_id="another", version=1,
+        parked_index=rt.dead_letters.by_update_key, ttl_s=5,
+    )  # fmt: skip
     assert pipeline.run_next() == "deferred"
     assert sandbox.state.calls(MERCHANT, "A14/12345") == 0
-    rt.ledger.release(MERCHANT, "A14/12345", token)
+    rt.ledger.finish(MERCHANT, "A14/12345", token, delivered=None)
     assert pipeline.run_due_retries() == ["delivered"]
 
 
 def test_undecodable_message_is_parked_as_invalid(rt):
     """A queue message that is not an update is parked with reason invalid, not dropped."""
     assert process('{"something":"else"}', rt) == "dead_lettered"
-    stats = rt.redis.hgetall(f"{rt.settings.key_prefix}:dlq:by-update")
+    stats = rt.redis.hgetall(keys.dlq_by_update(rt.settings.key_prefix))
     [letter_id] = stats.values()
     letter = rt.dead_letters.get(letter_id.decode())
     assert letter.reason == "invalid"
@@ -265,7 +269,7 @@ def test_undecodable_message_is_parked_as_invalid(rt):
 def test_a_message_that_is_not_json_is_parked_with_its_text(rt):
     """Text that does not even parse is parked as invalid, holding the text as it came."""
     assert process("{not json", rt) == "dead_lettered"
-    [letter_id] = rt.redis.hgetall(f"{rt.settings.key_prefix}:dlq:by-update").values()
+    [letter_id] = rt.redis.hgetall(keys.dlq_by_update(rt.settings.key_prefix)).values()
     letter = rt.dead_letters.get(letter_id.decode())
     assert (letter.reason, letter.payload) == ("invalid", "{not json")
     assert "not valid JSON" in letter.errors[0]
@@ -291,7 +295,7 @@ def test_a_send_finishes_even_when_redis_forgot_its_scripts(pipeline, sandbox, r
     rt.redis.script_flush()
     assert process(message, rt) == "delivered"
     assert rt.ledger.versions(MERCHANT, "A14/12345") == (1, 1)
-    assert rt.redis.exists(f"{rt.settings.key_prefix}:lock:{MERCHANT}:A14/12345") == 0
+    assert rt.redis.exists(keys.lock(rt.settings.key_prefix, MERCHANT, "A14/12345")) == 0
     assert sum(int(v) for v in rt.redis.hgetall(rt.metrics.updates_key).values()) == 1
 
 
@@ -323,7 +327,7 @@ def test_an_update_failing_unexpectedly_does_not_stop_its_batch(pipeline, sandbo
         run_batch(batch, rt)
     assert [sandbox.state.calls(MERCHANT, ref) for ref in ("B1", "B3")] == [1, 1]
     assert rt.redis.zrange(rt.schedule.inflight_key, 0, -1) == [batch[1].encode()]
-    assert rt.redis.exists(f"{rt.settings.key_prefix}:lock:{MERCHANT}:B2") == 0
+    assert rt.redis.exists(keys.lock(rt.settings.key_prefix, MERCHANT, "B2")) == 0
 
 
 def test_a_batch_past_its_time_hands_back_what_it_has_not_started(pipeline, sandbox, rt):

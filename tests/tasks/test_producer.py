@@ -8,6 +8,7 @@ import pytest
 from cartsync.config.merchants import MerchantAccount, MerchantDirectory
 from cartsync.tasks.builders import Item, fully_shipped
 from cartsync.tasks.producer import Producer, with_platform_defaults
+from cartsync.worker import keys
 from cartsync.worker.errors import BrokerUnavailable, InvalidUpdate, UnknownMerchant
 from tests.conftest import CLAIM_KEY
 
@@ -27,7 +28,7 @@ def producer(settings):
 
 def queued(redis_client, settings):
     """The update messages waiting in the schedule for a worker's pump, decoded."""
-    members = redis_client.zrange(f"{settings.key_prefix}:schedule", 0, -1)
+    members = redis_client.zrange(keys.schedule(settings.key_prefix), 0, -1)
     return [json.loads(member) for member in members]
 
 
@@ -43,7 +44,7 @@ def test_valid_update_is_scheduled_due_now_with_a_version(producer, redis_client
     assert message["merchant"] == "shop1"
     assert message["order_ref"] == "A14/1"
     assert message["body"]["order"]["shipped_cart"]["order_total_with_tax"] == 2500
-    [(_, due)] = redis_client.zrange(f"{settings.key_prefix}:schedule", 0, -1, withscores=True)
+    [(_, due)] = redis_client.zrange(keys.schedule(settings.key_prefix), 0, -1, withscores=True)
     assert before <= due <= time.time()
 
 
@@ -51,7 +52,7 @@ def test_enqueues_leave_one_wake_token_for_a_waiting_worker(producer, redis_clie
     """Every accepted update wakes the workers' pump, and the wake list never grows past one."""
     for n in range(5):
         producer.enqueue(body(order_ref=f"A{n}"))
-    assert redis_client.lrange(f"{settings.key_prefix}:wake", 0, -1) == [b"1"]
+    assert redis_client.lrange(keys.wake(settings.key_prefix), 0, -1) == [b"1"]
 
 
 def test_versions_grow_per_order(producer):

@@ -8,6 +8,7 @@ import json
 import time
 from typing import Any
 
+from cartsync.worker import keys
 from cartsync.worker.deadletters import DeadLetter
 from tests.examples import two_item_body
 
@@ -60,7 +61,7 @@ def queued_messages(redis_client: Any, settings: Any) -> list[dict[str, Any]]:
     for raw in redis_client.lrange(settings.queue, 0, -1):
         envelope = json.loads(raw)
         found.append(json.loads(base64.b64decode(envelope["body"]))[0][0])
-    for member in redis_client.zrange(f"{settings.key_prefix}:schedule", 0, -1):
+    for member in redis_client.zrange(keys.schedule(settings.key_prefix), 0, -1):
         found.append(json.loads(member))
     return found
 
@@ -74,7 +75,7 @@ def scheduled_update_ids(redis_client: Any, settings: Any) -> list[str]:
     """Update ids of the messages waiting in cartsync's schedule."""
     return [
         json.loads(member)["update_id"]
-        for member in redis_client.zrange(f"{settings.key_prefix}:schedule", 0, -1)
+        for member in redis_client.zrange(keys.schedule(settings.key_prefix), 0, -1)
     ]
 
 

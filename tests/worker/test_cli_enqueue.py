@@ -8,6 +8,7 @@ import os
 import pytest
 from click.testing import CliRunner
 
+from cartsync.worker import keys
 from cartsync.worker.cli import cli
 from tests.examples import two_item_body
 
@@ -28,7 +29,7 @@ def run(redis_url, redis_client):
 
 def queue_length(redis_client, settings) -> int:
     """Updates accepted and waiting for a worker (in cartsync's schedule, due now)."""
-    return int(redis_client.zcard(f"{settings.key_prefix}:schedule"))
+    return int(redis_client.zcard(keys.schedule(settings.key_prefix)))
 
 
 def test_valid_body_from_stdin_prints_the_update_id(run, redis_client, settings):

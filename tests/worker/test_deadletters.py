@@ -5,6 +5,7 @@ import time
 
 import pytest
 
+from cartsync.worker import keys
 from cartsync.worker.deadletters import (
     ID_PATTERN,
     AuditNote,
@@ -92,7 +93,7 @@ def test_nothing_expires(store, redis_client, settings):
     """No key the store writes has a time to live."""
     store.park(make_letter())
     store.record(NOTE)
-    names = redis_client.keys(f"{settings.key_prefix}:dlq:*")
+    names = redis_client.keys(keys.pattern(keys.dead_letters(settings.key_prefix)))
     assert names
     assert [n for n in names if redis_client.ttl(n) != -1] == []
 
@@ -101,7 +102,7 @@ def test_letters_are_stored_compressed(store, redis_client, settings):
     """The stored bytes of a letter are smaller than its JSON."""
     letter = make_letter()
     store.park(letter)
-    raw = redis_client.hget(f"{settings.key_prefix}:dlq:letters", letter.id)
+    raw = redis_client.hget(keys.dlq_letters(settings.key_prefix), letter.id)
     assert len(raw) < len(letter.to_json().encode()) * 0.8
 
 
@@ -220,14 +221,14 @@ def test_stats_follow_parks_and_removals(store):
     assert (stats.total, stats.by_merchant, stats.by_status) == (3, {"shop1": 3}, {"409": 3})
 
 
-def test_removal_leaves_no_trace_in_the_indexes(store, redis_client):
+def test_removal_leaves_no_trace_in_the_indexes(store, redis_client, settings):
     """After its only letter is removed, the store holds no index entry and no counter."""
     letter = make_letter(update_id="u-9")
     store.park(letter)
     assert store.remove(store.load(letter.id)) == "removed"
     assert not store.holds_update("u-9")
     assert store.page(Filters(order_ref=letter.order_ref), limit=5).letters == []
-    assert redis_client.keys("*:ix:*") == []
+    assert redis_client.keys(keys.pattern(keys.dlq_indexes(settings.key_prefix))) == []
     assert store.stats().total == 0
 
 

@@ -2,9 +2,12 @@
 
 import pytest
 
-from cartsync.worker.ledger import Decision, Ledger, decide
+from cartsync.worker import keys
+from cartsync.worker.ledger import Claim, Decision, Ledger, decide
 
 PREFIX = "t"
+#: The dead-letter index a claim checks; empty here, so no update counts as parked.
+PARKED = keys.dlq_by_update(PREFIX)
 
 
 @pytest.fixture
@@ -24,6 +27,23 @@ def accept(ledger, version=None, update_id="u1", allow_equal=False, order="o1"):
         remember_ms=60_000,
         allow_equal=allow_equal,
     )
+
+
+def record_delivered(ledger, version):
+    """Record a delivery as a worker does after sending: :meth:`Ledger.finish` records the
+    version whoever holds the order's lock (here: nobody)."""
+    ledger.finish("m1", "o1", "no-lock-held", delivered=version)
+
+
+def take_lock(ledger, update_id):
+    """Claim version 1 of the order as a worker about to send; (claim, the lock's token)."""
+    return ledger.claim("m1", "o1", update_id=update_id, version=1, parked_index=PARKED, ttl_s=5)
+
+
+def release_lock(ledger, token):
+    """Release the order's lock as a worker does when it is done (the lock stays if another
+    worker holds it)."""
+    ledger.finish("m1", "o1", token, delivered=None)
 
 
 @pytest.mark.parametrize(
@@ -52,7 +72,7 @@ def test_assigned_versions_grow_per_order(ledger):
 def test_accept_schedules_the_message_with_its_version(ledger, redis_client):
     """The scheduled message carries the version the ledger assigned, joined in Redis."""
     accept(ledger, version=41)
-    assert redis_client.zrange("t:schedule", 0, -1) == [b'{"version":41,"x":1}']
+    assert redis_client.zrange(keys.schedule(PREFIX), 0, -1) == [b'{"version":41,"x":1}']
 
 
 def test_older_producer_version_is_superseded(ledger, redis_client):
@@ -60,7 +80,7 @@ def test_older_producer_version_is_superseded(ledger, redis_client):
     accept(ledger, version=10, update_id="a")
     assert accept(ledger, version=9, update_id="b") == ("superseded", 10)
     assert accept(ledger, version=10, update_id="c") == ("superseded", 10)
-    assert redis_client.zcard("t:schedule") == 1
+    assert redis_client.zcard(keys.schedule(PREFIX)) == 1
 
 
 def test_replay_may_reuse_the_newest_version(ledger):
@@ -75,29 +95,29 @@ def test_same_update_id_is_enqueued_once(ledger, redis_client):
     """Enqueueing an update id again is reported as a duplicate and schedules nothing."""
     accept(ledger, update_id="same")
     assert accept(ledger, update_id="same") == ("duplicate", 1)
-    assert redis_client.zcard("t:schedule") == 1
+    assert redis_client.zcard(keys.schedule(PREFIX)) == 1
 
 
 def test_delivered_version_only_grows(ledger):
     """Recording an older delivery after a newer one leaves the newer one."""
-    ledger.record_delivered("m1", "o1", 5)
-    ledger.record_delivered("m1", "o1", 3)
+    record_delivered(ledger, 5)
+    record_delivered(ledger, 3)
     assert ledger.versions("m1", "o1") == (0, 5)
 
 
 def test_a_version_at_or_below_delivered_is_refused(ledger):
     """Even a replay cannot enqueue a version seQura already has a newer state for."""
-    ledger.record_delivered("m1", "o1", 5)
+    record_delivered(ledger, 5)
     assert accept(ledger, version=5, allow_equal=True) == ("superseded", 5)
     assert accept(ledger) == ("enqueued", 6)
 
 
 def test_lock_admits_one_holder_and_only_the_holder_releases(ledger):
     """The order lock is exclusive, and a stale token cannot release another's lock."""
-    token = ledger.acquire("m1", "o1", ttl_s=5)
-    assert token is not None
-    assert ledger.acquire("m1", "o1", ttl_s=5) is None
-    ledger.release("m1", "o1", "not-the-token")
-    assert ledger.acquire("m1", "o1", ttl_s=5) is None
-    ledger.release("m1", "o1", token)
-    assert ledger.acquire("m1", "o1", ttl_s=5) is not None
+    found, token = take_lock(ledger, "u1")
+    assert found is Claim.SEND
+    assert take_lock(ledger, "u2")[0] is Claim.BUSY
+    release_lock(ledger, "not-the-token")
+    assert take_lock(ledger, "u2")[0] is Claim.BUSY
+    release_lock(ledger, token)
+    assert take_lock(ledger, "u2")[0] is Claim.SEND

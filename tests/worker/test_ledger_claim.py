@@ -8,7 +8,7 @@ from cartsync.worker import keys
 from cartsync.worker.ledger import Claim, Decision, Ledger, decide
 
 PREFIX = "t"
-PARKED = "t:dlq:by-update"
+PARKED = keys.dlq_by_update(PREFIX)
 
 
 @pytest.fixture

@@ -69,9 +69,9 @@ def worker_env(settings: Settings) -> dict[str, str]:
 
 def delete_demo_keys(client: redis.Redis) -> None:
     """Everything the demo (and Celery, for the demo's queue) wrote to Redis."""
-    from cartsync.worker.health import queue_keys
+    from cartsync.worker import keys
 
-    doomed = [*queue_keys(DEMO_NAMESPACE), f"_kombu.binding.{DEMO_NAMESPACE}"]
-    doomed += list(client.scan_iter(match=f"{DEMO_NAMESPACE}:*", count=1000))
+    doomed = [*keys.queue_keys(DEMO_NAMESPACE), keys.kombu_binding(DEMO_NAMESPACE)]
+    doomed += list(client.scan_iter(match=keys.pattern(DEMO_NAMESPACE), count=1000))
     for start in range(0, len(doomed), 500):
         client.delete(*doomed[start : start + 500])

@@ -1,0 +1,75 @@
+"""The dead-letter store: updates that could not be delivered, kept for people to act on.
+
+Modules: ``letter`` (the model, its ids and validation), ``codec`` (a letter's stored bytes
+and their compare-and-set token), ``filters`` (which letters a command is about, pages and
+stats), ``audit`` (the audit log), ``changes`` (the Lua scripts that change the store) and
+``store`` (:class:`DeadLetterStore`, which reads and changes it). Every public name is
+importable from here.
+
+Layout in Redis (every key starts with ``keys.dead_letters(prefix)``, called ``base`` here;
+``worker/keys.py`` names each):
+
+- ``base:letters``: one hash field per letter, its JSON compressed with zlib. A letter is
+  read whole (``show``, replay) or by the page, never field by field, and cart JSON shrinks
+  three- to fivefold, which keeps a million letters of 2 KB payload well under the payload's
+  own size in memory.
+- ``base:ix:{reason}:{status}`` and ``base:ix:{reason}:{status}:{merchant}``, with ``*`` for
+  "any": eight sorted sets per letter, one for each combination of the three filters. All
+  scores are 0 and members are letter ids, which sort by time (``1715000000000-1a2b3c4d``),
+  so newest-first paging is ``ZRANGE ... BYLEX REV LIMIT`` from a cursor, a time range is a
+  lexical range, and every filter combination costs O(log n + page), whatever the store size.
+- ``base:by-order``: one sorted set of ``{order_ref}\\0{merchant}\\0{id}`` members, lexically
+  searchable by order (an order has a handful of letters, so the other filters are applied to
+  those few after fetching).
+- ``base:by-update``: update id -> letter id, so that parking the same update twice (a
+  redelivered message) keeps one letter.
+- ``base:counts``: counters by reason, status and merchant, changed in the same script that
+  parks or removes a letter, so ``stats`` reads one small hash.
+- ``base:forced``: per order, the highest original version sent by a forced replay, so that a
+  later forced replay of an older letter of that order is refused (see ``worker.replay``).
+- ``base:audit``: a stream of every replay, edit, drop, purge and import, never trimmed.
+
+Nothing here expires and nothing is trimmed: letters leave only through
+:meth:`DeadLetterStore.remove`. Every change is one Lua script, so a letter, its indexes, its
+counters and its audit entry change together or not at all. Changes to an existing letter are
+compare-and-set on a hash of its stored bytes (:attr:`Stored.token`): an edit or a replay
+never overwrites a change it did not see.
+"""
+
+from cartsync.worker.deadletters.audit import AuditEntry, AuditNote
+from cartsync.worker.deadletters.codec import COMPRESSION_LEVEL, Stored, decode, encode, token_of
+from cartsync.worker.deadletters.filters import Filters, Page, Stats
+from cartsync.worker.deadletters.letter import (
+    ID_PATTERN,
+    DeadLetter,
+    Reason,
+    id_bound,
+    id_time,
+    new_letter_id,
+    replay_update_id,
+    status_key,
+)
+from cartsync.worker.deadletters.store import SCAN_BATCH, DeadLetterStore
+
+__all__ = [
+    "COMPRESSION_LEVEL",
+    "ID_PATTERN",
+    "SCAN_BATCH",
+    "AuditEntry",
+    "AuditNote",
+    "DeadLetter",
+    "DeadLetterStore",
+    "Filters",
+    "Page",
+    "Reason",
+    "Stats",
+    "Stored",
+    "decode",
+    "encode",
+    "id_bound",
+    "id_time",
+    "new_letter_id",
+    "replay_update_id",
+    "status_key",
+    "token_of",
+]

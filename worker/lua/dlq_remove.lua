@@ -1,0 +1,32 @@
+-- Remove a letter, its index entries and its counts, if it is still as read; optionally
+-- remember the version a forced replay of it sent. Run through remove() in
+-- worker/deadletters/changes.py.
+--
+-- KEYS[1] letters hash          KEYS[2] by-update hash
+-- KEYS[3] by-order sorted set   KEYS[4] counts hash
+-- KEYS[5] audit stream          KEYS[6] forced hash
+-- KEYS[7...14] the letter's eight index sorted sets
+-- ARGV[1] letter id
+-- ARGV[2] token: sha1 of the body as read ('' to remove whatever is stored)
+-- ARGV[3] update id             ARGV[4] by-order member
+-- ARGV[5] reason counter field  ARGV[6] status counter field
+-- ARGV[7] merchant counter field
+-- ARGV[8] audit entry as a JSON list of field/value pairs ('' for none)
+-- ARGV[9] forced field ('' for none)         ARGV[10] forced version
+-- Returns 'removed', 'gone' or 'changed'.
+local body = redis.call('HGET', KEYS[1], ARGV[1])
+if not body then return 'gone' end
+if ARGV[2] ~= '' and redis.sha1hex(body) ~= ARGV[2] then return 'changed' end
+redis.call('HDEL', KEYS[1], ARGV[1])
+if redis.call('HGET', KEYS[2], ARGV[3]) == ARGV[1] then redis.call('HDEL', KEYS[2], ARGV[3]) end
+redis.call('ZREM', KEYS[3], ARGV[4])
+for i = 7, #KEYS do redis.call('ZREM', KEYS[i], ARGV[1]) end
+for _, f in ipairs({'total', ARGV[5], ARGV[6], ARGV[7]}) do
+  if redis.call('HINCRBY', KEYS[4], f, -1) <= 0 then redis.call('HDEL', KEYS[4], f) end
+end
+if ARGV[9] ~= '' then
+  local highest = tonumber(redis.call('HGET', KEYS[6], ARGV[9]) or '0')
+  if tonumber(ARGV[10]) > highest then redis.call('HSET', KEYS[6], ARGV[9], ARGV[10]) end
+end
+if ARGV[8] ~= '' then redis.call('XADD', KEYS[5], '*', unpack(cjson.decode(ARGV[8]))) end
+return 'removed'

@@ -1,0 +1,28 @@
+-- A worker's step before sending, in one round trip: is the update parked already, is its
+-- version still the one to send (the rule of ledger.decide, which
+-- tests/worker/test_ledger_claim.py keeps in step with this script), and if so take the
+-- order's send lock. Taking the lock in the same step as the check means the check needs no
+-- repeating under the lock, and a stale message never holds the lock, not even briefly (which
+-- would make the newest version wait). An outcome decided here is final, so the message's
+-- in-flight entry (schedule.py) goes in the same step. Run by Ledger.claim (ledger.py).
+--
+-- KEYS[1] order hash            KEYS[2] the order's send lock
+-- KEYS[3] dead letters' update-id hash       KEYS[4] in-flight sorted set
+-- ARGV[1] update id             ARGV[2] version
+-- ARGV[3] lock token            ARGV[4] lock TTL in milliseconds
+-- ARGV[5] the message's in-flight member ('' for none)
+-- Returns 'parked', 'duplicate', 'superseded', 'busy' or 'send'.
+local found
+if redis.call('HEXISTS', KEYS[3], ARGV[1]) == 1 then
+  found = 'parked'
+else
+  local enq = tonumber(redis.call('HGET', KEYS[1], 'enqueued') or '0')
+  local dlv = tonumber(redis.call('HGET', KEYS[1], 'delivered') or '0')
+  local v = tonumber(ARGV[2])
+  if v == dlv then found = 'duplicate'
+  elseif v < enq or v < dlv then found = 'superseded'
+  elseif redis.call('SET', KEYS[2], ARGV[3], 'NX', 'PX', ARGV[4]) then return 'send'
+  else return 'busy' end
+end
+redis.call('ZREM', KEYS[4], ARGV[5])
+return found
