@@ -29,6 +29,7 @@ from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
     HistogramMetricFamily,
+    InfoMetricFamily,
     Metric,
 )
 from prometheus_client.registry import Collector, CollectorRegistry
@@ -37,6 +38,7 @@ from cartsync.config.settings import Settings
 from cartsync.worker import keys
 from cartsync.worker.health import take_snapshot
 from cartsync.worker.redistext import text
+from cartsync.worker.versions import versions
 
 log = structlog.get_logger("cartsync.metrics")
 
@@ -135,6 +137,7 @@ class CartsyncCollector(Collector):
         self.latency_key = keys.metrics_latency(settings.key_prefix)
 
     def collect(self) -> Iterator[Metric]:
+        yield build_info()
         try:
             pipe = self.client.pipeline(transaction=False)
             pipe.hgetall(self.updates_key)
@@ -185,6 +188,14 @@ class CartsyncCollector(Collector):
             "Updates handed to the queue whose attempt has not finished yet.",
             snapshot.in_flight,
         )
+
+
+def build_info() -> InfoMetricFamily:
+    """``cartsync_build_info``: the versions ``cartsync --version`` prints, as labels."""
+    labels = {name.lower().replace("-", "_"): value for name, value in versions().items()}
+    return InfoMetricFamily(
+        "cartsync_build", "Versions of cartsync, celery, kombu, redis-py and Python.", value=labels
+    )
 
 
 def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import platform
 import re
 import signal
 import subprocess
 import sys
 import time
+from importlib import metadata
 
 import pytest
 import redis
@@ -119,7 +121,23 @@ def test_unreachable_redis_scrapes_as_down(settings):
     """When Redis does not answer, a scrape still succeeds and says cartsync_redis_up 0."""
     dead = redis.Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.5)
     samples = scrape(dead, settings)
-    assert samples == {("cartsync_redis_up", ()): 0}
+    assert {k: v for k, v in samples.items() if k[0] != "cartsync_build_info"} == {
+        ("cartsync_redis_up", ()): 0
+    }
+
+
+def test_build_info_names_the_versions(redis_client, settings):
+    """cartsync_build_info carries the versions --version prints, even with Redis down."""
+    dead = redis.Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.5)
+    for client in (redis_client, dead):
+        (labels,) = [dict(k[1]) for k in scrape(client, settings) if k[0] == "cartsync_build_info"]
+        assert labels == {
+            "cartsync": metadata.version("cartsync"),
+            "celery": metadata.version("celery"),
+            "kombu": metadata.version("kombu"),
+            "redis_py": metadata.version("redis"),
+            "python": platform.python_version(),
+        }
 
 
 def test_observe_never_raises_when_redis_is_down():
