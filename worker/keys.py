@@ -38,3 +38,9 @@ def wake(prefix: str) -> str:
     """List a producer pushes to when it schedules an update due now, so that a worker's
     pump waiting for work (``BLPOP``) moves it to the queue at once."""
     return f"{prefix}:wake"
+
+
+def receipt(prefix: str, update_id: str) -> str:
+    """What the HTTP API accepted under an update id (merchant, order-ref, a fingerprint of
+    the request), kept as long as the update id itself (``worker/web/receipts.py``)."""
+    return f"{prefix}:receipt:{update_id}"
