@@ -159,6 +159,6 @@ def _account(name: str, entry: Any, where: str) -> ProducerAccount:
         or not all(isinstance(m, str) and m for m in merchants)
     ):
         raise ConfigurationError(
-            f"{label}: merchants must be a non-empty list of merchant-refs (or [\"*\"])"
+            f'{label}: merchants must be a non-empty list of merchant-refs (or ["*"])'
         )
     return ProducerAccount(name, digest.lower(), frozenset(merchants))

@@ -19,6 +19,7 @@ COMMANDS = {
     "status": "cartsync.worker.cli.status:status",
     "metrics": "cartsync.worker.cli.metrics:metrics",
     "demo": "cartsync.worker.cli.demo:demo",
+    "serve": "cartsync.worker.cli.serve:serve",
 }
 
 

@@ -34,4 +34,6 @@ def sequra_error(status: int, *texts: str, **headers: str) -> Response:
 
 def invalid_data(errors: Mapping[str, Sequence[str]]) -> list[str]:
     """seQura's 409 texts: ``Invalid data: order.shipped_cart.items.1.quantity: ...``."""
-    return [f"Invalid data: {path}: {message}" for path in sorted(errors) for message in errors[path]]
+    return [
+        f"Invalid data: {path}: {message}" for path in sorted(errors) for message in errors[path]
+    ]

@@ -68,12 +68,24 @@ def readyz() -> Any:
     try:
         services().client.ping()
     except (redis.RedisError, *REDIS_DOWN):
-        return Response('{"status": "redis unavailable"}', 503, mimetype="application/json", headers={"Retry-After": "5"})
+        return Response(
+            '{"status": "redis unavailable"}',
+            503,
+            mimetype="application/json",
+            headers={"Retry-After": "5"},
+        )
     return {"status": "ready"}
 
 
 @ops.route("/metrics", methods=["GET"])
-@ops.doc(responses={"200": {"description": "Prometheus text format", "content": {"text/plain": {"schema": {"type": "string"}}}}})
+@ops.doc(
+    responses={
+        "200": {
+            "description": "Prometheus text format",
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+        }
+    }
+)
 def metrics() -> Response:
     from cartsync.worker.web.context import services
 
@@ -198,7 +210,7 @@ def _install_hooks(app: Flask, found: Services) -> None:
     @app.errorhandler(Exception)
     def unexpected(exc: Exception) -> Response:
         log.error("http_error", exception=type(exc).__name__)
-        if isinstance(exc, REDIS_DOWN + (redis.RedisError,)):
+        if isinstance(exc, (*REDIS_DOWN, redis.RedisError)):
             text = "Redis does not answer; retry later."
             return sequra_error(503, text) if sequra_path() else native_error(503, {ROOT: [text]})
         text = "Internal error; nothing was enqueued unless a 202 was answered before."

@@ -34,7 +34,7 @@ _KEY_TEXT = re.compile(r"^[\x21-\x7e]+$")
 _WHITESPACE = " \t\n\r"
 
 
-class TooLarge(Exception):  # noqa: N818  (an answer, not a failure)
+class TooLarge(Exception):
     """The request is over a size limit; ``message`` says which."""
 
     def __init__(self, message: str) -> None:
@@ -88,9 +88,7 @@ class Envelope:
 def open_envelope(item: Any, *, key: str | None, version: int | None) -> Envelope:
     """Take ``idempotency_key`` and ``version`` out of a native body; the headers' ``key``
     and ``version`` apply when the body has none, and must agree when it has."""
-    if not isinstance(item, Mapping) or not (
-        ENVELOPE_KEY in item or ENVELOPE_VERSION in item
-    ):
+    if not isinstance(item, Mapping) or not (ENVELOPE_KEY in item or ENVELOPE_VERSION in item):
         return Envelope(item, key, version)
     body = {k: v for k, v in item.items() if k not in (ENVELOPE_KEY, ENVELOPE_VERSION)}
     errors: dict[str, list[str]] = {}
@@ -111,11 +109,7 @@ def open_envelope(item: Any, *, key: str | None, version: int | None) -> Envelop
                 )
     own_version = item.get(ENVELOPE_VERSION, version)
     if ENVELOPE_VERSION in item:
-        if (
-            isinstance(own_version, bool)
-            or not isinstance(own_version, int)
-            or own_version < 1
-        ):
+        if isinstance(own_version, bool) or not isinstance(own_version, int) or own_version < 1:
             errors[ENVELOPE_VERSION] = ["Must be a whole number of at least 1."]
         elif version is not None and own_version != version:
             errors[ENVELOPE_VERSION] = ["Differs from the Order-Version header."]

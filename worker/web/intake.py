@@ -14,6 +14,7 @@ update, see ``worker/web/receipts.py``).
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 from collections.abc import Callable
@@ -113,19 +114,17 @@ class Intake:
             return Outcome(503, errors={ROOT: [unavailable()]})
         elapsed = time.perf_counter() - started
         if receipt.status == "superseded":
-            try:
+            # The answer stands without the note; a lookup then says the update is unknown.
+            with contextlib.suppress(*REDIS_DOWN):
                 self.receipts.note_superseded(update_id, stored, receipt.version)
-            except REDIS_DOWN:
-                pass  # the answer stands; a lookup then says the update is unknown
         return Outcome(
             202, receipt=receipt, replayed=receipt.status == "duplicate", enqueue_s=elapsed
         )
 
     def _forget(self, update_id: str) -> None:
-        try:
+        # A receipt left behind without an accepted update describes nothing.
+        with contextlib.suppress(*REDIS_DOWN):
             self.receipts.discard(update_id)
-        except REDIS_DOWN:
-            pass  # a receipt without an accepted update describes nothing
 
 
 def unavailable() -> str:

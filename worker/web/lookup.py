@@ -153,7 +153,10 @@ class Lookup:
 
     def waiting(self, pattern: str) -> Iterator[Waiting]:
         """Messages matching ``pattern`` in the schedule, then in the in-flight set."""
-        for key, in_flight in ((keys.schedule(self.prefix), False), (keys.inflight(self.prefix), True)):
+        for key, in_flight in (
+            (keys.schedule(self.prefix), False),
+            (keys.inflight(self.prefix), True),
+        ):
             for member, score in self.client.zscan_iter(key, match=pattern, count=SCAN_COUNT):
                 try:
                     message = UpdateMessage.from_json(_text(member))
@@ -168,7 +171,9 @@ class Lookup:
             return None
         pipe = self.client.pipeline(transaction=False)
         pipe.get(keys.update(self.prefix, update_id))
-        pipe.hmget(keys.order(self.prefix, receipt.merchant, receipt.order_ref), ["enqueued", "delivered"])
+        pipe.hmget(
+            keys.order(self.prefix, receipt.merchant, receipt.order_ref), ["enqueued", "delivered"]
+        )
         pipe.hget(self.letters.by_update_key, update_id)
         remembered, (enqueued, delivered), letter_id = pipe.execute()
         enqueued, delivered = int(enqueued or 0), int(delivered or 0)
@@ -197,7 +202,11 @@ class Lookup:
             version=version,
             status=state,
             accepted_at=receipt.accepted_at,
-            attempts=len(waiting.message.attempts) if waiting else len(letter.attempts) if letter else 0,
+            attempts=len(waiting.message.attempts)
+            if waiting
+            else len(letter.attempts)
+            if letter
+            else 0,
             next_try_at=waiting.due if waiting else None,
             in_flight=waiting.in_flight if waiting else False,
             superseded_by=by,

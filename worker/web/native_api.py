@@ -19,7 +19,7 @@ from cartsync.worker.web import bodies
 from cartsync.worker.web.answers import answer, native_error
 from cartsync.worker.web.auth import producer_for
 from cartsync.worker.web.context import Services, notes, services
-from cartsync.worker.web.intake import REDIS_DOWN, NOT_YOURS, Outcome, unavailable
+from cartsync.worker.web.intake import NOT_YOURS, REDIS_DOWN, Outcome, unavailable
 from cartsync.worker.web.schemas import (
     Accepted,
     BatchResult,
@@ -38,7 +38,7 @@ UNSUPPORTED = "Unsupported Content-Type: send application/json."
 UNSUPPORTED_BATCH = "Unsupported Content-Type: send application/json or application/x-ndjson."
 UNKNOWN_UPDATE = "No update with this id was accepted (or it is older than the idempotency window)."
 
-_AUTH = {"security": [{"bearer": []}]}
+_AUTH: dict[str, Any] = {"security": [{"bearer": []}]}
 _HEADERS = [
     {
         "in": "header",
@@ -59,7 +59,9 @@ def _authenticate() -> ProducerAccount | Response:
     producer = producer_for(services().producers, request.headers.get("Authorization"))
     if producer is None:
         notes().outcome = "unauthorized"
-        return native_error(401, {"Authorization": [UNAUTHENTICATED]}, **{"WWW-Authenticate": "Bearer"})
+        return native_error(
+            401, {"Authorization": [UNAUTHENTICATED]}, **{"WWW-Authenticate": "Bearer"}
+        )
     return producer
 
 
@@ -68,7 +70,9 @@ def _accepted(outcome: Outcome) -> Response:
     return answer(outcome.code, outcome.answer(), headers)
 
 
-def _submit(found: Services, producer: ProducerAccount, item: Any, key: str | None, version: int | None) -> Outcome:
+def _submit(
+    found: Services, producer: ProducerAccount, item: Any, key: str | None, version: int | None
+) -> Outcome:
     envelope = bodies.open_envelope(item, key=key, version=version)
     if envelope.errors:
         return Outcome(422, errors=envelope.errors)
@@ -94,7 +98,9 @@ def _submit(found: Services, producer: ProducerAccount, item: Any, key: str | No
 @blp.alt_response(413, schema=FieldErrors, description="The body is too large")
 @blp.alt_response(415, schema=FieldErrors, description="Not JSON")
 @blp.alt_response(422, schema=FieldErrors, description="Invalid: every error by path")
-@blp.alt_response(503, schema=FieldErrors, description="Redis does not answer; retry after Retry-After")
+@blp.alt_response(
+    503, schema=FieldErrors, description="Redis does not answer; retry after Retry-After"
+)
 def post_update() -> Response:
     found = services()
     producer = _authenticate()
@@ -140,7 +146,12 @@ def post_update() -> Response:
     requestBody={
         "required": True,
         "content": {
-            "application/json": {"schema": {"type": "array", "items": {"$ref": "#/components/schemas/NativeUpdateBody"}}},
+            "application/json": {
+                "schema": {
+                    "type": "array",
+                    "items": {"$ref": "#/components/schemas/NativeUpdateBody"},
+                }
+            },
             "application/x-ndjson": {"schema": {"type": "string"}},
         },
     },
@@ -151,7 +162,9 @@ def post_update() -> Response:
 @blp.alt_response(413, schema=FieldErrors, description="Too many items or bytes")
 @blp.alt_response(415, schema=FieldErrors, description="Neither JSON nor JSON Lines")
 @blp.alt_response(422, schema=FieldErrors, description="Not a JSON array")
-@blp.alt_response(503, schema=FieldErrors, description="Redis does not answer; nothing was enqueued")
+@blp.alt_response(
+    503, schema=FieldErrors, description="Redis does not answer; nothing was enqueued"
+)
 def post_batch() -> Response:
     found = services()
     producer = _authenticate()
@@ -188,7 +201,9 @@ def post_batch() -> Response:
         note.outcome = "unavailable"
         return native_error(503, {ROOT: [unavailable()]})
     note.outcome = "batch"
-    return answer(200, {"accepted": accepted, "refused": len(results) - accepted, "results": results})
+    return answer(
+        200, {"accepted": accepted, "refused": len(results) - accepted, "results": results}
+    )
 
 
 @blp.route("/updates/<update_id>", methods=["GET"])
@@ -216,7 +231,9 @@ def get_update(update_id: str) -> Response:
 
 
 @blp.route("/orders/<merchant>/<path:order_ref>", methods=["GET"])
-@blp.doc(summary="An order: versions enqueued and delivered, what waits, open dead letters", **_AUTH)
+@blp.doc(
+    summary="An order: versions enqueued and delivered, what waits, open dead letters", **_AUTH
+)
 @blp.response(200, OrderStatus)
 @blp.alt_response(401, schema=FieldErrors, description="No or unknown token")
 @blp.alt_response(403, schema=FieldErrors, description="The token may not see this merchant")

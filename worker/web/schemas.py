@@ -47,7 +47,9 @@ class Accepted(Schema):
         },
     )
     warnings = fields.Dict(
-        keys=fields.String(), values=fields.List(fields.String()), metadata={"description": "path -> messages; never block delivery"}
+        keys=fields.String(),
+        values=fields.List(fields.String()),
+        metadata={"description": "path -> messages; never block delivery"},
     )
 
 
@@ -86,7 +88,9 @@ class LetterView(Schema):
     version = fields.Integer(allow_none=True)
     reason = fields.String(required=True)
     status = fields.Integer(allow_none=True, metadata={"description": "seQura's HTTP status"})
-    errors = fields.List(fields.String(), required=True, metadata={"description": "seQura's errors"})
+    errors = fields.List(
+        fields.String(), required=True, metadata={"description": "seQura's errors"}
+    )
     dead_at = fields.Float(required=True)
 
 

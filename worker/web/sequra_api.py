@@ -60,9 +60,12 @@ def with_path_identity(
         elif isinstance(part, Mapping):
             if field not in part:
                 filled[key] = {**part, field: expected}
-            elif isinstance(part[field], str | int) and not isinstance(part[field], bool):
-                if str(part[field]) != expected:
-                    errors[f"order.{key}.{field}"] = [mismatch]
+            elif (
+                isinstance(part[field], str | int)
+                and not isinstance(part[field], bool)
+                and str(part[field]) != expected
+            ):
+                errors[f"order.{key}.{field}"] = [mismatch]
     return {**body, "order": filled}, errors
 
 
