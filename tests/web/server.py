@@ -21,9 +21,11 @@ from tests.support import json_events, wait_for
 #: Bearer tokens of the test producers, and the merchants each may send for.
 BACKEND_TOKEN = "backend-token-0123456789abcdef"
 ZAPATERO_TOKEN = "zapatero-token-0123456789abcdef"
+EVERY_TOKEN = "every-token-0123456789abcdef"
 PRODUCERS = {
     "backend": (BACKEND_TOKEN, [SHOP.ref, CAMISAS.ref]),
     "zapatero": (ZAPATERO_TOKEN, [ZAPATOS.ref]),
+    "platform": (EVERY_TOKEN, ["*"]),
 }
 MERCHANTS = (SHOP, CAMISAS, ZAPATOS)
 
