@@ -11,7 +11,9 @@ SHIRT, JACKET = Item("shirt1234", "shirt", 1250), Item("jacket9876", "jacket", 7
 
 def shipped(merchant: str, order_ref: str, *items: Item) -> dict[str, Any]:
     """A valid body: everything shipped (shirt and jacket unless ``items`` are given)."""
-    return fully_shipped(merchant=merchant, order_ref=order_ref, items=list(items or (SHIRT, JACKET)))
+    return fully_shipped(
+        merchant=merchant, order_ref=order_ref, items=list(items or (SHIRT, JACKET))
+    )
 
 
 def cancel(merchant: str, order_ref: str) -> dict[str, Any]:

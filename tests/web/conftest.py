@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 import redis
@@ -54,7 +55,7 @@ class Web:
             "Sequra-Merchant-Id": merchant,
             **kwargs.pop("headers", {}),
         }
-        escaped = requests.utils.quote(order_ref, safe="")
+        escaped = quote(order_ref, safe="")
         return self.session.put(
             f"{self.url}/merchants/{merchant}/orders/{escaped}",
             json=body,

@@ -3,6 +3,8 @@ and what the status lookups say along the way."""
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 
 from tests.sandbox_fixtures import SHOP
@@ -43,8 +45,8 @@ def test_both_ways_in_reach_seQura_and_lookups_follow_each_outcome(web, web_sand
     assert put.status_code == 202
     posted = web.post("/v1/updates", cancel(SHOP.ref, "E2"))
     assert posted.status_code == 202
-    for answer in (put, posted):
-        wait_for(lambda a=answer: became(web, a.json()["update_id"], "delivered"), what="delivery")
+    for update_id in (put.json()["update_id"], posted.json()["update_id"]):
+        wait_for(functools.partial(became, web, update_id, "delivered"), what="delivery")
     assert state.order(SHOP.ref, "E1/1")["state"]["shipped_cart"]["order_total_with_tax"] == 8350
     assert state.order(SHOP.ref, "E2")["state"]["cancellation_reason"] == "out_of_stock"
 
@@ -52,8 +54,10 @@ def test_both_ways_in_reach_seQura_and_lookups_follow_each_outcome(web, web_sand
     conflict = web.post("/v1/updates", shipped(SHOP.ref, "E3")).json()
     parked = wait_for(lambda: became(web, conflict["update_id"], "dead_lettered"), what="parking")
     letter = parked["dead_letter"]
-    assert letter["reason"] == "conflict" and letter["status"] == 409
-    assert letter["errors"] and letter["errors"][0].startswith("Invalid data")
+    assert letter["reason"] == "conflict"
+    assert letter["status"] == 409
+    assert letter["errors"]
+    assert letter["errors"][0].startswith("Invalid data")
 
     state.script(SHOP.ref, "E4", [503, 503, 503, 503])
     retried = web.post("/v1/updates", shipped(SHOP.ref, "E4")).json()
@@ -70,7 +74,8 @@ def test_both_ways_in_reach_seQura_and_lookups_follow_each_outcome(web, web_sand
     assert superseded["superseded_by"] == 2
 
     order = web.get(f"/v1/orders/{SHOP.ref}/E3").json()
-    assert order["enqueued_version"] == 1 and order["delivered_version"] == 0
+    assert order["enqueued_version"] == 1
+    assert order["delivered_version"] == 0
     assert [d["id"] for d in order["dead_letters"]] == [letter["id"]]
     assert web.get(f"/v1/orders/{SHOP.ref}/E1/1").json()["delivered_version"] == 1
 

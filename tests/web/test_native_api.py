@@ -25,7 +25,9 @@ def test_an_update_is_answered_with_its_id_version_and_status(web, redis_client)
     answer = web.post("/v1/updates", shipped(SHOP.ref, "A1"))
     assert answer.status_code == 202
     found = answer.json()
-    assert found["status"] == "enqueued" and found["version"] == 1 and found["update_id"]
+    assert found["status"] == "enqueued"
+    assert found["version"] == 1
+    assert found["update_id"]
     assert scheduled(redis_client) == 1
 
 
@@ -70,7 +72,9 @@ def test_a_token_used_for_a_merchant_it_is_not_scoped_to_gets_403(web, redis_cli
     assert answer.status_code == 403
     assert "order.merchant.id" in answer.json()["errors"]
     assert scheduled(redis_client) == 0
-    assert web.post("/v1/updates", shipped(ZAPATOS.ref, "A1"), token=ZAPATERO_TOKEN).status_code == 202
+    assert (
+        web.post("/v1/updates", shipped(ZAPATOS.ref, "A1"), token=ZAPATERO_TOKEN).status_code == 202
+    )
 
 
 def test_a_merchant_without_an_account_gets_422(web):
@@ -83,7 +87,9 @@ def test_a_merchant_without_an_account_gets_422(web):
 def test_a_non_json_content_type_gets_415(web):
     """Only application/json is taken by POST /v1/updates."""
     answer = web.post(
-        "/v1/updates", data=json.dumps(shipped(SHOP.ref, "A1")), headers={"Content-Type": "text/plain"}
+        "/v1/updates",
+        data=json.dumps(shipped(SHOP.ref, "A1")),
+        headers={"Content-Type": "text/plain"},
     )
     assert answer.status_code == 415
 
@@ -176,7 +182,11 @@ def test_a_batch_answers_each_item_on_its_own(web, redis_client):
 
 def test_a_batch_in_json_lines_with_a_broken_line(web, redis_client):
     """JSON Lines: a line that is not JSON is refused alone; the others are enqueued."""
-    lines = [json.dumps(shipped(SHOP.ref, "L1")), '{"order": NaN}', json.dumps(shipped(SHOP.ref, "L2"))]
+    lines = [
+        json.dumps(shipped(SHOP.ref, "L1")),
+        '{"order": NaN}',
+        json.dumps(shipped(SHOP.ref, "L2")),
+    ]
     answer = web.post(
         "/v1/updates/batch",
         data="\n".join(lines).encode(),
@@ -213,6 +223,8 @@ def test_access_logs_hold_no_credentials_or_payload(web_server, web):
     web.post("/v1/updates", shipped(SHOP.ref, "LOG1"))
     web.put_order(SHOP.ref, "LOG2", shipped(SHOP.ref, "LOG2"), (SHOP.username, SHOP.password))
     text = web_server.log_text()
-    assert "shirt1234" not in text and "jacket" not in text
-    assert SHOP.password not in text and "backend-token" not in text
+    assert "shirt1234" not in text
+    assert "jacket" not in text
+    assert SHOP.password not in text
+    assert "backend-token" not in text
     assert any(e.get("url") == "POST /v1/updates" for e in web_server.events())

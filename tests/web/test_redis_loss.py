@@ -68,7 +68,9 @@ def test_while_redis_is_down_updates_get_503_and_none_accepted_is_lost(own_redis
     sender.start()
     wait_for(lambda: len(answers) >= 20, what="some answers before the kill")
     own_redis.kill()
-    down = requests.post(service.url + "/v1/updates", json=shipped(SHOP.ref, "D"), headers=HEADERS, timeout=15)
+    down = requests.post(
+        service.url + "/v1/updates", json=shipped(SHOP.ref, "D"), headers=HEADERS, timeout=15
+    )
     assert down.status_code == 503
     assert down.headers["Retry-After"].isdigit()
     assert "errors" in down.json()
@@ -78,11 +80,14 @@ def test_while_redis_is_down_updates_get_503_and_none_accepted_is_lost(own_redis
         auth=(SHOP.username, SHOP.password),
         timeout=15,
     )
-    assert put.status_code == 503 and isinstance(put.json()["errors"], list)
+    assert put.status_code == 503
+    assert isinstance(put.json()["errors"], list)
     assert requests.get(service.url + "/readyz", timeout=15).status_code == 503
     time.sleep(0.5)
     own_redis.start()
-    wait_for(lambda: requests.get(service.url + "/readyz", timeout=15).status_code == 200, what="ready")
+    wait_for(
+        lambda: requests.get(service.url + "/readyz", timeout=15).status_code == 200, what="ready"
+    )
     wait_for(lambda: len(answers) >= 60 or not sender.is_alive(), what="answers after the restart")
     stop.set()
     sender.join(timeout=60)

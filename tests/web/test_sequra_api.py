@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import socket
 import json
+import socket
 
 import pytest
 
@@ -48,7 +48,9 @@ def test_credentials_of_nobody_get_seQuras_401(web, auth):
 
 def test_another_merchants_credentials_get_seQuras_403(web, redis_client):
     """Valid credentials of another merchant get 403 with seQura's text; nothing is queued."""
-    answer = web.put_order(SHOP.ref, "A1", shipped(SHOP.ref, "A1"), (ZAPATOS.username, ZAPATOS.password))
+    answer = web.put_order(
+        SHOP.ref, "A1", shipped(SHOP.ref, "A1"), (ZAPATOS.username, ZAPATOS.password)
+    )
     assert answer.status_code == 403
     assert answer.json() == {"errors": ["You do not have access to this URL"]}
     assert versions(redis_client, SHOP.ref, "A1") == (0, 0)
@@ -57,14 +59,20 @@ def test_another_merchants_credentials_get_seQuras_403(web, redis_client):
 def test_a_sequra_merchant_id_naming_another_merchant_gets_403(web):
     """A Sequra-Merchant-Id header that is not the URL's merchant is refused as seQura would."""
     answer = web.put_order(
-        SHOP.ref, "A1", shipped(SHOP.ref, "A1"), SHOP_AUTH, headers={"Sequra-Merchant-Id": CAMISAS.ref}
+        SHOP.ref,
+        "A1",
+        shipped(SHOP.ref, "A1"),
+        SHOP_AUTH,
+        headers={"Sequra-Merchant-Id": CAMISAS.ref},
     )
     assert answer.status_code == 403
 
 
 def test_the_url_fills_in_a_body_without_merchant_and_order(web, redis_client):
     """A body that leaves out merchant id and order-ref takes them from the URL."""
-    answer = web.put_order(SHOP.ref, "A14/12345", without_identity(shipped(SHOP.ref, "x")), SHOP_AUTH)
+    answer = web.put_order(
+        SHOP.ref, "A14/12345", without_identity(shipped(SHOP.ref, "x")), SHOP_AUTH
+    )
     assert answer.status_code == 202
     assert versions(redis_client, SHOP.ref, "A14/12345") == (1, 0)
 

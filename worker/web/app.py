@@ -36,7 +36,7 @@ from cartsync.worker.web.lookup import Lookup
 from cartsync.worker.web.metrics import HttpMetrics, registry_for
 from cartsync.worker.web.native_api import blp as native_blp
 from cartsync.worker.web.receipts import Receipts
-from cartsync.worker.web.schemas import Health
+from cartsync.worker.web.schemas import AnyErrors, Health
 from cartsync.worker.web.sequra_api import blp as sequra_blp
 
 log = structlog.get_logger("cartsync.web")
@@ -49,6 +49,13 @@ REDIS_TIMEOUT_S = 3.0
 METRICS_REDIS_TIMEOUT_S = 0.5
 #: The document's version of this API.
 API_VERSION = "1"
+
+
+class ServiceApi(Api):  # type: ignore[misc]
+    """flask-smorest's Api with this service's error shape as every operation's default answer."""
+
+    ERROR_SCHEMA = AnyErrors
+
 
 ops = Blueprint("ops", __name__, description="Liveness, readiness, metrics.")
 
@@ -153,7 +160,7 @@ def create_app(
         JSON_SORT_KEYS=False,
     )
     app.extensions[EXTENSION] = found
-    api = Api(
+    api = ServiceApi(
         app,
         spec_kwargs={
             "info": {

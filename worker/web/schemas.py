@@ -129,3 +129,20 @@ class OrderStatus(Schema):
 
 class Health(Schema):
     status = fields.String(required=True)
+
+
+class AnyErrors(Schema):
+    """Any error answer: seQura's list of texts on its route, errors by path on the others."""
+
+    errors = fields.Raw(
+        required=True,
+        metadata={
+            "oneOf": [
+                {"type": "array", "items": {"type": "string"}},
+                {
+                    "type": "object",
+                    "additionalProperties": {"type": "array", "items": {"type": "string"}},
+                },
+            ]
+        },
+    )
