@@ -71,6 +71,8 @@ DEFAULT_METRICS_PORT = 9808
 DEFAULT_STATUS_MAX_DEAD_AGE_S = 3600.0
 #: Seconds an update id is remembered, so that enqueueing it again is a no-op.
 DEFAULT_IDEMPOTENCY_TTL_S = 7 * 24 * 3600.0
+#: TOML file of the HTTP API's producers: hashed bearer tokens, merchants each may send for.
+DEFAULT_PRODUCERS_FILE = ""
 
 
 def _bool(raw: str) -> bool:
@@ -158,6 +160,7 @@ class Settings:
     idempotency_ttl_s: float = _setting(
         DEFAULT_IDEMPOTENCY_TTL_S, _positive_float, "update id memory"
     )
+    producers_file: str = _setting(DEFAULT_PRODUCERS_FILE, str, "HTTP API producers file")
 
     def __repr__(self) -> str:
         shown = []

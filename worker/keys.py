@@ -121,6 +121,16 @@ def metrics_latency(prefix: str) -> str:
     return f"{prefix}:metrics:latency"
 
 
+def metrics_http_requests(prefix: str) -> str:
+    """Hash of ``{route}|{method}|{status}`` -> HTTP requests answered (worker/web/metrics.py)."""
+    return f"{prefix}:metrics:http_requests"
+
+
+def metrics_http_enqueue(prefix: str) -> str:
+    """Hash of the HTTP enqueue latency histogram's buckets and sum."""
+    return f"{prefix}:metrics:http_enqueue"
+
+
 # -- the Celery queue (kombu's names) --------------------------------------------------------
 
 
@@ -133,3 +143,9 @@ def kombu_binding(queue: str) -> str:
     """The set kombu keeps the bindings of ``queue``'s exchange in (Celery names it after
     the queue)."""
     return f"_kombu.binding.{queue}"
+
+
+def receipt(prefix: str, update_id: str) -> str:
+    """What the HTTP API accepted under an update id (merchant, order-ref, a fingerprint of
+    the request), kept as long as the update id itself (``worker/web/receipts.py``)."""
+    return f"{prefix}:receipt:{update_id}"

@@ -18,6 +18,7 @@ COMMANDS = {
     "status": "cartsync.worker.cli.status:status",
     "metrics": "cartsync.worker.cli.metrics:metrics",
     "demo": "cartsync.worker.cli.demo:demo",
+    "serve": "cartsync.worker.cli.serve:serve",
 }
 
 

@@ -1,0 +1,64 @@
+"""What the request handlers share in one process: built by the app factory, read per request."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+from flask import current_app, g
+
+from cartsync.config.merchants import MerchantDirectory
+from cartsync.config.producers import ProducerDirectory
+from cartsync.config.settings import Settings
+from cartsync.worker.web.intake import Intake
+from cartsync.worker.web.lookup import Lookup
+from cartsync.worker.web.metrics import HttpMetrics
+
+EXTENSION = "cartsync"
+
+
+@dataclass(frozen=True)
+class Services:
+    settings: Settings
+    client: redis.Redis
+    merchants: MerchantDirectory
+    producers: ProducerDirectory
+    intake: Intake
+    lookup: Lookup
+    metrics: HttpMetrics
+    batch_max: int
+
+
+def services() -> Services:
+    found: Services = current_app.extensions[EXTENSION]
+    return found
+
+
+@dataclass
+class RequestNotes:
+    """What a handler tells the access log and the metrics about its request (no payload)."""
+
+    merchant: str | None = None
+    order_ref: str | None = None
+    update_id: str | None = None
+    outcome: str | None = None
+    count: int | None = None
+    enqueue_s: list[float] = field(default_factory=list)
+
+    def log_fields(self) -> dict[str, Any]:
+        shown = {
+            "merchant": self.merchant,
+            "order_ref": self.order_ref,
+            "update_id": self.update_id,
+            "outcome": self.outcome,
+            "count": self.count,
+        }
+        return {k: v for k, v in shown.items() if v is not None}
+
+
+def notes() -> RequestNotes:
+    if "cartsync_notes" not in g:
+        g.cartsync_notes = RequestNotes()
+    found: RequestNotes = g.cartsync_notes
+    return found
