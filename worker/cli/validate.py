@@ -21,7 +21,7 @@ import click
 
 from cartsync.config.settings import Settings, env_name, load_settings
 from cartsync.tasks.validation import CONTRACT_OPTIONS, validate_update
-from cartsync.worker.errors import ConfigurationError, InvalidUpdate
+from cartsync.worker.errors import ConfigurationError, InvalidUpdate, path_sort_key
 
 #: Exit status when the body is invalid.
 EXIT_INVALID = 1
@@ -98,7 +98,7 @@ def _configured_options(settings: Settings, merchant: str | None, body: Any) -> 
 
 def _path_key(path: str) -> list[tuple[int, int | str]]:
     """Sort key that puts items.2 before items.10."""
-    return [(0, int(part)) if part.isdigit() else (1, part) for part in path.split(".")]
+    return path_sort_key(path)
 
 
 def _lines(messages: Mapping[str, list[str]]) -> list[str]:
