@@ -5,16 +5,17 @@ an HTTP answer into a :class:`CallResult` of one :class:`Kind`; :func:`verdict` 
 the update's :class:`Outcome` and, for a dead letter, its :class:`Reason`. Together they are
 the README's outcome table ("The outcome decides what happens next"):
 
-=====================================  ===============  ==============
-seQura answers                         outcome          reason
-=====================================  ===============  ==============
-2xx                                    delivered
-409                                    dead_lettered    conflict
-400, 404, 422, other 4xx, 3xx          dead_lettered    rejected
-401, 403                               dead_lettered    unauthorized
-408, 429, 5xx, time-out, no answer     retrying         the exception
-... with its retries exhausted         dead_lettered    exhausted
-=====================================  ===============  ==============
+=================================  ===============  ==========================
+seQura answers                     outcome          reason
+=================================  ===============  ==========================
+2xx                                delivered
+409                                dead_lettered    conflict
+400, 404, 422, other 4xx, 3xx      dead_lettered    rejected
+401, 403                           dead_lettered    unauthorized
+408, 429, 5xx                      retrying         unavailable
+time-out, connection error         retrying         the exception's class name
+either, with retries exhausted     dead_lettered    exhausted
+=================================  ===============  ==========================
 
 seQura's own statement of the codes is in docs/SEQURA_API.md. Where it is silent these
 functions decide as follows, and say why beside each rule:
