@@ -24,7 +24,7 @@ from importlib.metadata import version
 from typing import Any
 
 from cartsync.tasks.validation import validate_update, wire_bytes
-from tests.examples import OPTIONS_A, OPTIONS_B, full_body_a, full_body_b, two_item_body
+from cartsync.tasks.examples import OPTIONS_A, OPTIONS_B, full_body_a, full_body_b, two_item_body
 
 #: Fewest runs whose median is reported.
 MIN_RUNS = 5

@@ -22,14 +22,28 @@ from __future__ import annotations
 
 import os
 import tomllib
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from cartsync.config.settings import Settings, env_name
-from cartsync.tasks.validation import CONTRACT_OPTIONS
 from cartsync.worker.errors import ConfigurationError, UnknownMerchant
+
+# Contract options: which parts of the payload a merchant may (or must) send. They are kept
+# with the accounts that carry them; what each one means for the payload is in
+# tasks/schemas/options.py, and docs/SEQURA_API.md sums them up.
+MULTISTORE = "multistore"
+SHIPMENT_REF = "shipment_ref"
+GARAGE = "garage"
+SERVICES = "services"
+TRAVEL = "travel"
+
+#: Every contract option cartsync knows.
+CONTRACT_OPTIONS = frozenset({MULTISTORE, SHIPMENT_REF, GARAGE, SERVICES, TRAVEL})
+
+#: Options that bring others with them (seQura: garages "are also multistore").
+IMPLIED = {GARAGE: frozenset({MULTISTORE})}
 
 #: Keys a merchant's table in the accounts file may hold.
 MERCHANT_KEYS = frozenset({"username", "password", "password_env", "options"})
@@ -228,12 +242,27 @@ def _password(entry: Mapping[str, Any], environ: Mapping[str, str], label: str) 
 
 
 def parse_options(raw: Iterable[str], where: str) -> frozenset[str]:
-    """Contract options from their names; an unknown one is a ConfigurationError."""
-    options = {item.strip().lower() for item in raw if item.strip()}
+    """Contract options as an operator writes them (any case, blanks ignored); an unknown one
+    is a ConfigurationError that starts with ``where``."""
+    return _known(frozenset(item.strip().lower() for item in raw if item.strip()), where)
+
+
+def normalize(options: Collection[str]) -> frozenset[str]:
+    """The options in effect: names checked, implied options added.
+
+    Raises ConfigurationError naming the first unknown option.
+    """
+    effective = set(_known(frozenset(options)))
+    for option in options:
+        effective |= IMPLIED.get(option, frozenset())
+    return frozenset(effective)
+
+
+def _known(options: frozenset[str], where: str | None = None) -> frozenset[str]:
     unknown = sorted(options - CONTRACT_OPTIONS)
     if unknown:
         raise ConfigurationError(
-            f"{where}: unknown contract option {unknown[0]!r} "
+            f"{where + ': ' if where else ''}unknown contract option {unknown[0]!r} "
             f"(known: {', '.join(sorted(CONTRACT_OPTIONS))})"
         )
-    return frozenset(options)
+    return options

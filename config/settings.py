@@ -18,6 +18,11 @@ PREFIX = "CARTSYNC_"
 
 #: Redis for the Celery broker, the order ledger, the schedule and the dead letters.
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+#: Seconds a Redis connection attempt or command may take before cartsync reports Redis
+#: unreachable (socket connect and read timeouts). Redis answers in a millisecond; a wait this
+#: long means it is gone or stalled, and a caller (a shop's request enqueueing, an operator at
+#: the CLI) is better told so than left hanging. Not a setting: one value for every client.
+REDIS_TIMEOUT_S = 5.0
 #: seQura's sandbox. Production is https://live.sequrapi.com.
 DEFAULT_SEQURA_URL = "https://sandbox.sequrapi.com"
 #: Seconds to wait for a TCP connection to seQura.

@@ -4,9 +4,9 @@
   ``currency``, an integer ``order_total_with_tax`` and a list of ``items`` that each have an
   integer ``total_with_tax``. Other keys are accepted, as seQura accepts them.
 - A cart's items add up to its ``order_total_with_tax`` (the 409 text is worded like the one
-  quoted in ``../shared/spec/README.md``).
+  quoted in ``docs/SEQURA_API.md``, "Status codes").
 - The new order total (both carts) may exceed the order's original total by 15 % at most
-  (``../shared/spec/order-update-api.txt``, "Order upsellings").
+  (``docs/SEQURA_API.md``, "Upselling limit").
 """
 
 from __future__ import annotations

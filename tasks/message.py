@@ -10,9 +10,13 @@ import json
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from cartsync.worker.errors import InvalidMessage
 
-class InvalidMessage(ValueError):
-    """A queue message that is not an update message (corrupt, or from something else)."""
+#: The Celery task's registered name. It lives with the message the task carries, so that the
+#: app that publishes by name (``worker.celeryapp``) and the task that registers under it
+#: (``tasks.order_update``) share it without importing each other. A task carries a batch of
+#: update messages (``worker.schedule``).
+TASK_NAME = "cartsync.order_updates"
 
 
 @dataclass(frozen=True)

@@ -3,35 +3,40 @@
 A task carries the text of one or more update messages (``worker.schedule`` cuts a backlog
 into batches) and runs them one after the other. Path of one message: load it, ask the
 ledger whether its version is still the newest, take the order's lock, validate and
-serialize, send, then act on the outcome (DESIGN.md's table). Every path ends in exactly one
-structured ``order_update`` event.
+serialize, send, then act on the outcome (``worker.outcomes``, the README's outcome table).
+Every path ends in exactly one structured ``order_update`` event.
+
+A use case: importing this module loads no settings and builds no app. The task is a shared
+task that the worker's app registers (``worker.celeryapp``), and it reaches its process's
+collaborators through the app's task class (``worker.runtime``), typed here as
+:class:`Services`.
 """
 
 from __future__ import annotations
 
 import json
-import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from functools import cached_property
-from typing import Any
+from typing import Any, Protocol
 
 import redis
 import structlog
+from celery import shared_task
 from celery.exceptions import Reject
 
-from cartsync.config.merchants import MerchantDirectory, load_merchants
-from cartsync.config.settings import Settings, load_settings
-from cartsync.tasks.message import InvalidMessage, UpdateMessage
+from cartsync.config.merchants import MerchantDirectory
+from cartsync.config.settings import Settings
+from cartsync.tasks.message import TASK_NAME, UpdateMessage
 from cartsync.tasks.validation import validate_update
 from cartsync.worker.backoff import compute_backoff, exhausted
-from cartsync.worker.celeryapp import TASK_NAME, app
 from cartsync.worker.client import SequraClient
-from cartsync.worker.deadletters import DeadLetter, DeadLetterStore, Reason
-from cartsync.worker.errors import InvalidUpdate, UnknownMerchant
+from cartsync.worker.clock import logged_ms_since
+from cartsync.worker.deadletters import DeadLetter, DeadLetterStore
+from cartsync.worker.errors import InvalidMessage, InvalidUpdate, UnknownMerchant
 from cartsync.worker.ledger import Claim, Ledger
 from cartsync.worker.metrics import Metrics
-from cartsync.worker.outcomes import Kind, Outcome
+from cartsync.worker.outcomes import CallResult, Outcome, Reason, verdict
 from cartsync.worker.schedule import Schedule
 
 log = structlog.get_logger("cartsync.order_update")
@@ -44,86 +49,51 @@ LOCK_BUSY_DELAY_S = 1.0
 #: (which would have the broker hand the same task to a second worker).
 BATCH_TIME_SHARE = 0.5
 
-#: Dead-letter reason for each outcome that is final without retrying.
-PARK_REASON = {
-    Kind.CONFLICT: Reason.CONFLICT,
-    Kind.REJECTED: Reason.REJECTED,
-    Kind.UNAUTHORIZED: Reason.UNAUTHORIZED,
-}
+#: Outcomes logged at info level; the others are warnings (something to look at).
+QUIET_OUTCOMES = frozenset({Outcome.DELIVERED, Outcome.SUPERSEDED, Outcome.DUPLICATE})
 
 
-class Runtime:
-    """What a worker process needs to deliver updates, built once and shared by its threads."""
+class Services(Protocol):
+    """What the task uses of its worker process: ``worker.runtime.Runtime`` provides it, and
+    tests build one around their own settings."""
 
-    def __init__(self, settings: Settings, *, clock: Any = time.time) -> None:
-        self.settings = settings
-        self.clock = clock
-
-    @cached_property
-    def redis(self) -> redis.Redis:
-        return redis.Redis.from_url(
-            self.settings.redis_url,
-            max_connections=self.settings.worker_concurrency + 8,
-            health_check_interval=30,
-        )
-
-    @cached_property
-    def ledger(self) -> Ledger:
-        return Ledger(self.redis, self.settings.key_prefix)
-
-    @cached_property
-    def schedule(self) -> Schedule:
-        return Schedule(self.redis, self.settings.key_prefix)
-
-    @cached_property
-    def dead_letters(self) -> DeadLetterStore:
-        return DeadLetterStore(self.redis, self.settings.key_prefix)
-
-    @cached_property
-    def merchants(self) -> MerchantDirectory:
-        return load_merchants(self.settings)
-
-    @cached_property
-    def client(self) -> SequraClient:
-        return SequraClient(self.settings)
-
-    @cached_property
-    def metrics(self) -> Metrics:
-        return Metrics(self.redis, self.settings.key_prefix)
-
-
-_runtime: Runtime | None = None
-_runtime_lock = threading.Lock()
-
-
-def runtime() -> Runtime:
-    """This process's runtime, built on first use."""
-    global _runtime
-    with _runtime_lock:
-        if _runtime is None:
-            _runtime = Runtime(load_settings())
-            # Build everything now, under the lock, so threads never race to build twice.
-            _ = (
-                _runtime.ledger,
-                _runtime.schedule,
-                _runtime.dead_letters,
-                _runtime.client,
-                _runtime.metrics,
-            )
-        return _runtime
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def clock(self) -> Callable[[], float]: ...
+    @property
+    def redis(self) -> redis.Redis: ...
+    @property
+    def ledger(self) -> Ledger: ...
+    @property
+    def schedule(self) -> Schedule: ...
+    @property
+    def dead_letters(self) -> DeadLetterStore: ...
+    @property
+    def merchants(self) -> MerchantDirectory: ...
+    @property
+    def client(self) -> SequraClient: ...
+    @property
+    def metrics(self) -> Metrics: ...
 
 
 #: Errors that mean Redis is unreachable or restarting right now.
 REDIS_DOWN: tuple[type[Exception], ...] = (redis.ConnectionError, redis.TimeoutError)
 
 
-@app.task(name=TASK_NAME, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
-def order_updates(members: Any) -> list[str]:
-    """Deliver a batch of update messages; returns their outcomes' names."""
-    return run_batch(members if isinstance(members, list) else [members], runtime())
+@shared_task(
+    name=TASK_NAME, bind=True, acks_late=True, reject_on_worker_lost=True, ignore_result=True
+)
+def order_updates(task: Any, members: Any) -> list[Outcome]:
+    """Deliver a batch of update messages; returns their outcomes' names.
+
+    ``task.runtime`` is the process's :class:`Services`, from the app's task class
+    (``worker.runtime.RuntimeTask``).
+    """
+    return run_batch(members if isinstance(members, list) else [members], task.runtime)
 
 
-def run_batch(members: list[Any], rt: Runtime) -> list[str]:
+def run_batch(members: list[Any], rt: Services) -> list[Outcome]:
     """Run each message of a batch to its outcome, in order.
 
     A message that fails unexpectedly (a bug) does not stop the rest of the batch; the first
@@ -131,7 +101,7 @@ def run_batch(members: list[Any], rt: Runtime) -> list[str]:
     schedule brings it back (``worker.schedule``).
     """
     deadline = time.monotonic() + rt.settings.visibility_timeout_s * BATCH_TIME_SHARE
-    outcomes: list[str] = []
+    outcomes: list[Outcome] = []
     failure: Exception | None = None
     for n, member in enumerate(members):
         if n and time.monotonic() > deadline:
@@ -151,7 +121,7 @@ def run_batch(members: list[Any], rt: Runtime) -> list[str]:
             fields = _fields(member)
             log.warning(
                 "order_update",
-                outcome="interrupted",
+                outcome=Outcome.INTERRUPTED,
                 reason="redis_unavailable",
                 exception=type(exc).__name__,
                 update_id=fields.get("update_id"),
@@ -160,7 +130,7 @@ def run_batch(members: list[Any], rt: Runtime) -> list[str]:
             raise Reject(type(exc).__name__, requeue=True) from None
         except Exception as exc:
             failure = failure or exc
-            outcomes.append("failed")
+            outcomes.append(Outcome.FAILED)
     if failure is not None:
         raise failure
     return outcomes
@@ -170,7 +140,7 @@ def run_batch(members: list[Any], rt: Runtime) -> list[str]:
 class Result:
     """What happened to one attempt, as logged."""
 
-    outcome: str
+    outcome: Outcome
     reason: str | None = None
     status: int | None = None
     next_retry_s: float | None = None
@@ -181,7 +151,7 @@ class Result:
     counted: bool = False
 
 
-def process(member: Any, rt: Runtime) -> str:
+def process(member: Any, rt: Services) -> Outcome:
     """Run one attempt of one update message (its text form) to its outcome, and log it."""
     started = time.perf_counter()
     try:
@@ -192,13 +162,13 @@ def process(member: Any, rt: Runtime) -> str:
             rt.schedule.done(member)
         log.error(
             "order_update",
-            outcome="dead_lettered",
-            reason=Reason.INVALID.value,
+            outcome=Outcome.DEAD_LETTERED,
+            reason=Reason.INVALID,
             letter_id=letter_id,
-            duration_ms=_ms_since(started),
+            duration_ms=logged_ms_since(started),
         )
-        rt.metrics.observe("dead_lettered", Reason.INVALID.value, None, None)
-        return "dead_lettered"
+        rt.metrics.observe(Outcome.DEAD_LETTERED, Reason.INVALID, None, None)
+        return Outcome.DEAD_LETTERED
     bound = log.bind(
         merchant=message.merchant,
         order_ref=message.order_ref,
@@ -207,7 +177,7 @@ def process(member: Any, rt: Runtime) -> str:
         attempt=message.attempt,
     )
     result = _attempt(message, member, rt)
-    level = "info" if result.outcome in {"delivered", "superseded", "duplicate"} else "warning"
+    level = "info" if result.outcome in QUIET_OUTCOMES else "warning"
     getattr(bound, level)(
         "order_update",
         outcome=result.outcome,
@@ -215,14 +185,14 @@ def process(member: Any, rt: Runtime) -> str:
         status=result.status,
         next_retry_s=result.next_retry_s,
         letter_id=result.letter_id,
-        duration_ms=_ms_since(started),
+        duration_ms=logged_ms_since(started),
     )
     if not result.counted:
         rt.metrics.observe(result.outcome, result.reason, result.status, result.latency_ms)
     return result.outcome
 
 
-def _attempt(message: UpdateMessage, member: str, rt: Runtime) -> Result:
+def _attempt(message: UpdateMessage, member: str, rt: Services) -> Result:
     # ``member`` is the message's entry in the in-flight set, dropped once the attempt's
     # outcome is recorded (with the claim, or with finish): until then a lost message comes
     # back.
@@ -239,14 +209,15 @@ def _attempt(message: UpdateMessage, member: str, rt: Runtime) -> Result:
     )
     if claim is Claim.PARKED:
         # A redelivered message whose update was parked already.
-        return Result("duplicate", reason="already_dead_lettered")
+        return Result(Outcome.DUPLICATE, reason="already_dead_lettered")
     if claim is Claim.BUSY:
         deferred = replace(message, deferrals=message.deferrals + 1)
         rt.schedule.add(deferred.to_dict(), rt.clock() + LOCK_BUSY_DELAY_S)
         rt.schedule.done(member)
-        return Result("deferred", reason="order_busy", next_retry_s=LOCK_BUSY_DELAY_S)
+        return Result(Outcome.DEFERRED, reason="order_busy", next_retry_s=LOCK_BUSY_DELAY_S)
     if claim is not Claim.SEND:
-        return Result(claim.value)
+        # SUPERSEDED or DUPLICATE: the ledger's answer is the outcome of the same name.
+        return Result(Outcome(claim.value))
     try:
         result = _send(message, rt)
     except BaseException:
@@ -259,11 +230,11 @@ def _attempt(message: UpdateMessage, member: str, rt: Runtime) -> Result:
 
 
 def _finish_and_count(
-    message: UpdateMessage, result: Result, token: str, member: str, rt: Runtime
+    message: UpdateMessage, result: Result, token: str, member: str, rt: Services
 ) -> None:
     """End a sent attempt (record a delivery, release the lock, drop the in-flight entry) and
     count it for the metrics, in one round trip."""
-    delivered = message.version if result.outcome == "delivered" else None
+    delivered = message.version if result.outcome is Outcome.DELIVERED else None
     pipe = rt.redis.pipeline(transaction=False)
     rt.ledger.finish(
         message.merchant, message.order_ref, token, delivered=delivered, member=member, pipe=pipe
@@ -278,7 +249,7 @@ def _finish_and_count(
         )
 
 
-def _send(message: UpdateMessage, rt: Runtime) -> Result:
+def _send(message: UpdateMessage, rt: Services) -> Result:
     try:
         account = rt.merchants.get(message.merchant)
     except UnknownMerchant as exc:
@@ -289,50 +260,42 @@ def _send(message: UpdateMessage, rt: Runtime) -> Result:
         )
     except InvalidUpdate as exc:
         return _park(message, Reason.INVALID, rt, status=None, errors=exc.lines())
-    outcome = rt.client.update_order(
+    call = rt.client.update_order(
         account, message.order_ref, validated.body, version=message.version
     )
-    return replace(_after_call(message, outcome, rt), latency_ms=outcome.latency_ms)
+    return replace(_after_call(message, call, rt), latency_ms=call.latency_ms)
 
 
-def _after_call(message: UpdateMessage, outcome: Outcome, rt: Runtime) -> Result:
-    if outcome.kind is Kind.DELIVERED:
-        # The ledger records the delivered version as the lock is released (_attempt).
-        return Result("delivered", status=outcome.status)
-    attempts = [*message.attempts, _attempt_record(outcome, rt.clock())]
-    if outcome.kind in PARK_REASON:
-        return _park(
-            replace(message, attempts=attempts),
-            PARK_REASON[outcome.kind],
-            rt,
-            status=outcome.status,
-            errors=outcome.errors,
-        )
-    return _retry(replace(message, attempts=attempts), outcome, rt)
-
-
-def _retry(message: UpdateMessage, outcome: Outcome, rt: Runtime) -> Result:
+def _after_call(message: UpdateMessage, call: CallResult, rt: Services) -> Result:
     now = rt.clock()
+    tried = replace(message, attempts=[*message.attempts, _attempt_record(call, now)])
     s = rt.settings
-    if exhausted(
-        len(message.attempts),
-        retrying_for_s=now - message.attempts[0]["at"],
-        max_attempts=s.retry_max_attempts,
-        min_window_s=s.retry_min_window_s,
-    ):
-        return _park(message, Reason.EXHAUSTED, rt, status=outcome.status, errors=outcome.errors)
+    decided = verdict(
+        call,
+        out_of_retries=exhausted(
+            len(tried.attempts),
+            retrying_for_s=now - tried.attempts[0]["at"],
+            max_attempts=s.retry_max_attempts,
+            min_window_s=s.retry_min_window_s,
+        ),
+    )
+    if decided.outcome is Outcome.DELIVERED:
+        # The ledger records the delivered version as the lock is released (_attempt).
+        return Result(Outcome.DELIVERED, status=call.status)
+    if decided.parked_as is not None:
+        return _park(tried, decided.parked_as, rt, status=call.status, errors=call.errors)
     delay = compute_backoff(
-        len(message.attempts),
+        len(tried.attempts),
         base=s.retry_base_s,
         cap=s.retry_cap_s,
-        retry_after=outcome.retry_after_s,
+        retry_after=call.retry_after_s,
     )
-    message.attempts[-1]["delay_s"] = round(delay, 3)
-    rt.schedule.add(message.to_dict(), now + delay)
+    tried.attempts[-1]["delay_s"] = round(delay, 3)
+    rt.schedule.add(tried.to_dict(), now + delay)
     return Result(
-        "retrying",
-        reason=outcome.exception or "unavailable",
-        status=outcome.status,
+        decided.outcome,
+        reason=decided.reason,
+        status=call.status,
         next_retry_s=round(delay, 3),
     )
 
@@ -340,7 +303,7 @@ def _retry(message: UpdateMessage, outcome: Outcome, rt: Runtime) -> Result:
 def _park(
     message: UpdateMessage,
     reason: Reason,
-    rt: Runtime,
+    rt: Services,
     *,
     status: int | None,
     errors: list[str],
@@ -362,7 +325,7 @@ def _park(
             else [],
         )
     )
-    return Result("dead_lettered", reason=reason.value, status=status, letter_id=letter_id)
+    return Result(Outcome.DEAD_LETTERED, reason=reason, status=status, letter_id=letter_id)
 
 
 def _fields(member: Any) -> dict[str, Any]:
@@ -374,7 +337,7 @@ def _fields(member: Any) -> dict[str, Any]:
     return raw if isinstance(raw, dict) else {}
 
 
-def _park_undecodable(member: Any, error: str, rt: Runtime) -> str:
+def _park_undecodable(member: Any, error: str, rt: Services) -> str:
     fields = _fields(member)
 
     def text(name: str, default: str = "unknown") -> str:
@@ -399,15 +362,11 @@ def _park_undecodable(member: Any, error: str, rt: Runtime) -> str:
     )
 
 
-def _attempt_record(outcome: Outcome, now: float) -> dict[str, Any]:
+def _attempt_record(call: CallResult, now: float) -> dict[str, Any]:
     return {
         "at": now,
-        "status": outcome.status,
-        "exception": outcome.exception,
-        "errors": outcome.errors[:5],
-        "latency_ms": round(outcome.latency_ms, 1),
+        "status": call.status,
+        "exception": call.exception,
+        "errors": call.errors[:5],
+        "latency_ms": round(call.latency_ms, 1),
     }
-
-
-def _ms_since(started: float) -> float:
-    return round((time.perf_counter() - started) * 1000, 2)

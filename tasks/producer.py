@@ -25,17 +25,13 @@ import redis
 import structlog
 
 from cartsync.config.merchants import MerchantDirectory, load_merchants
-from cartsync.config.settings import Settings, load_settings
+from cartsync.config.settings import REDIS_TIMEOUT_S, Settings, load_settings
 from cartsync.tasks.message import UpdateMessage
 from cartsync.tasks.validation import validate_update
 from cartsync.worker.errors import BrokerUnavailable, InvalidUpdate
 from cartsync.worker.ledger import Ledger
 
 log = structlog.get_logger("cartsync.producer")
-
-#: Seconds a Redis command may take before the producer reports Redis unreachable.
-REDIS_TIMEOUT_S = 5.0
-
 
 @dataclass(frozen=True)
 class Receipt:

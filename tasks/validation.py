@@ -19,15 +19,15 @@ from typing import Any
 
 from marshmallow import ValidationError
 
-from cartsync.tasks.schemas import options as contract
+from cartsync.config import merchants as contract
 from cartsync.tasks.schemas.order import body_schema
 from cartsync.tasks.schemas.paths import flatten
 from cartsync.tasks.schemas.warnings import collect_warnings
 from cartsync.worker.errors import InvalidUpdate
 
-#: Contract options a merchant may have (see ../shared/DESIGN.md, "Contract options"):
-#: multistore, shipment_ref, garage, services, travel. What each one means is in
-#: tasks/schemas/options.py.
+#: Contract options a merchant may have (docs/SEQURA_API.md, "Contract options"):
+#: multistore, shipment_ref, garage, services, travel. Their names live with the merchant
+#: accounts (config/merchants.py); what each one means is in tasks/schemas/options.py.
 CONTRACT_OPTIONS = contract.CONTRACT_OPTIONS
 
 

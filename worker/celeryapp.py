@@ -3,6 +3,11 @@
 Backoff never uses Celery countdowns (see ``worker.schedule``), so a task never waits; it
 carries a batch of updates and hands back what it has not started by half the visibility
 timeout (``tasks.order_update``), so the timeout always outlasts a task's run.
+
+An entry point, and the only module whose import has side effects: it loads the settings,
+builds the app (which registers the order-update task, a shared task, through ``include``),
+and patches kombu's Redis channel. ``celery -A cartsync.worker worker`` finds the app through
+``worker.__init__``.
 """
 
 from __future__ import annotations
@@ -16,14 +21,18 @@ from celery import Celery, signals
 
 from cartsync.config.logging import configure_logging
 from cartsync.config.settings import Settings, load_settings
+from cartsync.tasks.message import TASK_NAME
+from cartsync.worker.runtime import RuntimeTask, runtime
 
-#: The task's registered name; the schedule's pump publishes by name. A task carries a batch
-#: of update messages (``worker.schedule``).
-TASK_NAME = "cartsync.order_updates"
+#: The modules whose tasks the worker registers (their shared tasks join the app).
+TASK_MODULES = ["cartsync.tasks.order_update"]
 
 
 def make_app(settings: Settings) -> Celery:
-    app = Celery("cartsync", broker=settings.redis_url, include=["cartsync.tasks.order_update"])
+    """The Celery app for ``settings``. Its task class gives tasks the process's runtime."""
+    app = Celery(
+        "cartsync", broker=settings.redis_url, include=TASK_MODULES, task_cls=RuntimeTask
+    )
     app.conf.update(
         task_serializer="json",
         accept_content=["json"],
@@ -185,7 +194,6 @@ _pump: Any = None
 @signals.worker_ready.connect
 def _start_pump(sender: Any = None, **_: Any) -> None:
     global _pump
-    from cartsync.tasks.order_update import runtime
     from cartsync.worker.schedule import Pump, watch_s
 
     # The pump keeps one task waiting per thread of this worker: its concurrency as started,

@@ -1,4 +1,4 @@
-"""The seQura Order Update API client: one PUT per call, an :class:`Outcome` back, never a raise.
+"""The seQura Order Update API client: one PUT per call, a :class:`CallResult` back, no raise.
 
 One client (one ``requests.Session``, pooled keep-alive connections) per worker process. The
 client does not retry and does not log: the task decides what an outcome means and logs it.
@@ -38,8 +38,9 @@ from requests.utils import resolve_proxies
 
 from cartsync.config.merchants import MerchantAccount
 from cartsync.config.settings import Settings
+from cartsync.worker.clock import ms_since
 from cartsync.worker.errors import ConfigurationError
-from cartsync.worker.outcomes import Outcome, classify_exception, classify_response
+from cartsync.worker.outcomes import CallResult, classify_exception, classify_response
 
 #: Header carrying the ledger's version of the update (recorded by the sandbox's history).
 VERSION_HEADER = "X-Cartsync-Update-Version"
@@ -188,7 +189,7 @@ class SequraClient:
         body: Mapping[str, Any],
         *,
         version: int | None = None,
-    ) -> Outcome:
+    ) -> CallResult:
         """PUT ``body`` (``{"order": {...}}``) for ``order_ref`` as ``account``.
 
         Returns the outcome of the call; network failures come back as retryable outcomes.
@@ -206,8 +207,8 @@ class SequraClient:
                 proxies=self._proxies,
             )
         except NETWORK_ERRORS as exc:
-            return classify_exception(exc, _ms_since(started))
-        latency_ms = _ms_since(started)
+            return classify_exception(exc, ms_since(started))
+        latency_ms = ms_since(started)
         text = response.content.decode("utf-8", errors="replace")
         return classify_response(response.status_code, response.headers, text, latency_ms)
 
@@ -256,7 +257,3 @@ class SequraClient:
 
     def __repr__(self) -> str:
         return f"SequraClient(base_url={self.base_url!r})"
-
-
-def _ms_since(started: float) -> float:
-    return (time.perf_counter() - started) * 1000.0

@@ -39,8 +39,28 @@ class InvalidUpdate(CartsyncError):
         super().__init__(f"{count} validation error(s), first: {first[0]}: {first[1][0]}")
 
     def lines(self) -> list[str]:
-        """One ``path: message`` line per error, in path order."""
-        return [f"{path}: {msg}" for path in sorted(self.errors) for msg in self.errors[path]]
+        """One ``path: message`` line per error, in path order (:func:`path_sort_key`)."""
+        return [
+            f"{path}: {msg}"
+            for path in sorted(self.errors, key=path_sort_key)
+            for msg in self.errors[path]
+        ]
+
+
+def path_sort_key(path: str) -> list[tuple[int, int | str]]:
+    """Sort key for dotted payload paths that puts ``items.2`` before ``items.10``.
+
+    Numeric parts compare as numbers, so errors read in the order of the payload's lists;
+    ``cartsync validate`` and :meth:`InvalidUpdate.lines` list paths in this one order.
+    """
+    return [(0, int(part)) if part.isdigit() else (1, part) for part in path.split(".")]
+
+
+class InvalidMessage(CartsyncError, ValueError):
+    """A queue message that is not an update message (corrupt, or from something else).
+
+    Also a ValueError, as decoding errors are: code that reads a message's JSON may catch it so.
+    """
 
 
 class BrokerUnavailable(CartsyncError):
@@ -53,10 +73,6 @@ class DeadLetterNotFound(CartsyncError):
     def __init__(self, letter_id: str) -> None:
         super().__init__(f"no dead letter with id {letter_id!r}")
         self.letter_id = letter_id
-
-
-class ReplayRefused(CartsyncError):
-    """A replay would push an older cart state over a newer one."""
 
 
 class DuplicateLetter(CartsyncError):

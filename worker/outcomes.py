@@ -1,7 +1,24 @@
-"""What one call to seQura's Order Update API came to: a pure decision on the response.
+"""What one call to seQura's Order Update API came to, and what that means for the update.
 
-The table is the one in ``../shared/DESIGN.md`` ("The path of one update"). Where it is silent
-these functions decide as follows, and say why beside each rule:
+Pure decisions, in two steps: :func:`classify_response` (or :func:`classify_exception`) reads
+an HTTP answer into a :class:`CallResult` of one :class:`Kind`; :func:`verdict` turns it into
+the update's :class:`Outcome` and, for a dead letter, its :class:`Reason`. Together they are
+the README's outcome table ("The outcome decides what happens next"):
+
+=================================  ===============  ==========================
+seQura answers                     outcome          reason
+=================================  ===============  ==========================
+2xx                                delivered
+409                                dead_lettered    conflict
+400, 404, 422, other 4xx, 3xx      dead_lettered    rejected
+401, 403                           dead_lettered    unauthorized
+408, 429, 5xx                      retrying         unavailable
+time-out, connection error         retrying         the exception's class name
+either, with retries exhausted     dead_lettered    exhausted
+=================================  ===============  ==========================
+
+seQura's own statement of the codes is in docs/SEQURA_API.md. Where it is silent these
+functions decide as follows, and say why beside each rule:
 
 - any other 2xx counts as delivered: seQura processed the request, and treating it as a
   failure would resend a state seQura already holds;
@@ -43,8 +60,84 @@ class Kind(StrEnum):
     RETRYABLE = "retryable"
 
 
+class Outcome(StrEnum):
+    """How one attempt of one update ended: the ``outcome`` of its ``order_update`` log event
+    and of the ``cartsync_updates_total`` metric (the values are those strings)."""
+
+    #: seQura took the update; the ledger records its version.
+    DELIVERED = "delivered"
+    #: Parked in the dead letters, with a :class:`Reason`.
+    DEAD_LETTERED = "dead_lettered"
+    #: Scheduled again after a backoff.
+    RETRYING = "retrying"
+    #: Dropped: the order already has a newer version, enqueued or delivered.
+    SUPERSEDED = "superseded"
+    #: Another worker is sending for the same order; the message waits a moment.
+    DEFERRED = "deferred"
+    #: A message delivered again after its update was already delivered or parked.
+    DUPLICATE = "duplicate"
+    #: Redis went away mid-attempt; the task goes back to the queue.
+    INTERRUPTED = "interrupted"
+    #: Cut short by an unexpected error (a bug); the message comes back. Never logged as an
+    #: ``order_update`` event: Celery logs the error.
+    FAILED = "failed"
+
+
+class Reason(StrEnum):
+    """Why an update was parked in the dead letters."""
+
+    CONFLICT = "conflict"
+    REJECTED = "rejected"
+    UNAUTHORIZED = "unauthorized"
+    EXHAUSTED = "exhausted"
+    INVALID = "invalid"
+
+
+#: Dead-letter reason of each kind of call that is final without retrying.
+PARK_REASON: Mapping[Kind, Reason] = {
+    Kind.CONFLICT: Reason.CONFLICT,
+    Kind.REJECTED: Reason.REJECTED,
+    Kind.UNAUTHORIZED: Reason.UNAUTHORIZED,
+}
+
+#: Reason logged for a retry when the call got an answer (a 429 or 5xx) rather than an
+#: exception.
+UNAVAILABLE = "unavailable"
+
+
 @dataclass(frozen=True)
-class Outcome:
+class Verdict:
+    """What a call comes to for its update: the outcome, and why."""
+
+    outcome: Outcome
+    #: Why the update is parked in the dead letters, when it is.
+    parked_as: Reason | None = None
+    #: What failed, when the update is retried: the exception's name, or :data:`UNAVAILABLE`.
+    retry_reason: str | None = None
+
+    @property
+    def reason(self) -> str | None:
+        """The reason logged with the outcome (none for a delivery)."""
+        return self.parked_as or self.retry_reason
+
+
+def verdict(call: CallResult, *, out_of_retries: bool) -> Verdict:
+    """The outcome table (module docstring): what ``call`` means for its update.
+
+    ``out_of_retries`` says whether the update has had its attempts and its time
+    (``worker.backoff.exhausted``); it matters only for a retryable call.
+    """
+    if call.kind is Kind.DELIVERED:
+        return Verdict(Outcome.DELIVERED)
+    if call.kind in PARK_REASON:
+        return Verdict(Outcome.DEAD_LETTERED, parked_as=PARK_REASON[call.kind])
+    if out_of_retries:
+        return Verdict(Outcome.DEAD_LETTERED, parked_as=Reason.EXHAUSTED)
+    return Verdict(Outcome.RETRYING, retry_reason=call.exception or UNAVAILABLE)
+
+
+@dataclass(frozen=True)
+class CallResult:
     """One call's result. Holds seQura's answer, never the request or its credentials."""
 
     kind: Kind
@@ -85,9 +178,9 @@ def classify_response(
     body: str,
     latency_ms: float,
     now: datetime | None = None,
-) -> Outcome:
+) -> CallResult:
     """Decide what an HTTP answer means. ``now`` is for reading an HTTP-date ``Retry-After``."""
-    return Outcome(
+    return CallResult(
         kind=kind_for_status(status),
         status=status,
         errors=error_texts(body),
@@ -97,12 +190,12 @@ def classify_response(
     )
 
 
-def classify_exception(exc: BaseException, latency_ms: float) -> Outcome:
+def classify_exception(exc: BaseException, latency_ms: float) -> CallResult:
     """A call that got no answer (timeout, refused or dropped connection) is retryable.
 
     Only the exception's class name is kept: its message can carry the URL and its host.
     """
-    return Outcome(
+    return CallResult(
         kind=Kind.RETRYABLE,
         status=None,
         latency_ms=latency_ms,

@@ -1,6 +1,7 @@
 """Contract options: which parts of the payload a merchant may (or must) send.
 
-From the references' "Contract options" section and their "**" fields:
+From the payload reference's "Contract options" section and its "**" fields
+(docs/SEQURA_API.md):
 
 - ``multistore``: ``merchant.store_ref`` is mandatory, and not permitted for others.
 - ``shipment_ref``: ``shipped_cart.items.*.shipment_ref`` is mandatory, and not permitted
@@ -16,37 +17,26 @@ The contract options text also says multistore "requires" ``operator_ref`` and
 ``trackings`` and ``customer``), so cartsync does not require them.
 """
 
-from __future__ import annotations
+from cartsync.config.merchants import (
+    CONTRACT_OPTIONS,
+    GARAGE,
+    IMPLIED,
+    MULTISTORE,
+    SERVICES,
+    SHIPMENT_REF,
+    TRAVEL,
+    normalize,
+)
 
-from collections.abc import Collection
-
-from cartsync.worker.errors import ConfigurationError
-
-MULTISTORE = "multistore"
-SHIPMENT_REF = "shipment_ref"
-GARAGE = "garage"
-SERVICES = "services"
-TRAVEL = "travel"
-
-#: Every contract option cartsync knows.
-CONTRACT_OPTIONS = frozenset({MULTISTORE, SHIPMENT_REF, GARAGE, SERVICES, TRAVEL})
-
-#: Options that bring others with them.
-IMPLIED = {GARAGE: frozenset({MULTISTORE})}
-
-
-def normalize(options: Collection[str]) -> frozenset[str]:
-    """The options in effect: names checked, implied options added.
-
-    Raises ConfigurationError naming the first unknown option.
-    """
-    given = frozenset(options)
-    unknown = sorted(given - CONTRACT_OPTIONS)
-    if unknown:
-        raise ConfigurationError(
-            f"unknown contract option {unknown[0]!r} (known: {', '.join(sorted(CONTRACT_OPTIONS))})"
-        )
-    effective = set(given)
-    for option in given:
-        effective |= IMPLIED.get(option, frozenset())
-    return frozenset(effective)
+# The names and their parsing live with the merchant accounts (config/merchants.py), so that
+# reading the configuration loads no schema; the schemas import them from here.
+__all__ = [
+    "CONTRACT_OPTIONS",
+    "GARAGE",
+    "IMPLIED",
+    "MULTISTORE",
+    "SERVICES",
+    "SHIPMENT_REF",
+    "TRAVEL",
+    "normalize",
+]

@@ -194,3 +194,27 @@ def test_directory_refuses_to_mix_modes():
     """A directory is either single-merchant or a list of accounts, never both."""
     with pytest.raises(ValueError, match="either"):
         MerchantDirectory([MerchantAccount("a", "a", "p")], single=MerchantAccount("", "u", "p"))
+
+
+def test_reading_the_configuration_loads_no_schema():
+    """The contract options live with the accounts: importing them loads no marshmallow schema."""
+    import subprocess
+    import sys
+
+    check = (
+        "import sys, cartsync.config.merchants\n"
+        "assert 'marshmallow' not in sys.modules\n"
+        "assert 'cartsync.tasks.schemas' not in sys.modules\n"
+    )
+    done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+
+
+def test_schemas_and_accounts_know_the_same_contract_options():
+    """The schemas' option names are the accounts' own, not a copy."""
+    from cartsync.config import merchants
+    from cartsync.tasks.schemas import options
+    from cartsync.tasks.validation import CONTRACT_OPTIONS
+
+    assert options.CONTRACT_OPTIONS is merchants.CONTRACT_OPTIONS is CONTRACT_OPTIONS
+    assert options.normalize({"garage"}) == {"garage", "multistore"}

@@ -11,8 +11,9 @@ import structlog
 
 from cartsync.config.logging import configure_logging
 from cartsync.sandbox.server import SandboxServer
-from cartsync.tasks.order_update import Runtime, process
+from cartsync.tasks.order_update import process
 from cartsync.tasks.producer import Producer
+from cartsync.worker.runtime import Runtime
 from cartsync.worker.schedule import member_of
 from tests.support import running_worker, wait_for, worker_env
 

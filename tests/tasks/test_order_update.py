@@ -13,11 +13,12 @@ import time
 import pytest
 
 from cartsync.tasks.builders import Item, fully_shipped
-from cartsync.tasks.order_update import Runtime, process, run_batch
+from cartsync.tasks.order_update import process, run_batch
 from cartsync.tasks.producer import Producer
 from cartsync.worker import keys
 from cartsync.worker.backoff import backoff_ceiling
 from cartsync.worker.deadletters import DeadLetterStore
+from cartsync.worker.runtime import Runtime
 from tests.sandbox_fixtures import SHOP
 
 MERCHANT, USER, PASSWORD = SHOP.ref, SHOP.username, SHOP.password
@@ -71,7 +72,7 @@ class Pipeline:
 
     def run_due_retries(self) -> list[str]:
         """Run every scheduled message, whatever its due time."""
-        outcomes = []
+        outcomes: list[str] = []
         members: list[bytes] = self.rt.redis.zrange(self.rt.schedule.key, 0, -1)  # type: ignore[assignment]
         for member in members:
             self.rt.redis.zrem(self.rt.schedule.key, member)

@@ -12,7 +12,7 @@ import pytest
 
 from cartsync.tasks.validation import validate_update
 from cartsync.worker.errors import ConfigurationError, InvalidUpdate
-from tests.examples import (
+from cartsync.tasks.examples import (
     OPTIONS_A,
     OPTIONS_B,
     full_body_a,

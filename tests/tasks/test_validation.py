@@ -10,7 +10,7 @@ import pytest
 from cartsync.tasks.schemas.warnings import rounding_tolerance
 from cartsync.tasks.validation import dump_update, validate_update, wire_bytes
 from cartsync.worker.errors import InvalidUpdate
-from tests.examples import (
+from cartsync.tasks.examples import (
     OPTIONS_A,
     OPTIONS_B,
     full_body_a,
@@ -194,3 +194,11 @@ def test_wire_bytes_fall_back_to_escapes_for_text_utf8_cannot_carry():
     """A body that never went through validation still serializes, with \\u escapes."""
     data = wire_bytes({"order": {"note": "ñ \ud800"}})
     assert data == b'{"order":{"note":"\\u00f1 \\ud800"}}'
+
+
+def test_error_lines_list_list_items_in_number_order():
+    """InvalidUpdate.lines() puts items.2 before items.10, as ``cartsync validate`` does."""
+    from cartsync.worker.errors import InvalidUpdate
+
+    error = InvalidUpdate({"order.items.10.name": ["bad"], "order.items.2.name": ["bad"]})
+    assert error.lines() == ["order.items.2.name: bad", "order.items.10.name: bad"]

@@ -17,7 +17,7 @@ import pytest
 
 from cartsync.tasks.validation import validate_update
 from cartsync.worker.errors import InvalidUpdate
-from tests import examples
+from cartsync.tasks import examples
 
 
 def errors_of(body: Any, **kwargs: Any) -> dict[str, list[str]]:

@@ -10,7 +10,7 @@ from typing import Any
 
 from cartsync.worker import keys
 from cartsync.worker.deadletters import DeadLetter
-from tests.examples import two_item_body
+from cartsync.tasks.examples import two_item_body
 
 _counter = itertools.count()
 

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from cartsync.worker.cli import cli
 from cartsync.worker.deadletters import DeadLetterStore, Filters, replay_update_id
-from tests.examples import two_item_body
+from cartsync.tasks.examples import two_item_body
 from tests.support import wait_for
 from tests.worker.dlq_support import (
     TOTALS_409,

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from cartsync.worker import keys
 from cartsync.worker.cli import cli
-from tests.examples import two_item_body
+from cartsync.tasks.examples import two_item_body
 
 
 @pytest.fixture

@@ -9,8 +9,9 @@ import time
 from cartsync.config.merchants import MerchantAccount, MerchantDirectory
 from cartsync.tasks.builders import Item, fully_shipped
 from cartsync.tasks.message import UpdateMessage
-from cartsync.tasks.order_update import Runtime, process
+from cartsync.tasks.order_update import process
 from cartsync.tasks.producer import Producer
+from cartsync.worker.runtime import Runtime
 from cartsync.worker.schedule import Schedule, member_of, pump_once
 
 ACCOUNT = MerchantAccount(ref="", username="user", password="secret-pw")

@@ -14,12 +14,16 @@ from hypothesis import strategies as st
 
 from cartsync.worker.outcomes import (
     BODY_LIMIT,
+    CallResult,
     Kind,
     Outcome,
+    Reason,
+    Verdict,
     classify_exception,
     classify_response,
     kind_for_status,
     parse_retry_after,
+    verdict,
 )
 
 NOW = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
@@ -45,7 +49,7 @@ NOW = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
     ],
 )
 def test_status_codes_follow_the_design_table(status, kind):
-    """Each status in DESIGN.md's outcome table maps to the kind the table names."""
+    """Each status in the README's outcome table maps to the kind the table names."""
     assert classify_response(status, {}, "", 1.0).kind is kind
 
 
@@ -65,11 +69,63 @@ def test_only_timeouts_rate_limits_and_server_errors_are_retried(status):
     assert retryable == (status in (408, 429) or status >= 500)
 
 
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [
+        (200, Verdict(Outcome.DELIVERED)),
+        (204, Verdict(Outcome.DELIVERED)),
+        (409, Verdict(Outcome.DEAD_LETTERED, parked_as=Reason.CONFLICT)),
+        (400, Verdict(Outcome.DEAD_LETTERED, parked_as=Reason.REJECTED)),
+        (404, Verdict(Outcome.DEAD_LETTERED, parked_as=Reason.REJECTED)),
+        (401, Verdict(Outcome.DEAD_LETTERED, parked_as=Reason.UNAUTHORIZED)),
+        (403, Verdict(Outcome.DEAD_LETTERED, parked_as=Reason.UNAUTHORIZED)),
+        (429, Verdict(Outcome.RETRYING, retry_reason="unavailable")),
+        (503, Verdict(Outcome.RETRYING, retry_reason="unavailable")),
+    ],
+)
+def test_verdict_follows_the_readme_table(status, expected):
+    """Each answer in the README's outcome table comes to the outcome and reason it names."""
+    assert verdict(classify_response(status, {}, "", 1.0), out_of_retries=False) == expected
+
+
+def test_a_call_without_answer_retries_under_its_exception_name():
+    """A time-out is retried, and the reason logged is the exception's class name."""
+    call = classify_exception(requests.Timeout("slow"), 3.0)
+    assert verdict(call, out_of_retries=False) == Verdict(Outcome.RETRYING, retry_reason="Timeout")
+
+
+@pytest.mark.parametrize("status", [200, 409, 401])
+def test_exhausted_retries_only_change_retryable_calls(status):
+    """Running out of retries parks a retryable call as exhausted and changes nothing else."""
+    call = classify_response(status, {}, "", 1.0)
+    assert verdict(call, out_of_retries=True) == verdict(call, out_of_retries=False)
+    retryable = classify_response(500, {}, "", 1.0)
+    assert verdict(retryable, out_of_retries=True) == Verdict(
+        Outcome.DEAD_LETTERED, Reason.EXHAUSTED
+    )
+
+
+def test_outcomes_log_as_their_plain_names():
+    """Outcomes are strings equal to the names logs and metrics have always carried."""
+    assert [str(o) for o in Outcome] == [
+        "delivered", "dead_lettered", "retrying", "superseded", "deferred", "duplicate",
+        "interrupted", "failed",
+    ]  # fmt: skip
+    assert json.dumps({"outcome": Outcome.DEAD_LETTERED}) == '{"outcome": "dead_lettered"}'
+
+
+def test_dead_letter_store_knows_every_reason():
+    """The dead-letter store's reasons are exactly the outcome table's (kept in step)."""
+    from cartsync.worker.deadletters import Reason as StoredReason
+
+    assert [r.value for r in StoredReason] == [r.value for r in Reason]
+
+
 def test_outcome_carries_status_latency_and_sequra_errors():
     """seQura's error strings come back as the outcome's errors, with status and latency."""
     body = json.dumps({"errors": ["Invalid data: In shipped_cart, something"]})
     outcome = classify_response(409, {"Content-Type": "application/json"}, body, 12.5)
-    assert outcome == Outcome(
+    assert outcome == CallResult(
         kind=Kind.CONFLICT,
         status=409,
         errors=["Invalid data: In shipped_cart, something"],

@@ -8,9 +8,9 @@ import redis
 from celery.exceptions import Reject
 from structlog.testing import capture_logs
 
-import cartsync.tasks.order_update as order_update_module
 import cartsync.worker.celeryapp  # noqa: F401  (applies the guard on kombu's Redis channel)
-from cartsync.tasks.order_update import Runtime, order_updates
+from cartsync.tasks.order_update import run_batch
+from cartsync.worker.runtime import Runtime
 from cartsync.worker.schedule import member_of
 
 
@@ -25,13 +25,12 @@ def test_stale_kombu_channel_raises_a_connection_error():
             kombu_redis.Channel._connparams(stale)
 
 
-def test_task_hands_its_message_back_when_redis_is_down(settings, monkeypatch):
+def test_task_hands_its_message_back_when_redis_is_down(settings):
     """With Redis unreachable the task rejects its message for requeueing (never acks it, which
     would lose the updates it carries) and logs one line without a payload."""
     down = settings.with_overrides(
         redis_url="redis://127.0.0.1:1/0", sequra_username="u", sequra_password="p"
     )
-    monkeypatch.setattr(order_update_module, "_runtime", Runtime(down))
     message = {
         "update_id": "u-1",
         "merchant": "shop1",
@@ -41,7 +40,7 @@ def test_task_hands_its_message_back_when_redis_is_down(settings, monkeypatch):
         "enqueued_at": 1.0,
     }
     with capture_logs() as logs, pytest.raises(Reject) as rejected:
-        order_updates.run([member_of(message)])
+        run_batch([member_of(message)], Runtime(down))
     assert rejected.value.requeue is True
     [event] = [e for e in logs if e.get("outcome") == "interrupted"]
     assert event["reason"] == "redis_unavailable"

@@ -22,7 +22,7 @@ from cartsync.config.merchants import load_merchants, parse_options
 from cartsync.config.settings import Settings, env_name, load_settings
 from cartsync.tasks.validation import CONTRACT_OPTIONS, validate_update
 from cartsync.worker.cli.common import UnreadableJson, read_json
-from cartsync.worker.errors import ConfigurationError, InvalidUpdate
+from cartsync.worker.errors import ConfigurationError, InvalidUpdate, path_sort_key
 
 #: Exit status when the body is invalid.
 EXIT_INVALID = 1
@@ -64,13 +64,8 @@ def _configured_options(settings: Settings, merchant: str | None, body: Any) -> 
     return directory.get(ref).options
 
 
-def _path_key(path: str) -> list[tuple[int, int | str]]:
-    """Sort key that puts items.2 before items.10."""
-    return [(0, int(part)) if part.isdigit() else (1, part) for part in path.split(".")]
-
-
 def _lines(messages: Mapping[str, list[str]]) -> list[str]:
-    return [f"{path}: {m}" for path in sorted(messages, key=_path_key) for m in messages[path]]
+    return [f"{path}: {m}" for path in sorted(messages, key=path_sort_key) for m in messages[path]]
 
 
 @click.command()
@@ -118,8 +113,8 @@ def _report(
     as_json: bool,
 ) -> None:
     if as_json:
-        ordered_errors = {path: errors[path] for path in sorted(errors, key=_path_key)}
-        ordered_warnings = {path: warnings[path] for path in sorted(warnings, key=_path_key)}
+        ordered_errors = {path: errors[path] for path in sorted(errors, key=path_sort_key)}
+        ordered_warnings = {path: warnings[path] for path in sorted(warnings, key=path_sort_key)}
         document = {"errors": ordered_errors, "warnings": ordered_warnings}
         click.echo(json.dumps(document, ensure_ascii=False, indent=2))
         return

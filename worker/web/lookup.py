@@ -27,10 +27,10 @@ from typing import Any
 
 import redis
 
-from cartsync.tasks.message import InvalidMessage, UpdateMessage
+from cartsync.tasks.message import UpdateMessage
 from cartsync.worker import keys
 from cartsync.worker.deadletters import DeadLetter, DeadLetterStore, Filters
-from cartsync.worker.errors import DeadLetterNotFound
+from cartsync.worker.errors import DeadLetterNotFound, InvalidMessage
 from cartsync.worker.ledger import Ledger
 from cartsync.worker.web.receipts import Receipt, Receipts
 

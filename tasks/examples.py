@@ -1,7 +1,7 @@
 """Example Order Update bodies for tests, all of them valid unless a name says otherwise.
 
 - :func:`two_item_body`: the smallest realistic update (a product and its handling);
-- :func:`scenario_body`: the five cart scenarios of ``../shared/spec/order-update-api.txt``,
+- :func:`scenario_body`: the five cart scenarios of seQura's guide (docs/SEQURA_API.md),
   completed with the mandatory ``merchant``, ``merchant_reference`` and ``platform``;
 - :func:`full_body_a` / :func:`full_body_b`: the PHP examples of the two payload references,
   which set every field, with the corrections listed in :data:`CORRECTIONS_A` and
@@ -20,7 +20,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-FIXTURES = Path(__file__).parent / "fixtures" / "spec"
+FIXTURES = Path(__file__).parent / "example_bodies"
 
 #: The five scenarios of order-update-api.txt, by the name of their fixture file.
 SCENARIOS = (
@@ -31,7 +31,7 @@ SCENARIOS = (
     "cart-update",
 )
 
-#: Contract options each reference page was generated for (see ../shared/spec/README.md).
+#: Contract options each reference page was generated for (docs/SEQURA_API.md).
 OPTIONS_A = frozenset({"services", "multistore", "shipment_ref"})
 OPTIONS_B = frozenset({"travel"})
 
