@@ -23,8 +23,8 @@ from collections.abc import Callable, Collection
 from importlib.metadata import version
 from typing import Any
 
-from cartsync.tasks.validation import validate_update, wire_bytes
 from cartsync.tasks.examples import OPTIONS_A, OPTIONS_B, full_body_a, full_body_b, two_item_body
+from cartsync.tasks.validation import validate_update, wire_bytes
 
 #: Fewest runs whose median is reported.
 MIN_RUNS = 5

@@ -6,8 +6,6 @@ from typing import Any
 
 import pytest
 
-from cartsync.tasks.validation import validate_update
-from cartsync.worker.errors import InvalidUpdate
 from cartsync.tasks.examples import (
     OPTIONS_A,
     OPTIONS_B,
@@ -16,6 +14,8 @@ from cartsync.tasks.examples import (
     two_item_body,
     with_value,
 )
+from cartsync.tasks.validation import validate_update
+from cartsync.worker.errors import InvalidUpdate
 
 PRODUCT = "order.shipped_cart.items.0"
 SERVICE_A = "order.shipped_cart.items.6"

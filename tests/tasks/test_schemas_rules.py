@@ -10,8 +10,6 @@ from typing import Any
 
 import pytest
 
-from cartsync.tasks.validation import validate_update
-from cartsync.worker.errors import ConfigurationError, InvalidUpdate
 from cartsync.tasks.examples import (
     OPTIONS_A,
     OPTIONS_B,
@@ -21,6 +19,8 @@ from cartsync.tasks.examples import (
     with_value,
     without,
 )
+from cartsync.tasks.validation import validate_update
+from cartsync.worker.errors import ConfigurationError, InvalidUpdate
 
 MISSING = "Missing data for required field."
 

@@ -7,9 +7,6 @@ from typing import Any
 
 import pytest
 
-from cartsync.tasks.schemas.warnings import rounding_tolerance
-from cartsync.tasks.validation import dump_update, validate_update, wire_bytes
-from cartsync.worker.errors import InvalidUpdate
 from cartsync.tasks.examples import (
     OPTIONS_A,
     OPTIONS_B,
@@ -19,6 +16,9 @@ from cartsync.tasks.examples import (
     with_value,
     without,
 )
+from cartsync.tasks.schemas.warnings import rounding_tolerance
+from cartsync.tasks.validation import dump_update, validate_update, wire_bytes
+from cartsync.worker.errors import InvalidUpdate
 
 PRODUCT = "order.shipped_cart.items.0"
 

@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
+from cartsync.tasks import examples
 from cartsync.tasks.validation import validate_update
 from cartsync.worker.errors import InvalidUpdate
-from cartsync.tasks import examples
 
 
 def errors_of(body: Any, **kwargs: Any) -> dict[str, list[str]]:

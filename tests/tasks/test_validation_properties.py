@@ -15,10 +15,10 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from cartsync.tasks.examples import OPTIONS_A, OPTIONS_B, full_body_a, full_body_b, two_item_body
 from cartsync.tasks.schemas.countries import COUNTRY_CODES
 from cartsync.tasks.validation import CONTRACT_OPTIONS, dump_update, validate_update, wire_bytes
 from cartsync.worker.errors import InvalidUpdate
-from cartsync.tasks.examples import OPTIONS_A, OPTIONS_B, full_body_a, full_body_b, two_item_body
 
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

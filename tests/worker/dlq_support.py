@@ -8,9 +8,9 @@ import json
 import time
 from typing import Any
 
+from cartsync.tasks.examples import two_item_body
 from cartsync.worker import keys
 from cartsync.worker.deadletters import DeadLetter
-from cartsync.tasks.examples import two_item_body
 
 _counter = itertools.count()
 

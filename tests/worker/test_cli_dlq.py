@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from cartsync.tasks.examples import two_item_body
 from cartsync.worker.cli import cli
 from cartsync.worker.deadletters import DeadLetterStore, Filters, replay_update_id
-from cartsync.tasks.examples import two_item_body
 from tests.support import wait_for
 from tests.worker.dlq_support import (
     TOTALS_409,

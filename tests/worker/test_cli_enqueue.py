@@ -8,9 +8,9 @@ import os
 import pytest
 from click.testing import CliRunner
 
+from cartsync.tasks.examples import two_item_body
 from cartsync.worker import keys
 from cartsync.worker.cli import cli
-from cartsync.tasks.examples import two_item_body
 
 
 @pytest.fixture

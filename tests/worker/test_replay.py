@@ -4,10 +4,10 @@ and is safe to repeat after an interruption."""
 import pytest
 
 from cartsync.config.merchants import MerchantAccount, MerchantDirectory
+from cartsync.tasks.examples import two_item_body
 from cartsync.tasks.producer import Producer
 from cartsync.worker.deadletters import DeadLetterStore, Filters, replay_update_id
 from cartsync.worker.replay import Replayer, judge
-from cartsync.tasks.examples import two_item_body
 from tests.worker.dlq_support import make_letter, queued_messages, queued_update_ids
 
 ACCOUNT = MerchantAccount(ref="", username="user", password="secret-pw")
