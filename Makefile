@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 #: The lock tool. uv.lock pins every package with its hashes; `make lock` refreshes it.
 UV_VERSION := 0.13.9
 
-.PHONY: demo test lint bench chaos lock install-check clean
+.PHONY: demo test lint bench chaos fuzz lock install-check clean
 
 # The environment is exactly uv.lock (hashes checked), with the test and embedded-Redis
 # extras, and cartsync itself installed editable.
@@ -39,6 +39,9 @@ bench: $(STAMP)
 
 chaos: $(STAMP)
 	$(PY) -m cartsync.worker.redisserver -- $(PY) -m bench.chaos
+
+fuzz: $(STAMP)
+	$(PY) -m cartsync.worker.redisserver -- $(PY) -m bench.fuzz
 
 # Resolves every dependency anew (newest releases within pyproject's ranges) into uv.lock.
 lock: $(STAMP)

@@ -20,6 +20,7 @@ import click
 
 from cartsync.config.merchants import load_merchants, parse_options
 from cartsync.config.settings import Settings, env_name, load_settings
+from cartsync.tasks.producer import with_platform_defaults
 from cartsync.tasks.validation import CONTRACT_OPTIONS, validate_update
 from cartsync.worker.cli.common import UnreadableJson, read_json
 from cartsync.worker.errors import ConfigurationError, InvalidUpdate, path_sort_key
@@ -96,7 +97,10 @@ def validate(
         settings = load_settings()
         options = given if given is not None else _configured_options(settings, merchant, body)
         strict_mode = settings.strict if strict is None else strict
-        validated = validate_update(body, options=options, strict=strict_mode)
+        # Checked as enqueue would send it: `platform` filled from the settings where absent,
+        # so that validate and enqueue agree on every body.
+        filled = with_platform_defaults(body, settings)
+        validated = validate_update(filled, options=options, strict=strict_mode)
     except ConfigurationError as exc:
         _fail(str(exc))
     except InvalidUpdate as exc:
