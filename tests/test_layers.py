@@ -63,6 +63,7 @@ LAYERS: dict[str, str] = {
     "cartsync.config.settings": DOMAIN,
     "cartsync.config.merchants": DOMAIN,
     "cartsync.config.producers": DOMAIN,  # the HTTP producers file format
+    "cartsync.config.tomlfile": DOMAIN,  # what the merchants and producers files share
     "cartsync.tasks.codec": DOMAIN,
     "cartsync.tasks.examples": DOMAIN,  # the reference's example bodies (tests, bench)
     "cartsync.tasks": DOMAIN,  # the package: a docstring
