@@ -86,7 +86,6 @@ class TableFile:
             unknown = sorted(set(entry) - set(self.keys))
             if unknown:
                 raise ConfigurationError(
-                    f"{label}: unknown key {unknown[0]!r} "
-                    f"(known: {', '.join(sorted(self.keys))})"
+                    f"{label}: unknown key {unknown[0]!r} (known: {', '.join(sorted(self.keys))})"
                 )
             yield name, entry, label
