@@ -80,6 +80,7 @@ LAYERS: dict[str, str] = {
     "cartsync.worker.keys": FOUNDATION,
     "cartsync.worker.redistext": FOUNDATION,
     "cartsync.worker.urls": FOUNDATION,
+    "cartsync.worker.basicauth": FOUNDATION,  # HTTP Basic, shared with the sandbox
     # The sandbox.
     "cartsync.sandbox*": SANDBOX,
 }

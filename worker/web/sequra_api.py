@@ -20,10 +20,11 @@ from flask_smorest import Blueprint
 
 from cartsync.tasks import codec
 from cartsync.tasks.schemas.paths import ROOT
+from cartsync.worker.basicauth import NO_ACCESS, REFUSALS
 from cartsync.worker.errors import InvalidUpdate
 from cartsync.worker.web import bodies
 from cartsync.worker.web.answers import answer, invalid_data, sequra_error
-from cartsync.worker.web.auth import ACCESS_DENIED, NO_ACCESS, merchant_verdict
+from cartsync.worker.web.auth import merchant_verdict
 from cartsync.worker.web.context import notes, services
 from cartsync.worker.web.intake import unavailable
 from cartsync.worker.web.schemas import Accepted, OrderUpdateBody, SequraErrors
@@ -93,8 +94,7 @@ def put_order(merchant: str, order_ref: str) -> Response:
     verdict = merchant_verdict(found.merchants, merchant, request.headers.get("Authorization"))
     if verdict is not None:
         note.outcome = "unauthorized"
-        text = ACCESS_DENIED if verdict == 401 else NO_ACCESS
-        return sequra_error(verdict, text)
+        return sequra_error(verdict, REFUSALS[verdict])
     claimed = request.headers.get("Sequra-Merchant-Id")
     if claimed is not None and claimed != merchant:
         note.outcome = "unauthorized"
