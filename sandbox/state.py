@@ -20,13 +20,11 @@ from http import HTTPStatus
 from typing import Any
 
 from cartsync.sandbox import rules
-from cartsync.worker.basicauth import (
-    ACCESS_DENIED,
-    NO_ACCESS,
-    REFUSALS,
-    basic_credentials,
-    basic_verdict,
-)
+
+# seQura's 401 and 403 texts are the sandbox's answers too.
+from cartsync.worker.basicauth import ACCESS_DENIED as ACCESS_DENIED
+from cartsync.worker.basicauth import NO_ACCESS as NO_ACCESS
+from cartsync.worker.basicauth import REFUSALS, basic_credentials, basic_verdict
 
 #: Answers the sandbox gives to an accepted update.
 ACCEPT_STATUSES = (200, 202, 204)

@@ -103,9 +103,7 @@ def put_order(merchant: str, order_ref: str) -> Response:
     if media and media not in bodies.JSON_TYPES:
         return sequra_error(415, UNSUPPORTED)
     try:
-        bodies.check_size(request.content_length, codec.MAX_BODY_BYTES)
-        data = request.stream.read(codec.MAX_BODY_BYTES + 1)
-        bodies.check_size(len(data), codec.MAX_BODY_BYTES)
+        data = bodies.read_body(request.stream, request.content_length, codec.MAX_BODY_BYTES)
         key = bodies.idempotency_key(request.headers.get("Idempotency-Key"))
         decoded = codec.decode(data)
     except bodies.TooLarge as exc:
@@ -118,8 +116,7 @@ def put_order(merchant: str, order_ref: str) -> Response:
         note.outcome = "invalid"
         return sequra_error(409, *invalid_data(errors))
     outcome = found.intake.submit(body, scope=f"merchant:{merchant}", key=key)
-    if outcome.enqueue_s is not None:
-        note.enqueue_s.append(outcome.enqueue_s)
+    note.enqueued(outcome.enqueue_s)
     if outcome.code == 202 and outcome.receipt is not None:
         note.update_id, note.outcome = outcome.receipt.update_id, outcome.receipt.status
         return answer(202, outcome.answer())
