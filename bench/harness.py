@@ -123,21 +123,9 @@ class WorkerProcess(processes.WorkerProcess):
     """``celery -A <app> worker`` (cartsync's ``worker`` app, or the naive one), 32 threads
     unless told otherwise, under a node name of its own at every start."""
 
-    def __init__(
-        self,
-        env: dict[str, str],
-        *,
-        app: str = "cartsync.worker",
-        pool: str = "threads",
-        concurrency: int = 32,
-        queue: str | None = None,
-        loglevel: str = "INFO",
-        name: str = "worker",
-    ) -> None:
-        super().__init__(
-            env, app=app, pool=pool, concurrency=concurrency, queue=queue, loglevel=loglevel,
-            name=name,
-        )  # fmt: skip
+    def __init__(self, env: dict[str, str], *, concurrency: int = 32, **options: Any) -> None:
+        """``options`` as for cartsync's worker process (``app``, ``pool``, ``name``...)."""
+        super().__init__(env, concurrency=concurrency, **options)
 
     def command(self) -> list[str]:
         node = f"{self.app}-{os.getpid()}-{id(self)}-{self.starts}@%h"

@@ -21,13 +21,12 @@ Every problem is one line naming the merchant and the key; a password is never r
 from __future__ import annotations
 
 import os
-import tomllib
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from cartsync.config.settings import Settings, env_name
+from cartsync.config.tomlfile import TableFile
 from cartsync.worker.errors import ConfigurationError, UnknownMerchant
 
 # Contract options: which parts of the payload a merchant may (or must) send. They are kept
@@ -47,6 +46,8 @@ IMPLIED = {GARAGE: frozenset({MULTISTORE})}
 
 #: Keys a merchant's table in the accounts file may hold.
 MERCHANT_KEYS = frozenset({"username", "password", "password_env", "options"})
+#: The accounts file: a ``[merchants.REF]`` table per merchant.
+MERCHANTS_FILE = TableFile("merchants", "merchant", "merchant-ref", "REF", MERCHANT_KEYS)
 
 NOT_CONFIGURED = (
     "no seQura credentials configured: set CARTSYNC_SEQURA_USERNAME/PASSWORD "
@@ -160,55 +161,22 @@ def load_merchants_file(
 ) -> dict[str, MerchantAccount]:
     """Read an accounts file: merchant-ref -> account. ConfigurationError names the problem."""
     source = os.environ if environ is None else environ
-    shown = str(path)
-    try:
-        with Path(path).open("rb") as handle:
-            document = tomllib.load(handle)
-    except FileNotFoundError:
-        raise ConfigurationError(f"merchants file {shown} does not exist") from None
-    except IsADirectoryError:
-        raise ConfigurationError(f"merchants file {shown} is a directory") from None
-    except OSError as exc:
-        raise ConfigurationError(f"merchants file {shown} cannot be read: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise ConfigurationError(f"merchants file {shown} is not UTF-8 text") from None
-    except tomllib.TOMLDecodeError as exc:
-        # tomllib says where ("at line 3, column 9"), never what the line holds.
-        raise ConfigurationError(f"merchants file {shown} is not valid TOML: {exc}") from None
-    return parse_merchants(document, source, where=f"merchants file {shown}")
+    return parse_merchants(MERCHANTS_FILE.load(path), source, where=MERCHANTS_FILE.where(path))
 
 
 def parse_merchants(
     document: Mapping[str, Any], environ: Mapping[str, str], where: str = "merchants file"
 ) -> dict[str, MerchantAccount]:
     """Accounts from a parsed accounts document (see the module docstring for its shape)."""
-    extra = sorted(set(document) - {"merchants"})
-    if extra:
-        raise ConfigurationError(
-            f"{where}: unknown top-level key {extra[0]!r} (expected [merchants.REF])"
-        )
-    merchants = document.get("merchants")
-    if not isinstance(merchants, dict) or not merchants:
-        raise ConfigurationError(
-            f"{where}: no merchants (add a [merchants.REF] table per merchant)"
-        )
-    accounts: dict[str, MerchantAccount] = {}
-    for ref, entry in merchants.items():
-        accounts[ref] = _account(ref, entry, environ, where)
-    return accounts
+    return {
+        ref: _account(ref, entry, environ, label)
+        for ref, entry, label in MERCHANTS_FILE.entries(document, where)
+    }
 
 
-def _account(ref: str, entry: Any, environ: Mapping[str, str], where: str) -> MerchantAccount:
-    label = f"{where}: merchant {ref!r}"
-    if not ref.strip():
-        raise ConfigurationError(f"{where}: a merchant-ref is empty")
-    if not isinstance(entry, dict):
-        raise ConfigurationError(f"{label} must be a table ([merchants.{ref}])")
-    unknown = sorted(set(entry) - MERCHANT_KEYS)
-    if unknown:
-        raise ConfigurationError(
-            f"{label}: unknown key {unknown[0]!r} (known: {', '.join(sorted(MERCHANT_KEYS))})"
-        )
+def _account(
+    ref: str, entry: Mapping[str, Any], environ: Mapping[str, str], label: str
+) -> MerchantAccount:
     username = entry.get("username")
     if not isinstance(username, str) or not username:
         raise ConfigurationError(f"{label}: username is missing")

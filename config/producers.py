@@ -23,17 +23,18 @@ import hmac
 import os
 import re
 import secrets
-import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from cartsync.config.settings import Settings
+from cartsync.config.tomlfile import TableFile
 from cartsync.worker.errors import ConfigurationError
 
 #: Keys a producer's table may hold.
 PRODUCER_KEYS = frozenset({"token_sha256", "merchants"})
+#: The producers file: a ``[producers.NAME]`` table per producer.
+PRODUCERS_FILE = TableFile("producers", "producer", "producer name", "NAME", PRODUCER_KEYS)
 #: In a producer's ``merchants``: every merchant.
 ANY_MERCHANT = "*"
 #: Random bytes in a token :func:`new_token` makes (256 bits).
@@ -100,53 +101,24 @@ def load_producers(settings: Settings) -> ProducerDirectory:
 
 def load_producers_file(path: str | os.PathLike[str]) -> dict[str, ProducerAccount]:
     """Read a producers file: name -> account. ConfigurationError names the problem."""
-    shown = str(path)
-    try:
-        with Path(path).open("rb") as handle:
-            document = tomllib.load(handle)
-    except FileNotFoundError:
-        raise ConfigurationError(f"producers file {shown} does not exist") from None
-    except IsADirectoryError:
-        raise ConfigurationError(f"producers file {shown} is a directory") from None
-    except OSError as exc:
-        raise ConfigurationError(f"producers file {shown} cannot be read: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise ConfigurationError(f"producers file {shown} is not UTF-8 text") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigurationError(f"producers file {shown} is not valid TOML: {exc}") from None
-    return parse_producers(document, where=f"producers file {shown}")
+    return parse_producers(PRODUCERS_FILE.load(path), where=PRODUCERS_FILE.where(path))
 
 
 def parse_producers(
     document: Mapping[str, Any], where: str = "producers file"
 ) -> dict[str, ProducerAccount]:
     """Accounts from a parsed producers document (see the module docstring for its shape)."""
-    extra = sorted(set(document) - {"producers"})
-    if extra:
-        raise ConfigurationError(
-            f"{where}: unknown top-level key {extra[0]!r} (expected [producers.NAME])"
-        )
-    producers = document.get("producers")
-    if not isinstance(producers, dict) or not producers:
-        raise ConfigurationError(f"{where}: no producers (add a [producers.NAME] table)")
-    accounts = {name: _account(name, entry, where) for name, entry in producers.items()}
+    accounts = {
+        name: _account(name, entry, label)
+        for name, entry, label in PRODUCERS_FILE.entries(document, where)
+    }
     hashes = [account.token_sha256 for account in accounts.values()]
     if len(set(hashes)) != len(hashes):
         raise ConfigurationError(f"{where}: two producers share one token")
     return accounts
 
 
-def _account(name: str, entry: Any, where: str) -> ProducerAccount:
-    label = f"{where}: producer {name!r}"
-    if not name.strip():
-        raise ConfigurationError(f"{where}: a producer name is empty")
-    if not isinstance(entry, dict):
-        raise ConfigurationError(f"{label} must be a table ([producers.{name}])")
-    unknown = sorted(set(entry) - PRODUCER_KEYS)
-    if unknown:
-        raise ConfigurationError(
-            f"{label}: unknown key {unknown[0]!r} (known: {', '.join(sorted(PRODUCER_KEYS))})"
-        )
+def _account(name: str, entry: Mapping[str, Any], label: str) -> ProducerAccount:
     digest = entry.get("token_sha256")
     if not isinstance(digest, str) or not _HEX_SHA256.match(digest.lower()):
         raise ConfigurationError(

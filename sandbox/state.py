@@ -8,10 +8,7 @@ seQura), then credentials, then the order, then the body.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import copy
-import hmac
 import json
 import random
 import threading
@@ -24,6 +21,11 @@ from typing import Any
 
 from cartsync.sandbox import rules
 
+# seQura's 401 and 403 texts are the sandbox's answers too.
+from cartsync.worker.basicauth import ACCESS_DENIED as ACCESS_DENIED
+from cartsync.worker.basicauth import NO_ACCESS as NO_ACCESS
+from cartsync.worker.basicauth import REFUSALS, basic_credentials, basic_verdict
+
 #: Answers the sandbox gives to an accepted update.
 ACCEPT_STATUSES = (200, 202, 204)
 #: Statuses a ``fail_rate`` fault answers with, picked at random.
@@ -32,9 +34,6 @@ FAIL_STATUSES = (500, 502, 503)
 SCRIPT_ACTIONS = ("timeout", "drop", "timeout_after_apply")
 #: Longest an answer that never comes holds its connection, in seconds.
 MAX_HANG_S = 300.0
-
-ACCESS_DENIED = "Access denied"
-NO_ACCESS = "You do not have access to this URL"
 
 
 @dataclass(frozen=True)
@@ -386,7 +385,7 @@ class SandboxState:
                 self._orders[key] = order
             self._sequence += 1
             order.state = body["order"]
-            credentials = _basic_credentials(request.authorization)
+            credentials = basic_credentials(request.authorization)
             order.history.append(
                 {
                     "seq": self._sequence,
@@ -421,17 +420,10 @@ class SandboxState:
             accounts = dict(self._accounts)
         if not accounts:
             return None  # no accounts configured: any credentials pass (documented)
-        pair = _basic_credentials(authorization)
-        if pair is None:
-            return Answer.error(401, ACCESS_DENIED)
-        username, password = pair
-        own = accounts.get(merchant)
-        if own is not None and _same(own.username, username) and _same(own.password, password):
+        verdict = basic_verdict(authorization, accounts.get(merchant), accounts.values())
+        if verdict is None:
             return None
-        for account in accounts.values():
-            if _same(account.username, username) and _same(account.password, password):
-                return Answer.error(403, NO_ACCESS)
-        return Answer.error(401, ACCESS_DENIED)
+        return Answer.error(verdict, REFUSALS[verdict])
 
 
 def _random_fault(faults: Faults, draw: float, fail_status: int) -> Answer | None:
@@ -448,24 +440,6 @@ def _random_fault(faults: Faults, draw: float, fail_status: int) -> Answer | Non
     if draw < threshold:
         return Answer.error(429, headers={"Retry-After": faults.retry_after})
     return None
-
-
-def _basic_credentials(authorization: str | None) -> tuple[str, str] | None:
-    if not authorization:
-        return None
-    scheme, _, token = authorization.strip().partition(" ")
-    if scheme.lower() != "basic":
-        return None
-    try:
-        decoded = base64.b64decode(token.strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
-        return None
-    username, colon, password = decoded.partition(":")
-    return (username, password) if colon else None
-
-
-def _same(expected: str, given: str) -> bool:
-    return hmac.compare_digest(expected.encode(), given.encode())
 
 
 def _version(raw: str | None) -> int | str | None:

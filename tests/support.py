@@ -1,7 +1,11 @@
 """Running real Celery workers in tests: start, wait until ready, SIGKILL, stop.
 
 The worker process itself is cartsync's (worker/processes.py), the one the demo and the
-benchmarks run too; this module adds the environment and settings a test gives it.
+benchmarks run too; this module adds the environment and settings a test gives it, and the
+fixtures of the pipeline tests, which send as :data:`~tests.sandbox_fixtures.SHOP`. A test
+module takes those by naming them at its top::
+
+    sandbox, env, producer = support.sandbox, support.env, support.producer
 """
 
 from __future__ import annotations
@@ -10,13 +14,22 @@ import contextlib
 import os
 from collections.abc import Iterator
 
+import pytest
+
+from cartsync.config.settings import Settings
+from cartsync.sandbox.server import SandboxServer
+from cartsync.tasks.producer import Producer
 from cartsync.worker.processes import WorkerProcess, json_events, wait_for
+from tests.sandbox_fixtures import SHOP
 
 __all__ = [
     "FAST_RETRIES",
     "WorkerProcess",
+    "env",
     "json_events",
+    "producer",
     "running_worker",
+    "sandbox",
     "wait_for",
     "worker_env",
 ]
@@ -54,3 +67,29 @@ def running_worker(env: dict[str, str], concurrency: int = 4) -> Iterator[Worker
         yield worker
     finally:
         worker.stop()
+
+
+# The pipeline tests' fixtures: they send as SHOP, and take these under these names (they
+# stand in for the camisasonline sandbox of tests/sandbox_fixtures.py).
+
+
+@pytest.fixture
+def sandbox(shop_sandbox: SandboxServer) -> SandboxServer:
+    """The sandbox that knows SHOP and creates orders on their first update."""
+    return shop_sandbox
+
+
+@pytest.fixture
+def env(sandbox: SandboxServer, redis_client: object) -> dict[str, str]:
+    """The environment of a worker sending as SHOP to ``sandbox``, on an emptied test Redis."""
+    return worker_env(
+        sandbox.url, CARTSYNC_SEQURA_USERNAME=SHOP.username, CARTSYNC_SEQURA_PASSWORD=SHOP.password
+    )
+
+
+@pytest.fixture
+def producer(settings: Settings) -> Producer:
+    """The producer a shop's back end runs, enqueueing as SHOP on the test Redis."""
+    return Producer(
+        settings.with_overrides(sequra_username=SHOP.username, sequra_password=SHOP.password)
+    )

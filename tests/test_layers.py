@@ -63,6 +63,7 @@ LAYERS: dict[str, str] = {
     "cartsync.config.settings": DOMAIN,
     "cartsync.config.merchants": DOMAIN,
     "cartsync.config.producers": DOMAIN,  # the HTTP producers file format
+    "cartsync.config.tomlfile": DOMAIN,  # what the merchants and producers files share
     "cartsync.tasks.codec": DOMAIN,
     "cartsync.tasks.examples": DOMAIN,  # the reference's example bodies (tests, bench)
     "cartsync.tasks": DOMAIN,  # the package: a docstring
@@ -79,6 +80,7 @@ LAYERS: dict[str, str] = {
     "cartsync.worker.keys": FOUNDATION,
     "cartsync.worker.redistext": FOUNDATION,
     "cartsync.worker.urls": FOUNDATION,
+    "cartsync.worker.basicauth": FOUNDATION,  # HTTP Basic, shared with the sandbox
     # The sandbox.
     "cartsync.sandbox*": SANDBOX,
 }

@@ -19,14 +19,14 @@ from cartsync.worker import keys
 from cartsync.worker.backoff import backoff_ceiling
 from cartsync.worker.deadletters import DeadLetterStore
 from cartsync.worker.runtime import Runtime
+from tests import support
 from tests.sandbox_fixtures import SHOP
 
 MERCHANT, USER, PASSWORD = SHOP.ref, SHOP.username, SHOP.password
 
 
-@pytest.fixture
-def sandbox(shop_sandbox):
-    return shop_sandbox
+# The sandbox that knows SHOP (tests/support.py).
+sandbox = support.sandbox
 
 
 @pytest.fixture

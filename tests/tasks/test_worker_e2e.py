@@ -19,6 +19,7 @@ from cartsync.tasks.builders import (
     partially_shipped,
 )
 from cartsync.tasks.producer import Producer
+from tests import support
 from tests.sandbox_fixtures import SHOP
 from tests.support import WorkerProcess, running_worker, wait_for, worker_env
 
@@ -28,19 +29,9 @@ MERCHANT, USER, PASSWORD = SHOP.ref, SHOP.username, SHOP.password
 SHIRT, JACKET = Item("shirt1234", "shirt", 1250), Item("jacket9876", "jacket", 7100)
 
 
-@pytest.fixture
-def sandbox(shop_sandbox):
-    return shop_sandbox
-
-
-@pytest.fixture
-def env(sandbox, redis_client):
-    return worker_env(sandbox.url, CARTSYNC_SEQURA_USERNAME=USER, CARTSYNC_SEQURA_PASSWORD=PASSWORD)
-
-
-@pytest.fixture
-def producer(settings):
-    return Producer(settings.with_overrides(sequra_username=USER, sequra_password=PASSWORD))
+# The pipeline's fixtures (tests/support.py): the sandbox that knows SHOP, a worker's
+# environment and a producer, both sending as SHOP.
+sandbox, env, producer = support.sandbox, support.env, support.producer
 
 
 def state_of(sandbox, order_ref):

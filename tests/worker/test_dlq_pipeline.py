@@ -13,29 +13,19 @@ import pytest
 from click.testing import CliRunner
 
 from cartsync.tasks.builders import Item, fully_shipped
-from cartsync.tasks.producer import Producer
 from cartsync.worker.cli import cli
+from tests import support
 from tests.sandbox_fixtures import SHOP
-from tests.support import running_worker, wait_for, worker_env
+from tests.support import running_worker, wait_for
 
 pytestmark = pytest.mark.slow
 
-MERCHANT, USER, PASSWORD = SHOP.ref, SHOP.username, SHOP.password
+MERCHANT = SHOP.ref
 
 
-@pytest.fixture
-def sandbox(shop_sandbox):
-    return shop_sandbox
-
-
-@pytest.fixture
-def env(sandbox, redis_client):
-    return worker_env(sandbox.url, CARTSYNC_SEQURA_USERNAME=USER, CARTSYNC_SEQURA_PASSWORD=PASSWORD)
-
-
-@pytest.fixture
-def producer(settings):
-    return Producer(settings.with_overrides(sequra_username=USER, sequra_password=PASSWORD))
+# The pipeline's fixtures (tests/support.py): the sandbox that knows SHOP, a worker's
+# environment and a producer, both sending as SHOP.
+sandbox, env, producer = support.sandbox, support.env, support.producer
 
 
 @pytest.fixture

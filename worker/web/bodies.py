@@ -10,7 +10,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import IO, Any
 
 from cartsync.tasks import codec
 from cartsync.tasks.schemas.paths import ROOT
@@ -51,6 +51,15 @@ def check_size(length: int | None, limit: int) -> None:
     """Refuse a declared Content-Length over ``limit`` before reading anything."""
     if length is not None and length > limit:
         raise TooLarge(f"The body is {length} bytes; at most {limit} are accepted.")
+
+
+def read_body(stream: IO[bytes], declared: int | None, limit: int) -> bytes:
+    """A request's body, refused (TooLarge) when its Content-Length (``declared``) says more
+    than ``limit`` bytes or it holds more; never reads more than one byte past the limit."""
+    check_size(declared, limit)
+    data = stream.read(limit + 1)
+    check_size(len(data), limit)
+    return data
 
 
 def idempotency_key(raw: str | None) -> str | None:

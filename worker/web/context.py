@@ -46,6 +46,11 @@ class RequestNotes:
     count: int | None = None
     enqueue_s: list[float] = field(default_factory=list)
 
+    def enqueued(self, seconds: float | None) -> None:
+        """Count a producer's enqueue that took ``seconds`` (None: it did not run)."""
+        if seconds is not None:
+            self.enqueue_s.append(seconds)
+
     def log_fields(self) -> dict[str, Any]:
         shown = {
             "merchant": self.merchant,

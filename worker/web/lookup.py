@@ -32,6 +32,7 @@ from cartsync.worker import keys
 from cartsync.worker.deadletters import DeadLetter, DeadLetterStore, Filters
 from cartsync.worker.errors import DeadLetterNotFound, InvalidMessage
 from cartsync.worker.ledger import Ledger
+from cartsync.worker.redistext import text
 from cartsync.worker.web.receipts import Receipt, Receipts
 
 #: Schedule entries one ZSCAN step looks at.
@@ -159,7 +160,7 @@ class Lookup:
         ):
             for member, score in self.client.zscan_iter(key, match=pattern, count=SCAN_COUNT):
                 try:
-                    message = UpdateMessage.from_json(_text(member))
+                    message = UpdateMessage.from_json(text(member))
                 except InvalidMessage:
                     continue
                 yield Waiting(message, None if in_flight else float(score), in_flight)
@@ -188,7 +189,7 @@ class Lookup:
         letter = None
         if letter_id is not None:
             try:
-                letter = self.letters.get(_text(letter_id))
+                letter = self.letters.get(text(letter_id))
             except DeadLetterNotFound:  # removed in between (replayed, dropped)
                 letter = None
         waiting = None
@@ -247,7 +248,3 @@ class Lookup:
             "pending": pending,
             "dead_letters": letters,
         }
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)

@@ -18,6 +18,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from cartsync.worker import keys
 from cartsync.worker.metrics import bucket_label
+from cartsync.worker.redistext import text
 
 log = structlog.get_logger("cartsync.web")
 
@@ -67,7 +68,7 @@ class HttpCollector(Collector):
             "HTTP requests answered, by route, method and status.",
             labels=["route", "method", "status"],
         )
-        for field, count in sorted((_text(k), int(v)) for k, v in requests.items()):
+        for field, count in sorted((text(k), int(v)) for k, v in requests.items()):
             route, method, status = field.rsplit(_SEP, 2)
             family.add_metric([route, method, status], count)
         yield family
@@ -79,7 +80,7 @@ def _histogram(raw: dict[Any, Any]) -> HistogramMetricFamily:
         "cartsync_http_enqueue_seconds",
         "Time an accepted request's enqueue took: validation and the atomic Redis step.",
     )
-    values = {_text(k): _text(v) for k, v in raw.items()}
+    values = {text(k): text(v) for k, v in raw.items()}
     cumulative, buckets = 0, []
     for le in [*(_le(b) for b in ENQUEUE_BUCKETS_S), "+Inf"]:
         cumulative += int(values.get(le, 0))
@@ -92,7 +93,3 @@ def registry_for(metrics: HttpMetrics) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(HttpCollector(metrics))
     return registry
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)

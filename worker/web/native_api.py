@@ -6,7 +6,9 @@ token may send and look up only for the merchants it is scoped to.
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+from collections.abc import Callable
+from typing import Any, Concatenate, ParamSpec
 
 from flask import Response, request
 from flask_smorest import Blueprint
@@ -38,6 +40,8 @@ UNSUPPORTED = "Unsupported Content-Type: send application/json."
 UNSUPPORTED_BATCH = "Unsupported Content-Type: send application/json or application/x-ndjson."
 UNKNOWN_UPDATE = "No update with this id was accepted (or it is older than the idempotency window)."
 
+P = ParamSpec("P")
+
 _AUTH: dict[str, Any] = {"security": [{"bearer": []}]}
 _HEADERS = [
     {
@@ -55,14 +59,24 @@ _HEADERS = [
 ]
 
 
-def _authenticate() -> ProducerAccount | Response:
-    producer = producer_for(services().producers, request.headers.get("Authorization"))
-    if producer is None:
-        notes().outcome = "unauthorized"
-        return native_error(
-            401, {"Authorization": [UNAUTHENTICATED]}, **{"WWW-Authenticate": "Bearer"}
-        )
-    return producer
+def _producer_only(
+    view: Callable[Concatenate[Services, ProducerAccount, P], Response],
+) -> Callable[P, Response]:
+    """A view for producers: it is called with the services and the producer whose bearer
+    token the request carries, and never runs without one (401)."""
+
+    @functools.wraps(view)
+    def authenticated(*args: P.args, **kwargs: P.kwargs) -> Response:
+        found = services()
+        producer = producer_for(found.producers, request.headers.get("Authorization"))
+        if producer is None:
+            notes().outcome = "unauthorized"
+            return native_error(
+                401, {"Authorization": [UNAUTHENTICATED]}, **{"WWW-Authenticate": "Bearer"}
+            )
+        return view(found, producer, *args, **kwargs)
+
+    return authenticated
 
 
 def _accepted(outcome: Outcome) -> Response:
@@ -101,18 +115,13 @@ def _submit(
 @blp.alt_response(
     503, schema=FieldErrors, description="Redis does not answer; retry after Retry-After"
 )
-def post_update() -> Response:
-    found = services()
-    producer = _authenticate()
-    if isinstance(producer, Response):
-        return producer
+@_producer_only
+def post_update(found: Services, producer: ProducerAccount) -> Response:
     if bodies.media_type(request.headers.get("Content-Type")) not in bodies.JSON_TYPES:
         return native_error(415, {"Content-Type": [UNSUPPORTED]})
     note = notes()
     try:
-        bodies.check_size(request.content_length, codec.MAX_BODY_BYTES)
-        data = request.stream.read(codec.MAX_BODY_BYTES + 1)
-        bodies.check_size(len(data), codec.MAX_BODY_BYTES)
+        data = bodies.read_body(request.stream, request.content_length, codec.MAX_BODY_BYTES)
         key = bodies.idempotency_key(request.headers.get("Idempotency-Key"))
         version = bodies.order_version(request.headers.get("Order-Version"))
         item = codec.decode(data)
@@ -122,8 +131,7 @@ def post_update() -> Response:
         note.outcome = "invalid"
         return native_error(422, exc.errors)
     outcome = _submit(found, producer, item, key, version)
-    if outcome.enqueue_s is not None:
-        note.enqueue_s.append(outcome.enqueue_s)
+    note.enqueued(outcome.enqueue_s)
     if outcome.receipt is not None:
         note.merchant, note.order_ref = outcome.receipt.merchant, outcome.receipt.order_ref
         note.update_id, note.outcome = outcome.receipt.update_id, outcome.receipt.status
@@ -165,18 +173,13 @@ def post_update() -> Response:
 @blp.alt_response(
     503, schema=FieldErrors, description="Redis does not answer; nothing was enqueued"
 )
-def post_batch() -> Response:
-    found = services()
-    producer = _authenticate()
-    if isinstance(producer, Response):
-        return producer
+@_producer_only
+def post_batch(found: Services, producer: ProducerAccount) -> Response:
     media = bodies.media_type(request.headers.get("Content-Type"))
     if media not in bodies.JSON_TYPES | bodies.NDJSON_TYPES:
         return native_error(415, {"Content-Type": [UNSUPPORTED_BATCH]})
     try:
-        bodies.check_size(request.content_length, bodies.BATCH_MAX_BYTES)
-        data = request.stream.read(bodies.BATCH_MAX_BYTES + 1)
-        bodies.check_size(len(data), bodies.BATCH_MAX_BYTES)
+        data = bodies.read_body(request.stream, request.content_length, bodies.BATCH_MAX_BYTES)
         key = bodies.idempotency_key(request.headers.get("Idempotency-Key"))
         texts = bodies.batch_texts(data, media, found.batch_max)
     except bodies.TooLarge as exc:
@@ -193,8 +196,7 @@ def post_batch() -> Response:
             results.append({"index": index, "code": 422, "errors": exc.errors})
             continue
         outcome = _submit(found, producer, item, f"{key}#{index}" if key else None, None)
-        if outcome.enqueue_s is not None:
-            note.enqueue_s.append(outcome.enqueue_s)
+        note.enqueued(outcome.enqueue_s)
         results.append({"index": index, "code": outcome.code, **outcome.answer()})
     accepted = sum(1 for r in results if r["code"] == 202)
     if results and all(r["code"] == 503 for r in results):
@@ -212,11 +214,8 @@ def post_batch() -> Response:
 @blp.alt_response(401, schema=FieldErrors, description="No or unknown token")
 @blp.alt_response(404, schema=FieldErrors, description="Unknown (or not this token's merchant's)")
 @blp.alt_response(503, schema=FieldErrors, description="Redis does not answer")
-def get_update(update_id: str) -> Response:
-    found = services()
-    producer = _authenticate()
-    if isinstance(producer, Response):
-        return producer
+@_producer_only
+def get_update(found: Services, producer: ProducerAccount, update_id: str) -> Response:
     note = notes()
     note.update_id = update_id
     try:
@@ -238,11 +237,10 @@ def get_update(update_id: str) -> Response:
 @blp.alt_response(401, schema=FieldErrors, description="No or unknown token")
 @blp.alt_response(403, schema=FieldErrors, description="The token may not see this merchant")
 @blp.alt_response(503, schema=FieldErrors, description="Redis does not answer")
-def get_order(merchant: str, order_ref: str) -> Response:
-    found = services()
-    producer = _authenticate()
-    if isinstance(producer, Response):
-        return producer
+@_producer_only
+def get_order(
+    found: Services, producer: ProducerAccount, merchant: str, order_ref: str
+) -> Response:
     note = notes()
     note.merchant, note.order_ref = merchant, order_ref
     if not producer.may_send_for(merchant):

@@ -20,10 +20,11 @@ from flask_smorest import Blueprint
 
 from cartsync.tasks import codec
 from cartsync.tasks.schemas.paths import ROOT
+from cartsync.worker.basicauth import NO_ACCESS, REFUSALS
 from cartsync.worker.errors import InvalidUpdate
 from cartsync.worker.web import bodies
 from cartsync.worker.web.answers import answer, invalid_data, sequra_error
-from cartsync.worker.web.auth import ACCESS_DENIED, NO_ACCESS, merchant_verdict
+from cartsync.worker.web.auth import merchant_verdict
 from cartsync.worker.web.context import notes, services
 from cartsync.worker.web.intake import unavailable
 from cartsync.worker.web.schemas import Accepted, OrderUpdateBody, SequraErrors
@@ -93,8 +94,7 @@ def put_order(merchant: str, order_ref: str) -> Response:
     verdict = merchant_verdict(found.merchants, merchant, request.headers.get("Authorization"))
     if verdict is not None:
         note.outcome = "unauthorized"
-        text = ACCESS_DENIED if verdict == 401 else NO_ACCESS
-        return sequra_error(verdict, text)
+        return sequra_error(verdict, REFUSALS[verdict])
     claimed = request.headers.get("Sequra-Merchant-Id")
     if claimed is not None and claimed != merchant:
         note.outcome = "unauthorized"
@@ -103,9 +103,7 @@ def put_order(merchant: str, order_ref: str) -> Response:
     if media and media not in bodies.JSON_TYPES:
         return sequra_error(415, UNSUPPORTED)
     try:
-        bodies.check_size(request.content_length, codec.MAX_BODY_BYTES)
-        data = request.stream.read(codec.MAX_BODY_BYTES + 1)
-        bodies.check_size(len(data), codec.MAX_BODY_BYTES)
+        data = bodies.read_body(request.stream, request.content_length, codec.MAX_BODY_BYTES)
         key = bodies.idempotency_key(request.headers.get("Idempotency-Key"))
         decoded = codec.decode(data)
     except bodies.TooLarge as exc:
@@ -118,8 +116,7 @@ def put_order(merchant: str, order_ref: str) -> Response:
         note.outcome = "invalid"
         return sequra_error(409, *invalid_data(errors))
     outcome = found.intake.submit(body, scope=f"merchant:{merchant}", key=key)
-    if outcome.enqueue_s is not None:
-        note.enqueue_s.append(outcome.enqueue_s)
+    note.enqueued(outcome.enqueue_s)
     if outcome.code == 202 and outcome.receipt is not None:
         note.update_id, note.outcome = outcome.receipt.update_id, outcome.receipt.status
         return answer(202, outcome.answer())
