@@ -62,9 +62,7 @@ def install_console(
 
     users = load_users(settings.console_users_file)
     app.secret_key = settings.console_secret_key
-    app.config.update(
-        cookie_config(settings.console_secure_cookie, settings.console_session_ttl_s)
-    )
+    app.config.update(cookie_config(settings.console_secure_cookie, settings.console_session_ttl_s))
     app.extensions[EXTENSION] = Console(
         settings=settings,
         client=client,

@@ -86,7 +86,8 @@ def require(action: Action) -> Callable[[F], F]:
             if who is None:
                 if request.method == "GET":
                     target = request.full_path if request.query_string else request.path
-                    return redirect(url_for("console.login", next=target))
+                    expired = "1" if g.get("console_expired") else None
+                    return redirect(url_for("console.login", next=target, expired=expired))
                 abort(401)
             if not may(who.role, action):
                 abort(403)

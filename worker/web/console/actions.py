@@ -343,7 +343,9 @@ def export() -> Response:
             letter = replace(
                 letter,
                 payload=mask(letter.payload),
-                history=[{k: v for k, v in h.items() if k != "previous_payload"} for h in letter.history],
+                history=[
+                    {k: v for k, v in h.items() if k != "previous_payload"} for h in letter.history
+                ],
             )
         lines.append(letter.to_json() + "\n")
     run = new_run_id()

@@ -88,7 +88,8 @@ def parse_users(data: Mapping[str, object], source: str) -> dict[str, ConsoleUse
                 f"{where}: password_hash must be a werkzeug.security hash "
                 "(python -m cartsync.worker.web.console.users NAME ROLE makes one)"
             )
-        role = parse_role(table.get("role") if isinstance(table.get("role"), str) else None)  # type: ignore[arg-type]
+        raw_role = table.get("role")
+        role = parse_role(raw_role if isinstance(raw_role, str) else None)
         if role is None:
             raise ConfigurationError(f"{where}: role must be viewer, operator or admin")
         found[name] = ConsoleUser(name, role, password_hash)
@@ -139,9 +140,7 @@ def from_proxy(
 def user_table(name: str, role: str, password: str) -> str:
     """A users-file table for this user (the password hashed)."""
     return (
-        f"[users.{name}]\n"
-        f'password_hash = "{generate_password_hash(password)}"\n'
-        f'role = "{role}"\n'
+        f'[users.{name}]\npassword_hash = "{generate_password_hash(password)}"\nrole = "{role}"\n'
     )
 
 

@@ -84,7 +84,7 @@ def login() -> Any:
         error = "Unknown user or wrong password."
     elif principal() is not None:
         return redirect(target)
-    expired = g.get("console_expired", False)
+    expired = request.args.get("expired") == "1" or g.get("console_expired", False)
     status = 401 if error else 200
     return render_template("console/login.html", error=error, expired=expired, next=target), status
 
@@ -240,7 +240,9 @@ def audit() -> str:
     more = entries[-1].id if len(entries) >= AUDIT_PAGE and run is None else None
     if run is not None:
         entries = [e for e in entries if e.run == run][:AUDIT_PAGE]
-    args = {k: v for k, v in (("action", action), ("letter", letter_id), ("run", run)) if v}
+    args: dict[str, Any] = {
+        k: v for k, v in (("action", action), ("letter", letter_id), ("run", run)) if v
+    }
     return render_template(
         "console/audit.html",
         entries=entries,
