@@ -148,10 +148,7 @@ def test_a_trusted_proxy_header_names_the_user_and_role(settings, tmp_path, stor
     assert client.post("/console/drop", headers=headers, data=form).status_code == 302
     assert next(e.by for e in store.audit_entries(limit=5, action="drop")) == "console:sam"
     viewer = {"X-Forwarded-User": "sam", "X-Forwarded-Role": "viewer"}
-    assert client.post("/console/drop", headers=viewer, data={"ids": letter.id}).status_code in (
-        400,
-        403,
-    )
+    assert client.post("/console/drop", headers=viewer, data=form).status_code == 403
     assert client.get("/console/").status_code == 302
 
 
@@ -204,7 +201,7 @@ def test_replay_dry_runs_first_then_replays_the_planned_letters(
     text = plan.get_data(as_text=True)
     assert "1 would be replayed, 0 refused, 1 would fail" in text
     assert "order_total_with_tax" in text
-    assert store.count_all() if hasattr(store, "count_all") else store.stats().total == 2
+    assert store.stats().total == 2  # the dry run changed nothing
     done = operator.post("/console/replay", {"ids": [good.id, invalid.id]})
     assert "1 replayed, 0 refused, 1 failed" in done.get_data(as_text=True)
     assert [s.letter.id for s in store.scan(store_filters())] == [invalid.id]
