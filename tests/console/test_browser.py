@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from werkzeug.serving import make_server
 
-from cartsync.worker.deadletters import DeadLetterStore
+from cartsync.worker.deadletters import DeadLetter, DeadLetterStore
 from cartsync.worker.web.app import create_app
 from tests.console.conftest import PASSWORD, console_settings, merchants
 from tests.sandbox_fixtures import SHOP
@@ -62,7 +62,7 @@ def page() -> Iterator[object]:
             browser.close()
 
 
-def parked(store: DeadLetterStore, *, order_ref: str, off_by: int = 0, **kwargs) -> object:
+def parked(store: DeadLetterStore, *, order_ref: str, off_by: int = 0, **kwargs) -> DeadLetter:
     """A letter of SHOP's, its shipped cart's total ``off_by`` cents wrong."""
     letter = make_letter(merchant=SHOP.ref, order_ref=order_ref, **kwargs)
     letter.payload["order"]["shipped_cart"]["order_total_with_tax"] += off_by
