@@ -78,6 +78,18 @@ DEFAULT_STATUS_MAX_DEAD_AGE_S = 3600.0
 DEFAULT_IDEMPOTENCY_TTL_S = 7 * 24 * 3600.0
 #: TOML file of the HTTP API's producers: hashed bearer tokens, merchants each may send for.
 DEFAULT_PRODUCERS_FILE = ""
+#: TOML file of the on-call console's users: password hashes and roles (empty: no logins).
+DEFAULT_CONSOLE_USERS_FILE = ""
+#: Header naming the user, set by an authenticating reverse proxy (empty: not trusted).
+DEFAULT_CONSOLE_TRUSTED_HEADER = ""
+#: Header naming that user's role, set by the same proxy (empty: the default role).
+DEFAULT_CONSOLE_ROLE_HEADER = ""
+#: Role of a proxy-authenticated user when no role header says otherwise.
+DEFAULT_CONSOLE_DEFAULT_ROLE = "viewer"
+#: Seconds a console login lasts, however active the user is.
+DEFAULT_CONSOLE_SESSION_TTL_S = 8 * 3600.0
+#: Send the console's session cookie over https only.
+DEFAULT_CONSOLE_SECURE_COOKIE = True
 
 
 def _bool(raw: str) -> bool:
@@ -166,6 +178,19 @@ class Settings:
         DEFAULT_IDEMPOTENCY_TTL_S, _positive_float, "update id memory"
     )
     producers_file: str = _setting(DEFAULT_PRODUCERS_FILE, str, "HTTP API producers file")
+    console_secret_key: str = _setting("", str, "console session signing key", True)
+    console_users_file: str = _setting(DEFAULT_CONSOLE_USERS_FILE, str, "console users file")
+    console_trusted_header: str = _setting(DEFAULT_CONSOLE_TRUSTED_HEADER, str, "proxy user header")
+    console_role_header: str = _setting(DEFAULT_CONSOLE_ROLE_HEADER, str, "proxy role header")
+    console_default_role: str = _setting(
+        DEFAULT_CONSOLE_DEFAULT_ROLE, _choice("viewer", "operator", "admin"), "proxy user role"
+    )
+    console_session_ttl_s: float = _setting(
+        DEFAULT_CONSOLE_SESSION_TTL_S, _positive_float, "console login lifetime"
+    )
+    console_secure_cookie: bool = _setting(
+        DEFAULT_CONSOLE_SECURE_COOKIE, _bool, "console cookie over https only"
+    )
 
     def __repr__(self) -> str:
         shown = []

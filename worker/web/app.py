@@ -174,6 +174,9 @@ def create_app(
     api.register_blueprint(sequra_blp)
     api.register_blueprint(native_blp)
     api.register_blueprint(ops)
+    from cartsync.worker.web.console import install_console
+
+    install_console(app, settings, client, merchants)  # the on-call console, when configured
     _install_hooks(app, found)
     return app
 

@@ -1,0 +1,257 @@
+"""The console's pages (GET): login, overview, dead letters, one letter, audit."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from flask import abort, flash, g, redirect, render_template, request, url_for
+from werkzeug.wrappers import Response
+
+from cartsync.worker.cli.dlq.inspect import describe_attempt, describe_history
+from cartsync.worker.deadletters import ID_PATTERN, AuditEntry, DeadLetter, Filters, Reason
+from cartsync.worker.errors import DeadLetterNotFound
+from cartsync.worker.health import take_snapshot
+from cartsync.worker.timefmt import format_age, format_time
+from cartsync.worker.web.console.access import log_in, log_out, principal, require
+from cartsync.worker.web.console.blueprint import bp
+from cartsync.worker.web.console.context import console
+from cartsync.worker.web.console.diffing import Change, diff, masked_change
+from cartsync.worker.web.console.grouping import OrderKey, group_by_order, newest_of
+from cartsync.worker.web.console.masking import mask
+from cartsync.worker.web.console.query import Query, cli_filters, parse_query
+from cartsync.worker.web.console.roles import Action, may
+from cartsync.worker.web.console.signatures import group_by_signature, letter_signature
+from cartsync.worker.web.console.users import authenticate
+
+#: Seconds between the overview's refreshes.
+OVERVIEW_REFRESH_S = 30
+#: Letters read, newest first, to group a listing by error signature.
+SIGNATURE_SCAN = 2000
+#: Merchants shown on the overview.
+TOP_MERCHANTS = 20
+#: Audit entries per page.
+AUDIT_PAGE = 100
+
+
+@bp.app_template_global()
+def can(action: str) -> bool:
+    """In templates: whether the person asking may do ``action`` (pages hide what they may
+    not do; the server refuses it anyway)."""
+    who = principal()
+    return who is not None and may(who.role, Action(action))
+
+
+@bp.app_template_filter("age")
+def age_filter(at: float) -> str:
+    return format_age(max(0.0, time.time() - at))
+
+
+@bp.app_template_filter("when")
+def when_filter(at: float) -> str:
+    return format_time(at)
+
+
+@bp.app_template_filter("pretty")
+def pretty_filter(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, indent=2)
+
+
+@bp.app_context_processor
+def common() -> dict[str, Any]:
+    return {"who": principal() if request.blueprint == "console" else None}
+
+
+# -- login -------------------------------------------------------------------------------------
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> Any:
+    target = request.values.get("next", "")
+    from cartsync.worker.web.console.security import is_safe_next
+
+    if not is_safe_next(target):
+        target = url_for("console.overview")
+    error = None
+    if request.method == "POST":
+        found = authenticate(
+            console().users, request.form.get("username", ""), request.form.get("password", "")
+        )
+        if found is not None:
+            log_in(found)
+            return redirect(target)
+        error = "Unknown user or wrong password."
+    elif principal() is not None:
+        return redirect(target)
+    expired = request.args.get("expired") == "1" or g.get("console_expired", False)
+    status = 401 if error else 200
+    return render_template("console/login.html", error=error, expired=expired, next=target), status
+
+
+@bp.route("/logout", methods=["POST"])
+def logout() -> Response:
+    log_out()
+    flash("Logged out.")
+    return redirect(url_for("console.login"))
+
+
+# -- overview ----------------------------------------------------------------------------------
+
+
+@bp.route("/")
+@require(Action.READ)
+def overview() -> str:
+    c = console()
+    snapshot = take_snapshot(c.client, c.settings)
+    stats = c.store.stats()
+    merchants = list(stats.by_merchant.items())[:TOP_MERCHANTS]
+    refresh = request.args.get("refresh") != "0"
+    return render_template(
+        "console/overview.html",
+        snapshot=snapshot,
+        stats=stats,
+        merchants=merchants,
+        more_merchants=max(0, len(stats.by_merchant) - TOP_MERCHANTS),
+        refresh_s=OVERVIEW_REFRESH_S if refresh else None,
+        oldest_age=format_age(snapshot.oldest_dead_age_s)
+        if snapshot.oldest_dead_age_s is not None
+        else None,
+    )
+
+
+# -- dead letters ------------------------------------------------------------------------------
+
+
+@bp.route("/letters")
+@require(Action.READ)
+def letters() -> str:
+    c = console()
+    query = parse_query(request.args.to_dict(), time.time())
+    context: dict[str, Any] = {
+        "query": query,
+        "reasons": [r.value for r in Reason],
+        "merchants": list(c.store.stats().by_merchant)[:200],
+        "pinned_url": query.pinned().url(url_for("console.letters")),
+        "cli": cli_filters(query),
+        "count": c.store.count(query.filters) if query.filters.indexed else None,
+    }
+    if query.group == "signature":
+        seen: list[DeadLetter] = []
+        for stored in c.store.scan(query.filters, batch=500):
+            seen.append(stored.letter)
+            if len(seen) >= SIGNATURE_SCAN:
+                break
+        context.update(signatures=group_by_signature(seen), scanned=len(seen), scan=SIGNATURE_SCAN)
+        return render_template("console/letters.html", **context)
+    page = c.store.page(query.filters, limit=query.limit, cursor=query.cursor)
+    shown = [s.letter for s in page.letters]
+    context["next_url"] = (
+        query.url(url_for("console.letters"), cursor=page.cursor) if page.cursor else None
+    )
+    context["first_url"] = query.url(url_for("console.letters")) if query.cursor else None
+    if query.group == "order":
+        context["groups"] = group_by_order(shown, order_letters(shown))
+    else:
+        context["plain"] = shown
+    context["signature"] = letter_signature
+    return render_template("console/letters.html", **context)
+
+
+def order_letters(shown: list[DeadLetter]) -> dict[OrderKey, list[DeadLetter]]:
+    """Every letter of each order on a page: one index read per order (an order has few)."""
+    c = console()
+    found: dict[OrderKey, list[DeadLetter]] = {}
+    for letter in shown:
+        key = (letter.merchant, letter.order_ref)
+        if key not in found:
+            filters = Filters(merchant=letter.merchant, order_ref=letter.order_ref)
+            found[key] = [s.letter for s in c.store.scan(filters)]
+    return found
+
+
+# -- one letter --------------------------------------------------------------------------------
+
+
+def load_letter(letter_id: str) -> Any:
+    if not ID_PATTERN.match(letter_id):
+        abort(404)
+    try:
+        return console().store.load(letter_id)
+    except DeadLetterNotFound:
+        abort(404)
+
+
+def letter_page(letter_id: str, *, revealed: bool = False, status: int = 200) -> tuple[str, int]:
+    """The letter page; ``revealed`` shows personal data (the caller audited it)."""
+    c = console()
+    stored = load_letter(letter_id)
+    letter: DeadLetter = stored.letter
+    siblings = [
+        s.letter
+        for s in c.store.scan(Filters(merchant=letter.merchant, order_ref=letter.order_ref))
+    ]
+    newest = newest_of(siblings)
+    changes: list[Change] = []
+    if newest is not None and newest.id != letter.id:
+        changes = diff(letter.payload, newest.payload)
+        if not revealed:
+            changes = [masked_change(change) for change in changes]
+    payload = letter.payload if revealed else mask(letter.payload)
+    return (
+        render_template(
+            "console/letter.html",
+            letter=letter,
+            payload=json.dumps(payload, ensure_ascii=False, indent=2),
+            revealed=revealed,
+            attempts=[describe_attempt(a) for a in letter.attempts],
+            history=[describe_history(h) for h in letter.history],
+            siblings=sorted(siblings, key=lambda s: s.id, reverse=True),
+            newest=newest,
+            changes=changes,
+        ),
+        status,
+    )
+
+
+@bp.route("/letters/<letter_id>")
+@require(Action.READ)
+def letter(letter_id: str) -> tuple[str, int]:
+    return letter_page(letter_id)
+
+
+# -- audit -------------------------------------------------------------------------------------
+
+
+@bp.route("/audit")
+@require(Action.READ)
+def audit() -> str:
+    c = console()
+    action = request.args.get("action") or None
+    letter_id = request.args.get("letter") or None
+    run = request.args.get("run") or None
+    before = request.args.get("before") or None
+    entries: list[AuditEntry] = c.store.audit_entries(
+        limit=AUDIT_PAGE if run is None else AUDIT_PAGE * 10,
+        before=before,
+        action=action,
+        letter_id=letter_id,
+    )
+    more = entries[-1].id if len(entries) >= AUDIT_PAGE and run is None else None
+    if run is not None:
+        entries = [e for e in entries if e.run == run][:AUDIT_PAGE]
+    args: dict[str, Any] = {
+        k: v for k, v in (("action", action), ("letter", letter_id), ("run", run)) if v
+    }
+    return render_template(
+        "console/audit.html",
+        entries=entries,
+        args=args,
+        next_url=url_for("console.audit", **args, before=more) if more else None,
+        actions=["replay", "edit", "drop", "purge", "import", "reveal", "export"],
+    )
+
+
+def query_from_form() -> Query:
+    """The listing query a bulk form carries in its hidden fields."""
+    return parse_query(request.form.to_dict(), time.time())
