@@ -139,8 +139,15 @@ def decode(
 def problems(value: Any, *, max_depth: int = MAX_DEPTH) -> dict[str, list[str]]:
     """Path -> messages for what in ``value`` JSON cannot carry; empty when nothing.
 
-    Walks without recursion, so that no depth of nesting can overflow the stack.
+    Walks without recursion, so that no depth of nesting can overflow the stack. Every body
+    the producer and the worker validate is checked, so a plain one is seen through first by
+    :func:`_plain`, which builds no paths.
     """
+    return {} if _plain(value, max_depth) else _walk(value, max_depth)
+
+
+def _walk(value: Any, max_depth: int) -> dict[str, list[str]]:
+    """:func:`problems`, path by path."""
     found: dict[str, list[str]] = {}
     stack: list[tuple[str, Any, int]] = [("", value, 1)]
     while stack:
@@ -168,6 +175,45 @@ def problems(value: Any, *, max_depth: int = MAX_DEPTH) -> dict[str, list[str]]:
             ]
         stack.extend(reversed(children))
     return found
+
+
+#: Types whose values JSON carries as they are, whatever they hold.
+_LEAVES = frozenset({str, bool, type(None)})
+#: Types of the keys JSON objects may have.
+_TEXT_ONLY = frozenset({str})
+
+
+def _plain(value: Any, max_depth: int) -> bool:
+    """True when :func:`problems` would find nothing, by a cheaper walk: level by level, with
+    exact types only (anything else, a subclass included, is left to :func:`problems`)."""
+    level, depth, keys = [value], 1, []
+    while level:
+        below: list[Any] = []
+        for item in level:
+            kind = type(item)
+            if kind in _LEAVES:
+                continue
+            if kind is int:
+                if not MIN_INT <= item <= MAX_INT:
+                    return False
+            elif kind is float:
+                if not math.isfinite(item):
+                    return False
+            elif kind is dict:
+                if depth > max_depth:
+                    return False
+                keys.extend(item)
+                below.extend(item.values())
+            elif kind is list or kind is tuple:
+                if depth > max_depth:
+                    return False
+                below.extend(item)
+            else:
+                return False
+        if keys and not set(map(type, keys)) <= _TEXT_ONLY:
+            return False
+        level, depth, keys = below, depth + 1, []
+    return True
 
 
 def _problem(item: Any) -> str | None:
