@@ -195,7 +195,7 @@ class Producer:
             ) from None
         if status == FULL:
             raise InvalidUpdate(
-                {"version": [f"The order is at version {number}, the highest: pass no newer one."]}
+                {"version": [f"The order is at version {number}, the highest: none follows it."]}
             )
         receipt = Receipt(
             update_id=message.update_id,
