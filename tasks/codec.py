@@ -62,6 +62,7 @@ NOT_JSON = "Not JSON"
 NOT_FINITE = "Not a finite number: JSON cannot carry NaN, Infinity or numbers beyond ±1.8e308."
 OUT_OF_RANGE = f"Integer out of range: it must lie between {MIN_INT} and {MAX_INT}."
 
+
 def too_deep(max_depth: int = MAX_DEPTH) -> str:
     """The message for nesting past ``max_depth`` levels."""
     return f"It nests too deeply: more than {max_depth} levels of objects and arrays."

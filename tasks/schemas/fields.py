@@ -164,9 +164,7 @@ class StrOrInt(PayloadField):
 
 
 #: Message for an empty or blank merchant-ref or order-ref.
-BLANK_IDENTIFIER = (
-    "Must not be empty or only whitespace: it names the order in seQura's URL."
-)
+BLANK_IDENTIFIER = "Must not be empty or only whitespace: it names the order in seQura's URL."
 
 
 def identifier_text(value: Any) -> str | None:

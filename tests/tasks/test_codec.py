@@ -100,8 +100,11 @@ def test_encode_refuses_nan() -> None:
 
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(codec.MIN_INT, codec.MAX_INT)
-    | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
+    st.none()
+    | st.booleans()
+    | st.integers(codec.MIN_INT, codec.MAX_INT)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
     lambda children: (
         st.lists(children, max_size=4) | st.dictionaries(st.text(), children, max_size=4)
     ),
@@ -116,7 +119,11 @@ def test_whatever_decodes_encodes_back_to_the_same_value(value) -> None:
 
 
 hostile_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=3)
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats()
+    | st.text(max_size=3)
     | st.sampled_from([2**63, -(2**63) - 1, math.nan, math.inf]),
     lambda children: (
         st.lists(children, max_size=3)

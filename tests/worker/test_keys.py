@@ -42,4 +42,3 @@ def test_refs_without_a_colon_or_percent_keep_their_keys():
             f"cartsync:order:{merchant}:{order_ref}"
         )
         assert keys.lock("cartsync", merchant, order_ref) == f"cartsync:lock:{merchant}:{order_ref}"
-
