@@ -35,6 +35,8 @@ LETTER_MAX_DEPTH = codec.MAX_DEPTH + 3
 
 #: Problems one line names at most; it says how many more there are.
 SHOWN_PROBLEMS = 3
+#: What a line says of a file whose JSON breaks one of the codec's rules.
+REFUSED = "is not JSON cartsync accepts:"
 
 
 class UnreadableJson(ValueError):
@@ -93,10 +95,6 @@ def read_json(source: str) -> Any:
         raise UnreadableJson(f"{name} is {what[:1].lower()}{what[1:]}") from None
     except InvalidUpdate as exc:
         raise UnreadableJson(f"{name} {REFUSED} {_each_path(exc)}") from None
-
-
-#: What a line says of a file whose JSON breaks one of the codec's rules.
-REFUSED = "is not JSON cartsync accepts:"
 
 
 def _what(exc: InvalidUpdate) -> str:
