@@ -15,7 +15,14 @@ carry or seQura cannot take:
 - bodies larger than :data:`MAX_BODY_BYTES`, and text that is not UTF-8.
 
 A UTF-8 byte order mark before the body is skipped (editors on Windows write one). Error
-messages name paths and limits, never a value from the payload.
+messages name paths and limits, never a value from the payload. Data that holds no JSON at all
+(not UTF-8, not JSON) raises :class:`worker.errors.UnreadableBody`, JSON that breaks a limit a
+plain :class:`worker.errors.InvalidUpdate`: the HTTP API answers both with 422, the CLI tells
+unreadable input from a refused body (``worker/cli/common.py``).
+
+The limits are constants, not settings: they describe what seQura's payload and a signed
+64-bit integer can hold, not a deployment's taste. README.md ("What validation checks") lists
+them.
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ import re
 from typing import Any
 
 from cartsync.tasks.schemas.paths import ROOT
-from cartsync.worker.errors import InvalidUpdate
+from cartsync.worker.errors import InvalidUpdate, UnreadableBody
 
 #: Largest body accepted, in bytes of UTF-8. A real Order Update body is a few kilobytes; a
 #: cart of 500 items is about 150 kB.
@@ -37,7 +44,8 @@ MAX_BODY_BYTES = 1024 * 1024
 #: flight legs); the rest is room for the keys integrations add.
 MAX_DEPTH = 32
 
-#: Integers must fit in signed 64 bits.
+#: Integers must fit in signed 64 bits: amounts in cents and versions alike (a version may be
+#: a microsecond timestamp, past 2**53, which the ledger keeps exact as text in Lua).
 MIN_INT, MAX_INT = -(2**63), 2**63 - 1
 
 #: Digits in the longest integer that can be in range; longer text is refused unparsed.
@@ -48,9 +56,19 @@ _BOM = "\ufeff"
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _BRACKETS = re.compile(r"[\[\]{}]")
 
+#: How the message for text that is not JSON starts: ``Not JSON: Expecting value at line 1
+#: column 9.`` (the place, never the content).
+NOT_JSON = "Not JSON"
 NOT_FINITE = "Not a finite number: JSON cannot carry NaN, Infinity or numbers beyond ±1.8e308."
 OUT_OF_RANGE = f"Integer out of range: it must lie between {MIN_INT} and {MAX_INT}."
-TOO_DEEP = f"Nested deeper than {MAX_DEPTH} levels of objects and arrays."
+
+
+def too_deep(max_depth: int = MAX_DEPTH) -> str:
+    """The message for nesting past ``max_depth`` levels."""
+    return f"It nests too deeply: more than {max_depth} levels of objects and arrays."
+
+
+TOO_DEEP = too_deep()
 NOT_JSON_TYPE = "Not a JSON value."
 KEY_NOT_TEXT = "Object keys must be text."
 
@@ -98,12 +116,12 @@ def decode(
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise InvalidUpdate({ROOT: [f"Not UTF-8 text (byte {exc.start + 1})."]}) from None
+            raise UnreadableBody({ROOT: [f"Not UTF-8 text (byte {exc.start + 1})."]}) from None
     else:
         text = data
     text = text.removeprefix(_BOM)
     if nesting_depth(text) > max_depth:
-        raise InvalidUpdate({ROOT: [TOO_DEEP.replace(str(MAX_DEPTH), str(max_depth))]})
+        raise InvalidUpdate({ROOT: [too_deep(max_depth)]})
     try:
         value = json.loads(
             text,
@@ -112,8 +130,8 @@ def decode(
             parse_constant=_parse_constant,
         )
     except json.JSONDecodeError as exc:
-        raise InvalidUpdate(
-            {ROOT: [f"Not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}."]}
+        raise UnreadableBody(
+            {ROOT: [f"{NOT_JSON}: {exc.msg} at line {exc.lineno} column {exc.colno}."]}
         ) from None
     check(value, max_depth=max_depth)
     return value
@@ -122,8 +140,15 @@ def decode(
 def problems(value: Any, *, max_depth: int = MAX_DEPTH) -> dict[str, list[str]]:
     """Path -> messages for what in ``value`` JSON cannot carry; empty when nothing.
 
-    Walks without recursion, so that no depth of nesting can overflow the stack.
+    Walks without recursion, so that no depth of nesting can overflow the stack. Every body
+    the producer and the worker validate is checked, so a plain one is seen through first by
+    :func:`_plain`, which builds no paths.
     """
+    return {} if _plain(value, max_depth) else _walk(value, max_depth)
+
+
+def _walk(value: Any, max_depth: int) -> dict[str, list[str]]:
+    """:func:`problems`, path by path."""
     found: dict[str, list[str]] = {}
     stack: list[tuple[str, Any, int]] = [("", value, 1)]
     while stack:
@@ -135,9 +160,7 @@ def problems(value: Any, *, max_depth: int = MAX_DEPTH) -> dict[str, list[str]]:
         if not isinstance(item, dict | list | tuple):
             continue
         if depth > max_depth:
-            found.setdefault(path or ROOT, []).append(
-                TOO_DEEP.replace(str(MAX_DEPTH), str(max_depth))
-            )
+            found.setdefault(path or ROOT, []).append(too_deep(max_depth))
             continue
         if isinstance(item, dict):
             children = []
@@ -153,6 +176,45 @@ def problems(value: Any, *, max_depth: int = MAX_DEPTH) -> dict[str, list[str]]:
             ]
         stack.extend(reversed(children))
     return found
+
+
+#: Types whose values JSON carries as they are, whatever they hold.
+_LEAVES = frozenset({str, bool, type(None)})
+#: Types of the keys JSON objects may have.
+_TEXT_ONLY = frozenset({str})
+
+
+def _plain(value: Any, max_depth: int) -> bool:
+    """True when :func:`problems` would find nothing, by a cheaper walk: level by level, with
+    exact types only (anything else, a subclass included, is left to :func:`problems`)."""
+    level, depth, keys = [value], 1, []
+    while level:
+        below: list[Any] = []
+        for item in level:
+            kind = type(item)
+            if kind in _LEAVES:
+                continue
+            if kind is int:
+                if not MIN_INT <= item <= MAX_INT:
+                    return False
+            elif kind is float:
+                if not math.isfinite(item):
+                    return False
+            elif kind is dict:
+                if depth > max_depth:
+                    return False
+                keys.extend(item)
+                below.extend(item.values())
+            elif kind is list or kind is tuple:
+                if depth > max_depth:
+                    return False
+                below.extend(item)
+            else:
+                return False
+        if keys and not set(map(type, keys)) <= _TEXT_ONLY:
+            return False
+        level, depth, keys = below, depth + 1, []
+    return True
 
 
 def _problem(item: Any) -> str | None:
@@ -177,3 +239,16 @@ def check(value: Any, *, max_depth: int = MAX_DEPTH) -> None:
 def encode(value: Any) -> str:
     """Compact JSON text, non-ASCII letters as they are; refuses NaN and Infinity."""
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+def encode_utf8(value: Any) -> bytes:
+    """:func:`encode` as UTF-8 bytes: what goes on the wire to seQura.
+
+    A lone surrogate (``"\\ud800"`` in the producer's JSON) cannot be UTF-8; validation
+    refuses one in every string it sees (``tasks/schemas/base.is_utf8``), and should one get
+    past it, the body falls back to ``\\u`` escapes throughout rather than failing to send.
+    """
+    try:
+        return encode(value).encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(value, separators=(",", ":"), allow_nan=False).encode("ascii")

@@ -10,6 +10,8 @@ import json
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from cartsync.tasks import codec
+from cartsync.tasks.schemas.fields import kind
 from cartsync.worker.errors import InvalidMessage
 
 #: The Celery task's registered name. It lives with the message the task carries, so that the
@@ -17,6 +19,24 @@ from cartsync.worker.errors import InvalidMessage
 #: (``tasks.order_update``) share it without importing each other. A task carries a batch of
 #: update messages (``worker.schedule``).
 TASK_NAME = "cartsync.order_updates"
+
+#: The highest version an update may have: versions are signed 64-bit integers, like every
+#: integer cartsync accepts (``tasks/codec.py``). A producer's own version may be a
+#: microsecond timestamp, past the 2**53 up to which a double (a Lua number) is exact: the
+#: ledger keeps versions as decimal text in Redis (``worker/lua/ledger_*.lua``).
+MAX_VERSION = codec.MAX_INT
+#: The message for a version that is no whole number in range.
+VERSION_RANGE = f"Must be a whole number from 1 to {MAX_VERSION}"
+
+
+def version_problem(value: Any) -> str | None:
+    """Why ``value`` cannot be an update's version, or None when it can: an int (not a bool,
+    not a float, however whole) from 1 to :data:`MAX_VERSION`."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        return f"{VERSION_RANGE}, not {kind(value)}."
+    if not 1 <= value <= MAX_VERSION:
+        return f"{VERSION_RANGE}."
+    return None
 
 
 @dataclass(frozen=True)
@@ -58,9 +78,7 @@ class UpdateMessage:
         message it receives. The version follows the three string fields, and JSON escapes
         every quote inside a string, so the first ``,"version":0,`` is the field itself.
         """
-        text = json.dumps(
-            {**self.to_dict(), "version": 0}, ensure_ascii=False, separators=(",", ":")
-        )
+        text = codec.encode({**self.to_dict(), "version": 0})
         marker = ',"version":0,'
         at = text.index(marker)
         return text[:at] + ',"version":', "," + text[at + len(marker) :]
@@ -74,6 +92,8 @@ class UpdateMessage:
             raw = json.loads(text)
         except ValueError:
             raise InvalidMessage("the message is not valid JSON") from None
+        except RecursionError:
+            raise InvalidMessage("the message nests too deeply to be read") from None
         return cls.from_dict(raw)
 
     @classmethod
@@ -88,9 +108,7 @@ class UpdateMessage:
             "update_id": isinstance(message.update_id, str) and message.update_id,
             "merchant": isinstance(message.merchant, str) and message.merchant,
             "order_ref": isinstance(message.order_ref, str) and message.order_ref,
-            "version": isinstance(message.version, int)
-            and not isinstance(message.version, bool)
-            and message.version > 0,
+            "version": version_problem(message.version) is None,
             "body": isinstance(message.body, dict),
             "enqueued_at": isinstance(message.enqueued_at, int | float),
             "attempts": isinstance(message.attempts, list),

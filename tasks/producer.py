@@ -26,12 +26,21 @@ import structlog
 
 from cartsync.config.merchants import MerchantDirectory, load_merchants
 from cartsync.config.settings import REDIS_TIMEOUT_S, Settings, load_settings
-from cartsync.tasks.message import UpdateMessage
+from cartsync.tasks.message import UpdateMessage, version_problem
+from cartsync.tasks.schemas.fields import identifier_text
 from cartsync.tasks.validation import validate_update
 from cartsync.worker.errors import BrokerUnavailable, InvalidUpdate
 from cartsync.worker.ledger import Ledger
 
 log = structlog.get_logger("cartsync.producer")
+
+#: The paths of the two identifiers that name an order.
+MERCHANT_PATH, ORDER_REF_PATH = "order.merchant.id", "order.merchant_reference.order_ref_1"
+
+#: Status of an update the ledger could not give a version: the order has reached
+#: :data:`tasks.message.MAX_VERSION`, and only a replay of that version can still be enqueued.
+FULL = "full"
+
 
 @dataclass(frozen=True)
 class Receipt:
@@ -48,7 +57,12 @@ class Receipt:
 
 
 def order_identity(body: Any) -> tuple[str, str] | None:
-    """(merchant-ref, order-ref) of a body, or None when the body lacks them."""
+    """(merchant-ref, order-ref) of a body, or None when the body does not name both.
+
+    Neither part is ever empty or blank: each is taken by the rule validation applies to
+    these fields (``tasks/schemas/fields.identifier_text``), so a body that validates has an
+    identity, and one without an identity does not validate.
+    """
     order = body.get("order") if isinstance(body, Mapping) else None
     if not isinstance(order, Mapping):
         return None
@@ -56,11 +70,20 @@ def order_identity(body: Any) -> tuple[str, str] | None:
     reference = order.get("merchant_reference")
     if not isinstance(merchant, Mapping) or not isinstance(reference, Mapping):
         return None
-    merchant_id, order_ref = merchant.get("id"), reference.get("order_ref_1")
-    for value in (merchant_id, order_ref):
-        if isinstance(value, bool) or not isinstance(value, str | int) or value == "":
-            return None
-    return str(merchant_id), str(order_ref)
+    merchant_id = identifier_text(merchant.get("id"))
+    order_ref = identifier_text(reference.get("order_ref_1"))
+    if merchant_id is None or order_ref is None:
+        return None
+    return merchant_id, order_ref
+
+
+def require_identity(body: Any) -> tuple[str, str]:
+    """:func:`order_identity`, or InvalidUpdate naming both paths when the body lacks it."""
+    identity = order_identity(body)
+    if identity is None:
+        message = "Must name the order: order.merchant.id and its order_ref_1 are required."
+        raise InvalidUpdate({MERCHANT_PATH: [message], ORDER_REF_PATH: [message]})
+    return identity
 
 
 def with_platform_defaults(body: Any, settings: Settings) -> Any:
@@ -133,16 +156,16 @@ class Producer:
         the ledger assign the next one. ``update_id``: an idempotency key; None makes a new one.
         ``replay``: allow a version equal to the newest enqueued (a dead letter's own).
         """
-        if version is not None and (isinstance(version, bool) or version < 1):
-            raise InvalidUpdate({"version": ["Must be a whole number of at least 1."]})
+        problem = None if version is None else version_problem(version)
+        if problem is not None:
+            raise InvalidUpdate({"version": [problem]})
         body = with_platform_defaults(body, self.settings)
         identity = order_identity(body)
         options: frozenset[str] = frozenset()
         if identity is not None:
             options = self.merchants.get(identity[0]).options
         validated = validate_update(body, options=options, strict=self.settings.strict)
-        assert identity is not None  # validation rejects a body without merchant and order
-        merchant, order_ref = identity
+        merchant, order_ref = require_identity(validated.body)
         message = UpdateMessage(
             update_id=update_id or uuid.uuid4().hex,
             merchant=merchant,
@@ -170,6 +193,10 @@ class Producer:
                 f"Redis at {_safe_url(self.settings.redis_url)} is unreachable "
                 f"({type(exc).__name__}); nothing was enqueued"
             ) from None
+        if status == FULL:
+            raise InvalidUpdate(
+                {"version": [f"The order is at version {number}, the highest: none follows it."]}
+            )
         receipt = Receipt(
             update_id=message.update_id,
             merchant=merchant,

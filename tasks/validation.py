@@ -5,14 +5,19 @@ the marshmallow schemas in :mod:`tasks.schemas` for a merchant's contract option
 returns what goes on the wire plus warnings, or raises :class:`worker.errors.InvalidUpdate`
 naming every bad field by its full dotted path (``order.shipped_cart.items.1.quantity``).
 
+Before the schemas, the body goes through the one JSON codec's checks (``tasks/codec.py``),
+whoever hands it over: the Python API's caller, the CLI, the HTTP API, a dead-letter edit or
+the worker itself. So NaN, Infinity, integers beyond 64 bits, nesting past the codec's depth
+and values JSON has no form for are refused by path here, and a body accepted at the door is
+one the worker can send.
+
 What goes on the wire is the producer's JSON: validation never converts a value (ints stay
 ints, strings stay as sent, unknown keys are forwarded unchanged unless ``strict``), and
-:func:`wire_bytes` serializes it as UTF-8 without escaping non-ASCII letters.
+:func:`wire_bytes` serializes it with the codec as UTF-8 without escaping non-ASCII letters.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +25,7 @@ from typing import Any
 from marshmallow import ValidationError
 
 from cartsync.config import merchants as contract
+from cartsync.tasks import codec
 from cartsync.tasks.schemas.order import body_schema
 from cartsync.tasks.schemas.paths import flatten
 from cartsync.tasks.schemas.warnings import collect_warnings
@@ -48,9 +54,13 @@ def validate_update(body: Any, *, options: Collection[str] = (), strict: bool = 
     are shared, not copied.
 
     Raises :class:`InvalidUpdate` with every error by dotted path (and the warnings), or
-    :class:`worker.errors.ConfigurationError` for an unknown contract option name.
+    :class:`worker.errors.ConfigurationError` for an unknown contract option name. What JSON
+    cannot carry (``tasks/codec.py``) is reported alone: the schemas never see it.
     """
     schema = body_schema(contract.normalize(options), bool(strict))
+    unsendable = codec.problems(body)
+    if unsendable:
+        raise InvalidUpdate(unsendable, collect_warnings(body))
     try:
         loaded = schema.load(body)
     except ValidationError as exc:
@@ -67,14 +77,6 @@ def dump_update(
 
 
 def wire_bytes(body: dict[str, Any]) -> bytes:
-    """The body as sent to seQura: compact UTF-8 JSON, non-ASCII letters as they are.
-
-    A lone surrogate (``"\\ud800"`` in the producer's JSON) cannot be UTF-8; validation
-    refuses one in every field it knows, and should an unknown key forward one, the body
-    falls back to ``\\u`` escapes throughout rather than failing to send.
-    """
-    text = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
-    try:
-        return text.encode("utf-8")
-    except UnicodeEncodeError:
-        return json.dumps(body, separators=(",", ":")).encode("ascii")
+    """The body as sent to seQura: compact UTF-8 JSON, non-ASCII letters as they are, NaN
+    refused (:func:`tasks.codec.encode_utf8`, which the seQura client uses too)."""
+    return codec.encode_utf8(body)

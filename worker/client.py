@@ -23,7 +23,6 @@ import base64
 import http.client
 import http.cookiejar
 import ipaddress
-import json
 import time
 from collections.abc import Collection, Mapping
 from importlib.metadata import PackageNotFoundError, version
@@ -38,6 +37,7 @@ from requests.utils import resolve_proxies
 
 from cartsync.config.merchants import MerchantAccount
 from cartsync.config.settings import Settings
+from cartsync.tasks import codec
 from cartsync.worker.clock import ms_since
 from cartsync.worker.errors import ConfigurationError
 from cartsync.worker.outcomes import CallResult, classify_exception, classify_response
@@ -135,10 +135,9 @@ def header_value(text: str) -> str:
 
 
 def encode_body(body: Mapping[str, Any]) -> bytes:
-    """The wire form: compact UTF-8 JSON, non-ASCII characters as themselves."""
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode(
-        "utf-8"
-    )
+    """The wire form: compact UTF-8 JSON, non-ASCII characters as themselves, written by the
+    one JSON codec that read it at the door (``tasks/codec.encode_utf8``)."""
+    return codec.encode_utf8(body)
 
 
 class _NoCookies(http.cookiejar.DefaultCookiePolicy):

@@ -47,6 +47,14 @@ class InvalidUpdate(CartsyncError):
         ]
 
 
+class UnreadableBody(InvalidUpdate):
+    """Data that holds no JSON value at all: not UTF-8 text, or not JSON (``tasks/codec.py``).
+
+    The HTTP API answers it like any invalid update; the CLI reports it as unreadable input,
+    apart from JSON that is readable but breaks a limit (a plain :class:`InvalidUpdate`).
+    """
+
+
 def path_sort_key(path: str) -> list[tuple[int, int | str]]:
     """Sort key for dotted payload paths that puts ``items.2`` before ``items.10``.
 

@@ -2,6 +2,12 @@
 
 Everything cartsync writes lives under the key prefix (``CARTSYNC_KEY_PREFIX``), except the
 lists kombu keeps the Celery queue in, which are named after the queue.
+
+A key that holds a merchant-ref and an order-ref (:func:`order`, :func:`lock`) holds each as
+:func:`part`: ``%`` and ``:`` percent-encoded, so that the ``:`` between them is the only one
+and no two orders share a key (``("x:y", "1")`` and ``("x", "y:1")`` would otherwise). Refs
+without either character are kept as they are, so a deployment's keys stay the same. Nothing
+parses these keys back: an order's refs travel in its messages.
 """
 
 from __future__ import annotations
@@ -22,14 +28,20 @@ def pattern(name: str) -> str:
 # -- the order ledger and the schedule ------------------------------------------------------
 
 
+def part(ref: str) -> str:
+    """A merchant-ref or order-ref as one part of a key: ``%`` and ``:`` percent-encoded
+    (``%`` first, so that an encoded ``:`` cannot be mistaken for a ref's own ``%3A``)."""
+    return ref.replace("%", "%25").replace(":", "%3A")
+
+
 def order(prefix: str, merchant: str, order_ref: str) -> str:
     """Hash holding an order's ledger: versions enqueued and delivered."""
-    return f"{prefix}:order:{merchant}:{order_ref}"
+    return f"{prefix}:order:{part(merchant)}:{part(order_ref)}"
 
 
 def lock(prefix: str, merchant: str, order_ref: str) -> str:
     """The per-order send lock."""
-    return f"{prefix}:lock:{merchant}:{order_ref}"
+    return f"{prefix}:lock:{part(merchant)}:{part(order_ref)}"
 
 
 def schedule(prefix: str) -> str:
@@ -98,7 +110,10 @@ def dlq_indexes(prefix: str) -> str:
 
 
 def dlq_index(prefix: str, reason: str | None, status: str | None, merchant: str | None) -> str:
-    """Sorted set of the ids of letters with this reason, status and merchant (None: any)."""
+    """Sorted set of the ids of letters with this reason, status and merchant (None: any).
+
+    The merchant-ref is the last part, after a reason and a status that hold no ``:``, so no
+    two merchants share an index; it is kept as it is, so existing indexes stay found."""
     name = f"{dlq_indexes(prefix)}:{reason or '*'}:{status or '*'}"
     return name if merchant is None else f"{name}:{merchant}"
 

@@ -7,6 +7,11 @@ sending (``enqueued``) and the newest version seQura accepted (``delivered``).
 Each step that reads and changes the ledger is one Lua script (``worker/lua/ledger_*.lua``):
 accept (a producer's), claim (a worker's before sending: check, then lock) and finish (after
 sending: record the delivery, unlock).
+
+Versions go to and from Redis as decimal text, and the scripts compare them as text (shorter
+is smaller, then digit by digit), never as Lua numbers: those are doubles, exact only up to
+2**53, and a version may be any integer up to 2**63-1 (``tasks/message.MAX_VERSION``), a
+microsecond timestamp say. Each method checks the versions it is handed (:func:`version_text`).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from enum import StrEnum
 
 import redis
 
+from cartsync.tasks.message import version_problem
 from cartsync.worker import keys, scripts
 from cartsync.worker.redistext import text
 
@@ -34,6 +40,33 @@ class Decision(StrEnum):
     SEND = "send"
     SUPERSEDED = "superseded"
     DUPLICATE = "duplicate"
+
+
+def version_text(version: int) -> str:
+    """``version`` as the decimal text the scripts take; ValueError for anything but an int
+    from 1 to ``tasks/message.MAX_VERSION`` (a float would reach Lua as ``1.5``)."""
+    problem = version_problem(version)
+    if problem is not None:
+        raise ValueError(f"version: {problem}")
+    return str(version)
+
+
+def stored_version(raw: bytes | str | None) -> int:
+    """A version as the ledger holds it (decimal text), as an int; 0 when there is none.
+
+    An older release wrote versions past 10**17 as Lua numbers, which Redis stored as
+    ``1e+20``: such text reads as the number it spells, as the scripts read it.
+    """
+    if raw is None:
+        return 0
+    value = text(raw)
+    if value.isascii() and value.isdigit():
+        return int(value)
+    try:
+        number = float(value)
+    except ValueError:
+        return 0
+    return int(number) if number == number and 0 <= number < float("inf") else 0
 
 
 def decide(version: int, enqueued: int, delivered: int) -> Decision:
@@ -63,7 +96,7 @@ class Ledger:
         enqueued, delivered = self.client.hmget(
             keys.order(self.prefix, merchant, order_ref), ["enqueued", "delivered"]
         )
-        return int(enqueued or 0), int(delivered or 0)
+        return stored_version(enqueued), stored_version(delivered)
 
     def accept(
         self,
@@ -79,7 +112,8 @@ class Ledger:
         allow_equal: bool = False,
     ) -> tuple[str, int]:
         """Record a new update and schedule its message (``worker/lua/ledger_accept.lua``);
-        returns (status, version)."""
+        returns (status, version). Status ``full``: ``version`` is None and the order is at
+        the highest version already, so none was assigned."""
         status, number = self._accept(
             keys=[
                 keys.order(self.prefix, merchant, order_ref),
@@ -88,7 +122,7 @@ class Ledger:
                 keys.wake(self.prefix),
             ],
             args=[
-                version or 0,  # 0: the order's next version
+                "0" if version is None else version_text(version),  # 0: the order's next one
                 repr(due),
                 message_prefix,
                 message_suffix,
@@ -96,7 +130,7 @@ class Ledger:
                 "1" if allow_equal else "0",
             ],
         )
-        return text(status), int(number)
+        return text(status), stored_version(number)
 
     def claim(
         self,
@@ -124,7 +158,7 @@ class Ledger:
                 parked_index,
                 keys.inflight(self.prefix),
             ],
-            args=[update_id, version, token, int(ttl_s * 1000), member],
+            args=[update_id, version_text(version), token, int(ttl_s * 1000), member],
         )
         return Claim(text(found)), token
 
@@ -151,7 +185,7 @@ class Ledger:
             keys.lock(self.prefix, merchant, order_ref),
             keys.inflight(self.prefix),
         ]
-        args: list[str | int] = [delivered or 0, token, member]
+        args = ["0" if delivered is None else version_text(delivered), token, member]
         if pipe is None:
             self._finish(keys=names, args=args)
         else:

@@ -8,26 +8,27 @@ from typing import Any
 from marshmallow import ValidationError
 
 from cartsync.tasks.schemas.base import PayloadSchema, raw_check
-from cartsync.tasks.schemas.fields import ListOf, Money, Text, is_int
+from cartsync.tasks.schemas.fields import ListOf, Money, Text, is_int64
 from cartsync.tasks.schemas.items import CartItem
 
 
 def totals_mismatch(cart: Mapping[str, Any]) -> str | None:
     """seQura's 409 text when a cart's items do not add up to its total, else None.
 
-    Only judged when the total and every item's ``total_with_tax`` are integers: otherwise
-    the field errors already say what is wrong. The wording follows seQura's own 409 (whose
-    "In shipped_cart, " the error's path already says): "items' total_with_tax add up to
-    5055 (200+295+-1500+6060) but order_total_with_tax is 5097. The diff is 42."
+    Only judged when the total and every item's ``total_with_tax`` are integers within 64
+    bits: otherwise the field errors already say what is wrong (and a sum of integers of
+    thousands of digits is never worked out, nor printed). The wording follows seQura's own
+    409 (whose "In shipped_cart, " the error's path already says): "items' total_with_tax add
+    up to 5055 (200+295+-1500+6060) but order_total_with_tax is 5097. The diff is 42."
     """
     total = cart.get("order_total_with_tax")
     items = cart.get("items")
-    if not is_int(total) or not isinstance(items, Sequence) or isinstance(items, str):
+    if not is_int64(total) or not isinstance(items, Sequence) or isinstance(items, str):
         return None
     amounts: list[int] = []
     for item in items:
         amount = item.get("total_with_tax") if isinstance(item, Mapping) else None
-        if not is_int(amount):
+        if not is_int64(amount):
             return None
         amounts.append(amount)
     added = sum(amounts)

@@ -11,6 +11,12 @@ Decisions:
 
 - Booleans are not numbers here, although ``bool`` is a subclass of ``int`` in Python:
   ``true`` is rejected wherever an integer is expected, and ``1`` wherever a boolean is.
+- Integers are signed 64-bit (``tasks/codec.py``): the fields refuse one outside that range
+  themselves, so that no check, message or warning ever works on (or prints) an integer of
+  thousands of digits, even for a body that did not go through the codec.
+- ``merchant.id`` and ``merchant_reference.order_ref_1`` name the order in seQura's URL and in
+  cartsync's Redis keys: they may not be empty or only whitespace (:class:`Identifier`). They
+  are not stripped either: a ref goes to seQura as the producer sent it.
 - ``null`` is rejected everywhere unless the reference types the field as "or null" (only
   ``cancellation_reason``): the references type every other field without it.
 - Country codes are checked against ISO 3166-1 only where the reference types the field as
@@ -31,6 +37,7 @@ from urllib.parse import urlsplit
 
 from marshmallow import Schema, ValidationError, fields
 
+from cartsync.tasks.codec import MAX_INT, MIN_INT, OUT_OF_RANGE
 from cartsync.tasks.schemas.countries import COUNTRY_CODES
 
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -64,6 +71,11 @@ def kind(value: Any) -> str:
 def is_int(value: Any) -> TypeGuard[int]:
     """True for a JSON integer: an int that is not a bool."""
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_int64(value: Any) -> TypeGuard[int]:
+    """True for a JSON integer within signed 64 bits, the range cartsync accepts."""
+    return is_int(value) and MIN_INT <= value <= MAX_INT
 
 
 class PayloadField(fields.Field):  # type: ignore[type-arg]
@@ -146,6 +158,37 @@ class StrOrInt(PayloadField):
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
         if not (is_text(value) or is_int(value)):
             raise _not_text(value, "a string or an integer")
+        if is_int(value) and not is_int64(value):
+            raise ValidationError(OUT_OF_RANGE)
+        return value
+
+
+#: Message for an empty or blank merchant-ref or order-ref.
+BLANK_IDENTIFIER = "Must not be empty or only whitespace: it names the order in seQura's URL."
+
+
+def identifier_text(value: Any) -> str | None:
+    """A merchant-ref or order-ref as text (an integer as its digits), or None when it cannot
+    name an order: not a string or a 64-bit integer, not UTF-8 text, empty or blank.
+
+    The one rule for these two fields: :class:`Identifier` applies it to a body, and the
+    producer (``tasks/producer.order_identity``) takes the order's identity by it.
+    """
+    if is_int64(value):
+        return str(value)
+    if is_text(value) and value.strip():
+        return str(value)
+    return None
+
+
+class Identifier(StrOrInt):
+    """``merchant.id`` and ``merchant_reference.order_ref_1``: "(string or int)" that names
+    the order, so not empty and not only whitespace (:func:`identifier_text`)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        super()._deserialize(value, attr, data)
+        if identifier_text(value) is None:
+            raise ValidationError(BLANK_IDENTIFIER)
         return value
 
 
@@ -178,6 +221,8 @@ class Integer(PayloadField):
         if not is_int(value):
             what = f"an integer number of {self.unit}" if self.unit else "an integer"
             raise ValidationError(f"Must be {what}, not {kind(value)}.")
+        if not is_int64(value):
+            raise ValidationError(OUT_OF_RANGE)
         if self.minimum is not None and value < self.minimum:
             if self.minimum == 1:
                 raise ValidationError(f"Must be a positive integer (at least 1), not {value}.")
@@ -324,7 +369,8 @@ class LatLng(PayloadField):
         for number in value:
             if not isinstance(number, int | float) or isinstance(number, bool):
                 raise ValidationError("Must be a list of two numbers: [latitude, longitude].")
-            if not math.isfinite(number):
+            # An int is finite, and too large for math.isfinite (OverflowError).
+            if isinstance(number, float) and not math.isfinite(number):
                 raise ValidationError("Latitude and longitude must be finite numbers.")
         latitude, longitude = value
         if not -90 <= latitude <= 90:

@@ -14,7 +14,7 @@ from marshmallow import ValidationError
 
 from cartsync.tasks.schemas.base import PayloadSchema, contract_field, raw_check
 from cartsync.tasks.schemas.carts import CartSchema
-from cartsync.tasks.schemas.fields import Bool, Choice, ListOf, StrOrInt, Sub, Text
+from cartsync.tasks.schemas.fields import Bool, Choice, Identifier, ListOf, StrOrInt, Sub, Text
 from cartsync.tasks.schemas.options import MULTISTORE
 from cartsync.tasks.schemas.parties import AddressSchema, CustomerSchema
 from cartsync.tasks.schemas.subscription import SubscriptionSchema
@@ -31,7 +31,7 @@ CANCELLATION_REASONS = (
 
 
 class MerchantSchema(PayloadSchema):
-    id = StrOrInt(required=True)
+    id = Identifier(required=True)
     store_ref = Text()
 
     @raw_check
@@ -42,7 +42,7 @@ class MerchantSchema(PayloadSchema):
 
 
 class MerchantReferenceSchema(PayloadSchema):
-    order_ref_1 = StrOrInt(required=True)
+    order_ref_1 = Identifier(required=True)
     order_ref_2 = StrOrInt()
     subscription_ref_1 = StrOrInt()
 

@@ -6,7 +6,8 @@ Pure functions over the raw body, guarded against any shape: they run on invalid
 "More than rounding explains": when a line's total is worked out from a unit price rounded
 to the cent (or a discount spread over the units), each unit may be a cent off. So a line
 whose total_with_tax differs from quantity x price_with_tax by at most ``quantity`` cents is
-rounding; more than that earns a warning.
+rounding; more than that earns a warning. Only integers within 64 bits are worked with (the
+fields refuse the others): a product of integers of thousands of digits is never computed.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from cartsync.tasks.schemas.fields import is_int
+from cartsync.tasks.schemas.fields import is_int64
 
 CARTS = ("unshipped_cart", "shipped_cart")
 
@@ -77,7 +78,7 @@ def collect_warnings(body: Any) -> dict[str, list[str]]:
         quantity = item.get("quantity")
         price = item.get("price_with_tax")
         total = item.get("total_with_tax")
-        if not (is_int(quantity) and is_int(price) and is_int(total)) or quantity < 1:
+        if not (is_int64(quantity) and is_int64(price) and is_int64(total)) or quantity < 1:
             continue
         expected = quantity * price
         tolerance = rounding_tolerance(quantity)

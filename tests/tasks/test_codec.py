@@ -100,8 +100,11 @@ def test_encode_refuses_nan() -> None:
 
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(codec.MIN_INT, codec.MAX_INT)
-    | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
+    st.none()
+    | st.booleans()
+    | st.integers(codec.MIN_INT, codec.MAX_INT)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
     lambda children: (
         st.lists(children, max_size=4) | st.dictionaries(st.text(), children, max_size=4)
     ),
@@ -113,3 +116,25 @@ json_values = st.recursive(
 def test_whatever_decodes_encodes_back_to_the_same_value(value) -> None:
     """Every JSON value within the limits survives decode(encode(v)) unchanged."""
     assert codec.decode(codec.encode(value)) == value
+
+
+hostile_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats()
+    | st.text(max_size=3)
+    | st.sampled_from([2**63, -(2**63) - 1, math.nan, math.inf]),
+    lambda children: (
+        st.lists(children, max_size=3)
+        | st.tuples(children)
+        | st.dictionaries(st.text(max_size=2) | st.integers(0, 2), children, max_size=3)
+    ),
+    max_leaves=40,
+)
+
+
+@given(hostile_values, st.integers(1, 6))
+def test_the_quick_check_agrees_with_the_path_by_path_walk(value, max_depth) -> None:
+    """The walk that builds no paths passes exactly the values the full walk finds nothing in."""
+    assert codec._plain(value, max_depth) == (codec._walk(value, max_depth) == {})

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from marshmallow import ValidationError
 
 from cartsync.tasks.examples import (
     OPTIONS_A,
@@ -14,6 +15,7 @@ from cartsync.tasks.examples import (
     two_item_body,
     with_value,
 )
+from cartsync.tasks.schemas.fields import LatLng
 from cartsync.tasks.validation import validate_update
 from cartsync.worker.errors import InvalidUpdate
 
@@ -64,9 +66,10 @@ def test_money_may_be_zero_or_negative_where_the_reference_says_int():
 
 
 @pytest.mark.parametrize("path", ["order.merchant.id", "order.merchant_reference.order_ref_1"])
-@pytest.mark.parametrize("value", ["s1", 1234, 0, ""])
+@pytest.mark.parametrize("value", ["s1", 1234, 0, " s1 "])
 def test_string_or_int_accepts_both(path, value):
-    """merchant.id and order_ref_1 take a string or an integer."""
+    """merchant.id and order_ref_1 take a string or an integer (not empty or blank:
+    tests/tasks/test_hostile_input.py)."""
     accepted(with_value(two_item_body(), path, value))
 
 
@@ -264,14 +267,23 @@ def test_lat_lng_accepts_a_valid_pair(value):
         ([True, 0], "two numbers"),
         ({"lat": 1, "lng": 2}, "two numbers"),
         ("1.29,103.85", "two numbers"),
-        ([float("nan"), 0], "finite"),
     ],
 )
 def test_lat_lng_refuses_anything_but_a_pair_in_range(value, words):
-    """lat_lng refuses out-of-range values, wrong lengths, strings, booleans and NaN."""
+    """lat_lng refuses out-of-range values, wrong lengths, strings and booleans."""
     body = with_value(full_body_b(), f"{LODGING_B}.coordinates.lat_lng", value)
     (message,) = messages_at(body, f"{LODGING_B}.coordinates.lat_lng", OPTIONS_B)
     assert words in message
+
+
+def test_lat_lng_refuses_nan_at_the_number_itself():
+    """NaN is refused at the number's own path, as anywhere in a body (tasks/codec.py); the
+    field alone refuses it too."""
+    body = with_value(full_body_b(), f"{LODGING_B}.coordinates.lat_lng", [float("nan"), 0])
+    (message,) = messages_at(body, f"{LODGING_B}.coordinates.lat_lng.0", OPTIONS_B)
+    assert "finite" in message
+    with pytest.raises(ValidationError, match="finite"):
+        LatLng().deserialize([float("nan"), 0])
 
 
 @pytest.mark.parametrize(

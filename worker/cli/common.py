@@ -1,76 +1,113 @@
 """Helpers shared by the CLI's commands: reading JSON, settings with overrides, Redis timeout.
 
 Every command that reads JSON from a person (``validate``, ``enqueue``, ``dlq edit``,
-``dlq import``) reads it by the same rule, :func:`loads_json`: UTF-8, a leading byte order
-mark accepted and dropped (editors on Windows write one), standard JSON only (no ``NaN`` or
-``Infinity``, which seQura would refuse), and a nesting too deep to parse reported, not
-raised as a RecursionError.
+``dlq import``) reads it through the one JSON codec (``tasks/codec.py``), which the HTTP API,
+the Python API's validation and the worker use too, so that they all agree on every input:
+UTF-8, a leading byte order mark accepted and dropped (editors on Windows write one),
+standard JSON only (no ``NaN`` or ``Infinity``, which seQura would refuse), integers within
+signed 64 bits, the codec's limits on size and nesting. Whatever the codec refuses is one
+line (:class:`UnreadableJson`) naming the path and the rule, never a traceback.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import sys
-from typing import Any, NoReturn
+from typing import Any
 
 import click
 
 from cartsync.config.settings import Settings, load_settings
-from cartsync.worker.errors import ConfigurationError
+from cartsync.tasks import codec
+from cartsync.tasks.schemas.paths import ROOT
+from cartsync.worker.errors import ConfigurationError, InvalidUpdate, UnreadableBody
 
 #: Seconds a command waits for Redis before calling it unreachable. A person is waiting, and
 #: a bulk command's round trips carry hundreds of letters. (The producer and the status and
 #: metrics reads keep their own, shorter, timeouts: tasks/producer.py and worker/health.py.)
 REDIS_TIMEOUT_S = 10.0
 
-#: The byte order mark some editors put at the start of a UTF-8 file.
-BOM = "\ufeff"
+#: A dead letter's JSON (``dlq import``) holds its payload one level down and the payloads
+#: its edits replaced three levels down, beside attempts and history: the codec's limits for a
+#: body, with room for that (``worker/deadletters/letter.py``).
+LETTER_MAX_BYTES = 16 * codec.MAX_BODY_BYTES
+LETTER_MAX_DEPTH = codec.MAX_DEPTH + 3
+
+#: Problems one line names at most; it says how many more there are.
+SHOWN_PROBLEMS = 3
+#: What a line says of a file whose JSON breaks one of the codec's rules.
+REFUSED = "is not JSON cartsync accepts:"
 
 
 class UnreadableJson(ValueError):
     """A file or text holds no JSON the commands accept; the message says why, in one line."""
 
 
-def loads_json(text: str) -> Any:
-    """The JSON value in ``text``; UnreadableJson (a ValueError) when there is none."""
+def loads_json(
+    data: str | bytes,
+    *,
+    max_bytes: int = codec.MAX_BODY_BYTES,
+    max_depth: int = codec.MAX_DEPTH,
+) -> Any:
+    """The JSON value in ``data``, read by the codec; UnreadableJson (a ValueError) when there
+    is none. The message is one line: where the text stops being JSON (``Expecting value at
+    line 1 column 9``: the place, never the content), or each path the codec refuses and why
+    (``order.note: Not a finite number: ...``).
+    """
     try:
-        return json.loads(text.removeprefix(BOM), parse_constant=_refuse_constant)
-    except json.JSONDecodeError as exc:
-        # json names the line and column, never the content.
-        raise UnreadableJson(f"{exc.msg} at line {exc.lineno} column {exc.colno}") from None
-    except ValueError as exc:
-        raise UnreadableJson(str(exc)) from None
-    except RecursionError:
-        raise UnreadableJson("it nests too deeply to be an Order Update body") from None
+        return codec.decode(data, max_bytes=max_bytes, max_depth=max_depth)
+    except UnreadableBody as exc:
+        raise UnreadableJson(_what(exc).removeprefix(f"{codec.NOT_JSON}: ")) from None
+    except InvalidUpdate as exc:
+        raise UnreadableJson(_each_path(exc)) from None
 
 
-def _refuse_constant(name: str) -> NoReturn:
-    raise ValueError(f"{name} is not a JSON value")
+def loads_letter_json(line: str) -> Any:
+    """One dead letter's JSON (a line of a ``dlq export`` file), by :func:`loads_json` with
+    the limits of a letter (:data:`LETTER_MAX_BYTES`, :data:`LETTER_MAX_DEPTH`)."""
+    return loads_json(line, max_bytes=LETTER_MAX_BYTES, max_depth=LETTER_MAX_DEPTH)
 
 
 def read_json(source: str) -> Any:
     """The JSON in file ``source`` (``-`` for standard input), by the rule of :func:`loads_json`.
 
-    Raises UnreadableJson with one line naming the source: unreadable, not UTF-8, not JSON.
+    Raises UnreadableJson with one line naming the source: unreadable, not UTF-8, not JSON,
+    or JSON the codec refuses (naming each path and why).
     """
     name = "standard input" if source == "-" else source
+    limit = codec.MAX_BODY_BYTES
     try:
         if source == "-":
-            raw = sys.stdin.buffer.read()
+            raw = sys.stdin.buffer.read(limit + 1)
         else:
             with open(source, "rb") as handle:
-                raw = handle.read()
+                raw = handle.read(limit + 1)
     except OSError as exc:
         raise UnreadableJson(f"cannot read {name}: {exc.strerror or exc}") from None
+    if len(raw) > limit:
+        raise UnreadableJson(
+            f"{name} {REFUSED} {ROOT}: more than {limit} bytes; at most {limit} are accepted"
+        )
     try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise UnreadableJson(f"{name} is not UTF-8 text") from None
-    try:
-        return loads_json(text)
-    except UnreadableJson as exc:
-        raise UnreadableJson(f"{name} is not JSON: {exc}") from None
+        return codec.decode(raw)
+    except UnreadableBody as exc:
+        what = _what(exc)  # "Not JSON: Expecting value at ..." or "Not UTF-8 text (byte 3)"
+        raise UnreadableJson(f"{name} is {what[:1].lower()}{what[1:]}") from None
+    except InvalidUpdate as exc:
+        raise UnreadableJson(f"{name} {REFUSED} {_each_path(exc)}") from None
+
+
+def _what(exc: InvalidUpdate) -> str:
+    """The one message of an unreadable body, without its final full stop."""
+    return " ".join(m for messages in exc.errors.values() for m in messages).removesuffix(".")
+
+
+def _each_path(exc: InvalidUpdate) -> str:
+    """``path: message`` for the first few problems, and how many more there are."""
+    lines = exc.lines()
+    shown = "; ".join(line.removesuffix(".") for line in lines[:SHOWN_PROBLEMS])
+    more = len(lines) - SHOWN_PROBLEMS
+    return f"{shown}; and {more} more" if more > 0 else shown
 
 
 def read_json_body(source: str) -> Any:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from cartsync.tasks.message import MAX_VERSION
 from cartsync.worker.cli.common import read_json_body, settings_from_env
 from cartsync.worker.errors import BrokerUnavailable, ConfigurationError, InvalidUpdate
 
@@ -13,9 +14,10 @@ from cartsync.worker.errors import BrokerUnavailable, ConfigurationError, Invali
 @click.option(
     "--version",
     "version",
-    type=click.IntRange(min=1),
+    type=click.IntRange(min=1, max=MAX_VERSION),
     default=None,
-    help="The update's version (your row version, say); default: the next one.",
+    help=f"The update's version (your row version, say), 1 to {MAX_VERSION}; "
+    "default: the next one.",
 )
 @click.option(
     "--update-id", default=None, help="Idempotency key: enqueueing the same id again does nothing."

@@ -25,8 +25,19 @@ for _, f in ipairs({'total', ARGV[5], ARGV[6], ARGV[7]}) do
   if redis.call('HINCRBY', KEYS[4], f, -1) <= 0 then redis.call('HDEL', KEYS[4], f) end
 end
 if ARGV[9] ~= '' then
-  local highest = tonumber(redis.call('HGET', KEYS[6], ARGV[9]) or '0')
-  if tonumber(ARGV[10]) > highest then redis.call('HSET', KEYS[6], ARGV[9], ARGV[10]) end
+  -- Versions are decimal text, compared by length, then digit by digit: as Lua numbers
+  -- (doubles) two versions past 2^53 could compare equal (see ledger_accept.lua).
+  local function less(a, b)
+    if #a ~= #b then return #a < #b end
+    for i = 1, #a do
+      local x, y = string.byte(a, i), string.byte(b, i)
+      if x ~= y then return x < y end
+    end
+    return false
+  end
+  if less(redis.call('HGET', KEYS[6], ARGV[9]) or '0', ARGV[10]) then
+    redis.call('HSET', KEYS[6], ARGV[9], ARGV[10])
+  end
 end
 if ARGV[8] ~= '' then redis.call('XADD', KEYS[5], '*', unpack(cjson.decode(ARGV[8]))) end
 return 'removed'

@@ -6,21 +6,59 @@
 --
 -- KEYS[1] order hash            KEYS[2] schedule sorted set
 -- KEYS[3] update-id marker      KEYS[4] wake list
--- ARGV[1] version (0: assign the order's next one)
+-- ARGV[1] version as decimal text ('0': assign the order's next one)
 -- ARGV[2] due time (the schedule score)
 -- ARGV[3] message text before the version    ARGV[4] message text after the version
 -- ARGV[5] marker TTL in milliseconds
 -- ARGV[6] '1' to accept a version equal to the newest (a replay), else '0'
--- Returns {status, version}: status is 'enqueued', 'duplicate' or 'superseded'.
+-- Returns {status, version}: status is 'enqueued', 'duplicate', 'superseded', or 'full' (the
+-- order is at the highest version, 2^63-1, and none was given); the version as decimal text.
+--
+-- Versions stay decimal text, never Lua numbers: those are doubles, exact only up to 2^53,
+-- and a version goes up to 2^63-1 (a microsecond timestamp is past 2^53). Text of digits
+-- without leading zeros compares as a number by length first, then digit by digit.
+
+-- A stored version as such text. A version written as a Lua number by an older release may
+-- read '1e+20': it becomes the digits of that number.
+local function canonical(stored)
+  if not stored then return '0' end
+  if string.find(stored, '^%d+$') then return (string.gsub(stored, '^0+(%d)', '%1')) end
+  local n = tonumber(stored) or 0
+  if n ~= n or n < 0 or n == math.huge then n = 0 end
+  return string.format('%.0f', n)
+end
+
+-- a < b for versions as text (string.byte, not '<': Lua compares strings by the locale).
+local function less(a, b)
+  if #a ~= #b then return #a < #b end
+  for i = 1, #a do
+    local x, y = string.byte(a, i), string.byte(b, i)
+    if x ~= y then return x < y end
+  end
+  return false
+end
+
+-- The version after v, as text: the last digits that are 9 become 0 and carry one.
+local function following(v)
+  local i = #v
+  while i > 0 and string.byte(v, i) == 57 do i = i - 1 end
+  if i == 0 then return '1' .. string.rep('0', #v) end
+  return string.sub(v, 1, i - 1) .. string.char(string.byte(v, i) + 1) .. string.rep('0', #v - i)
+end
+
+local HIGHEST = '9223372036854775807'
+
 local seen = redis.call('GET', KEYS[3])
-if seen then return {'duplicate', tonumber(seen)} end
-local enq = tonumber(redis.call('HGET', KEYS[1], 'enqueued') or '0')
-local dlv = tonumber(redis.call('HGET', KEYS[1], 'delivered') or '0')
-local newest = math.max(enq, dlv)
-local v = tonumber(ARGV[1])
-if v == 0 then
-  v = newest + 1
-elseif v < newest or (v == newest and ARGV[6] ~= '1') or v <= dlv then
+if seen then return {'duplicate', seen} end
+local enq = canonical(redis.call('HGET', KEYS[1], 'enqueued'))
+local dlv = canonical(redis.call('HGET', KEYS[1], 'delivered'))
+local newest = enq
+if less(enq, dlv) then newest = dlv end
+local v = ARGV[1]
+if v == '0' then
+  if not less(newest, HIGHEST) then return {'full', newest} end
+  v = following(newest)
+elseif less(v, newest) or (v == newest and ARGV[6] ~= '1') or not less(dlv, v) then
   return {'superseded', newest}
 end
 redis.call('HSET', KEYS[1], 'enqueued', v)

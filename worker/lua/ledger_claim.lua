@@ -8,19 +8,40 @@
 --
 -- KEYS[1] order hash            KEYS[2] the order's send lock
 -- KEYS[3] dead letters' update-id hash       KEYS[4] in-flight sorted set
--- ARGV[1] update id             ARGV[2] version
+-- ARGV[1] update id             ARGV[2] version as decimal text
 -- ARGV[3] lock token            ARGV[4] lock TTL in milliseconds
 -- ARGV[5] the message's in-flight member ('' for none)
 -- Returns 'parked', 'duplicate', 'superseded', 'busy' or 'send'.
+--
+-- Versions stay decimal text, never Lua numbers (exact only up to 2^53): see
+-- ledger_accept.lua, whose canonical and less these are.
+
+local function canonical(stored)
+  if not stored then return '0' end
+  if string.find(stored, '^%d+$') then return (string.gsub(stored, '^0+(%d)', '%1')) end
+  local n = tonumber(stored) or 0
+  if n ~= n or n < 0 or n == math.huge then n = 0 end
+  return string.format('%.0f', n)
+end
+
+local function less(a, b)
+  if #a ~= #b then return #a < #b end
+  for i = 1, #a do
+    local x, y = string.byte(a, i), string.byte(b, i)
+    if x ~= y then return x < y end
+  end
+  return false
+end
+
 local found
 if redis.call('HEXISTS', KEYS[3], ARGV[1]) == 1 then
   found = 'parked'
 else
-  local enq = tonumber(redis.call('HGET', KEYS[1], 'enqueued') or '0')
-  local dlv = tonumber(redis.call('HGET', KEYS[1], 'delivered') or '0')
-  local v = tonumber(ARGV[2])
+  local enq = canonical(redis.call('HGET', KEYS[1], 'enqueued'))
+  local dlv = canonical(redis.call('HGET', KEYS[1], 'delivered'))
+  local v = ARGV[2]
   if v == dlv then found = 'duplicate'
-  elseif v < enq or v < dlv then found = 'superseded'
+  elseif less(v, enq) or less(v, dlv) then found = 'superseded'
   elseif redis.call('SET', KEYS[2], ARGV[3], 'NX', 'PX', ARGV[4]) then return 'send'
   else return 'busy' end
 end

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 from cartsync.tasks import codec
+from cartsync.tasks.message import MAX_VERSION, VERSION_RANGE, version_problem
 from cartsync.tasks.schemas.paths import ROOT
 from cartsync.worker.errors import InvalidUpdate
 
@@ -75,12 +76,15 @@ def idempotency_key(raw: str | None) -> str | None:
 
 
 def order_version(raw: str | None) -> int | None:
-    """The producer's version from the Order-Version header; InvalidUpdate when malformed."""
+    """The producer's version from the Order-Version header; InvalidUpdate when malformed.
+
+    ASCII digits only: ``str.isdigit`` also passes ``²``, which ``int`` then refuses."""
     if raw is None:
         return None
     text = raw.strip()
-    if not text.isdigit() or len(text) > 19 or not 1 <= int(text) <= codec.MAX_INT:
-        raise InvalidUpdate({"Order-Version": ["Must be a whole number of at least 1."]})
+    digits = text.isascii() and text.isdigit() and len(text) <= len(str(MAX_VERSION))
+    if not digits or version_problem(int(text)) is not None:
+        raise InvalidUpdate({"Order-Version": [f"{VERSION_RANGE}."]})
     return int(text)
 
 
@@ -118,8 +122,9 @@ def open_envelope(item: Any, *, key: str | None, version: int | None) -> Envelop
                 )
     own_version = item.get(ENVELOPE_VERSION, version)
     if ENVELOPE_VERSION in item:
-        if isinstance(own_version, bool) or not isinstance(own_version, int) or own_version < 1:
-            errors[ENVELOPE_VERSION] = ["Must be a whole number of at least 1."]
+        problem = version_problem(own_version)
+        if problem is not None:
+            errors[ENVELOPE_VERSION] = [problem]
         elif version is not None and own_version != version:
             errors[ENVELOPE_VERSION] = ["Differs from the Order-Version header."]
     if errors:

@@ -31,7 +31,7 @@ from cartsync.tasks.message import UpdateMessage
 from cartsync.worker import keys
 from cartsync.worker.deadletters import DeadLetter, DeadLetterStore, Filters
 from cartsync.worker.errors import DeadLetterNotFound, InvalidMessage
-from cartsync.worker.ledger import Ledger
+from cartsync.worker.ledger import Ledger, stored_version
 from cartsync.worker.redistext import text
 from cartsync.worker.web.receipts import Receipt, Receipts
 
@@ -177,7 +177,7 @@ class Lookup:
         )
         pipe.hget(self.letters.by_update_key, update_id)
         remembered, (enqueued, delivered), letter_id = pipe.execute()
-        enqueued, delivered = int(enqueued or 0), int(delivered or 0)
+        enqueued, delivered = stored_version(enqueued), stored_version(delivered)
         if remembered is None:
             if receipt.superseded_version is None:
                 return None  # never accepted (the request failed before), or forgotten
@@ -185,7 +185,7 @@ class Lookup:
                 update_id, receipt.merchant, receipt.order_ref, 0, State.SUPERSEDED,
                 receipt.accepted_at, superseded_by=receipt.superseded_version,
             )  # fmt: skip
-        version = int(remembered)
+        version = stored_version(remembered)
         letter = None
         if letter_id is not None:
             try:

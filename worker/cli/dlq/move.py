@@ -15,7 +15,7 @@ from typing import Any, TextIO
 import click
 import redis
 
-from cartsync.worker.cli.common import FiniteFloat, loads_json
+from cartsync.worker.cli.common import FiniteFloat, loads_letter_json
 from cartsync.worker.cli.dlq.render import describe
 from cartsync.worker.cli.dlq.select import filter_options, filters_from, select
 from cartsync.worker.cli.dlq.session import (
@@ -264,7 +264,7 @@ def read_letters(source: Iterable[str]) -> Iterator[DeadLetter]:
         if not line.strip():
             continue
         try:
-            yield DeadLetter.from_dict(loads_json(line))
+            yield DeadLetter.from_dict(loads_letter_json(line))
         except ValueError as exc:
             message = f"{name}, line {number}: {exc}; nothing was imported"
             raise click.ClickException(message) from None
