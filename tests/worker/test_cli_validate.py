@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from cartsync.config.settings import setting_names
+from cartsync.tasks import codec
 from cartsync.tasks.examples import OPTIONS_A, full_body_a, two_item_body, with_value
 from cartsync.worker.cli import cli
 
@@ -143,16 +144,23 @@ def test_a_directory_exits_2_with_one_line(tmp_path):
         (b'{"order": ', "not JSON"),
         (b"", "not JSON"),
         (b'{"order": {}},', "not JSON"),
-        (b'{"order": NaN}', "not JSON"),
         (b"\xff\xfe{}", "not UTF-8"),
     ],
-    ids=["truncated", "empty", "trailing-comma", "nan", "not-utf8"],
+    ids=["truncated", "empty", "trailing-comma", "not-utf8"],
 )
 def test_what_is_not_json_exits_2_with_one_line(tmp_path, data, words):
-    """Broken JSON, an empty file, NaN and non-UTF-8 bytes each give one line and exit 2."""
+    """Broken JSON, an empty file and non-UTF-8 bytes each give one line and exit 2."""
     path = tmp_path / "body.json"
     path.write_bytes(data)
     assert_one_line_usage_error(run(["validate", str(path)]), words)
+
+
+def test_nan_is_invalid_at_its_path(tmp_path):
+    """NaN is readable but no JSON value seQura can take: exit 1 naming its path."""
+    path = tmp_path / "body.json"
+    path.write_bytes(b'{"order": NaN}')
+    result = run(["validate", str(path)])
+    assert (result.exit_code, result.stdout) == (1, f"order: {codec.NOT_FINITE}\n")
 
 
 def test_a_json_value_that_is_not_an_object_is_invalid_not_unreadable(tmp_path):
@@ -257,8 +265,9 @@ def test_text_utf8_cannot_carry_is_reported_not_crashed_on(tmp_path):
     ]
 
 
-def test_json_nested_too_deeply_exits_2_with_one_line(tmp_path):
-    """A file of a hundred thousand nested brackets is refused in one line, not a traceback."""
+def test_json_nested_too_deeply_is_one_invalid_line(tmp_path):
+    """A file of a hundred thousand nested brackets is one line naming the body, exit 1."""
     path = tmp_path / "deep.json"
     path.write_text("[" * 100_000 + "]" * 100_000, encoding="ascii")
-    assert_one_line_usage_error(run(["validate", str(path)]), "nests too deeply")
+    result = run(["validate", str(path)])
+    assert (result.exit_code, result.stdout) == (1, f"body: {codec.TOO_DEEP}\n")

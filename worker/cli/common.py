@@ -71,8 +71,10 @@ def loads_letter_json(line: str) -> Any:
 def read_json(source: str) -> Any:
     """The JSON in file ``source`` (``-`` for standard input), by the rule of :func:`loads_json`.
 
-    Raises UnreadableJson with one line naming the source: unreadable, not UTF-8, not JSON,
-    or JSON the codec refuses (naming each path and why).
+    Raises UnreadableJson with one line naming the source when there is no JSON to read
+    (unreadable, too large, not UTF-8, not JSON), and InvalidUpdate, naming each path, for
+    JSON that breaks one of the codec's rules: that is an invalid body, as ``validate`` and
+    ``enqueue`` report one (exit 1), not an unreadable file.
     """
     name = "standard input" if source == "-" else source
     limit = codec.MAX_BODY_BYTES
@@ -93,8 +95,6 @@ def read_json(source: str) -> Any:
     except UnreadableBody as exc:
         what = _what(exc)  # "Not JSON: Expecting value at ..." or "Not UTF-8 text (byte 3)"
         raise UnreadableJson(f"{name} is {what[:1].lower()}{what[1:]}") from None
-    except InvalidUpdate as exc:
-        raise UnreadableJson(f"{name} {REFUSED} {_each_path(exc)}") from None
 
 
 def _what(exc: InvalidUpdate) -> str:

@@ -31,9 +31,9 @@ def enqueue(source: str, version: int | None, update_id: str | None, redis_url: 
     """
     from cartsync.tasks.producer import Producer
 
-    body = read_json_body(source)
     settings = settings_from_env(redis_url=redis_url)
     try:
+        body = read_json_body(source)
         receipt = Producer(settings).enqueue(body, version=version, update_id=update_id)
     except InvalidUpdate as exc:
         for line in exc.lines():

@@ -92,8 +92,8 @@ def validate(
         given = None if options_raw is None else parse_options(options_raw.split(","), "--options")
     except ConfigurationError as exc:
         _fail(str(exc))
-    body = _read(file)
     try:
+        body = _read(file)
         settings = load_settings()
         options = given if given is not None else _configured_options(settings, merchant, body)
         strict_mode = settings.strict if strict is None else strict
