@@ -8,7 +8,9 @@ sandbox, the ledger, the schedule and the dead letters.
 from __future__ import annotations
 
 import json
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -152,6 +154,48 @@ def test_other_client_errors_are_parked_by_reason(pipeline, sandbox, rt, status,
     letter_id = rt.redis.hget(keys.dlq_by_update(rt.settings.key_prefix), receipt.update_id)
     assert rt.dead_letters.get(letter_id.decode()).reason == reason
     assert pipeline.scheduled() == []
+
+
+class _RefusesUpsell(BaseHTTPRequestHandler):
+    """A seQura that refuses every update with the 403 it has answered upsells with."""
+
+    def do_PUT(self):
+        self.rfile.read(int(self.headers["Content-Length"]))
+        body = json.dumps({"errors": ["This order cannot be upsold"]}).encode()
+        self.send_response(403)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format, *args):
+        pass
+
+
+def test_a_403_refusing_an_upsell_is_parked_as_a_conflict(settings):
+    """seQura's 403 "This order cannot be upsold" parks the update as a conflict, with the
+    text, not as unauthorized."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _RefusesUpsell)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    rt = Runtime(
+        settings.with_overrides(
+            sequra_url=f"http://127.0.0.1:{server.server_port}",
+            sequra_username=USER,
+            sequra_password=PASSWORD,
+        )
+    )
+    try:
+        receipt = Pipeline(rt).enqueue(shirt_order())
+        assert Pipeline(rt).run_next() == "dead_lettered"
+    finally:
+        server.shutdown()
+        server.server_close()
+        rt.client.close()
+    letter_id = rt.redis.hget(keys.dlq_by_update(rt.settings.key_prefix), receipt.update_id)
+    letter = rt.dead_letters.get(letter_id.decode())
+    assert (letter.reason, letter.status, letter.errors) == (
+        "conflict", 403, ["This order cannot be upsold"]
+    )
 
 
 def test_unavailable_is_scheduled_with_backoff_then_delivered(pipeline, sandbox, rt):
