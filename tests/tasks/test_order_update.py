@@ -192,6 +192,7 @@ def test_a_403_refusing_an_upsell_is_parked_as_a_conflict(settings):
         server.server_close()
         rt.client.close()
     letter_id = rt.redis.hget(keys.dlq_by_update(rt.settings.key_prefix), receipt.update_id)
+    assert isinstance(letter_id, bytes)
     letter = rt.dead_letters.get(letter_id.decode())
     assert (letter.reason, letter.status, letter.errors) == (
         "conflict", 403, ["This order cannot be upsold"]
