@@ -12,17 +12,22 @@ and patches kombu's Redis channel. ``celery -A cartsync.worker worker`` finds th
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable
 from typing import Any
 
+import structlog
 from celery import Celery, signals
 
 from cartsync.config.logging import configure_logging
 from cartsync.config.settings import Settings, load_settings
 from cartsync.tasks.message import TASK_NAME
+from cartsync.worker.errors import CartsyncError
 from cartsync.worker.runtime import RuntimeTask, runtime
+
+log = structlog.get_logger("cartsync.broker")
 
 #: The modules whose tasks the worker registers (their shared tasks join the app).
 TASK_MODULES = ["cartsync.tasks.order_update"]
@@ -180,6 +185,90 @@ def _reuse_channel_client() -> None:
 
 
 _reuse_channel_client()
+
+
+class UndecodableMessage(CartsyncError, ValueError):
+    """kombu could not read a message it popped from a queue: not JSON, a body that does not
+    decode, or JSON that is no message. A ``ValueError``, as the errors it stands for are, so
+    that kombu code catching those still catches it."""
+
+    def __init__(self, error: BaseException) -> None:
+        kind = type(error)
+        self.error = kind.__name__ if kind.__module__ == "builtins" else (
+            f"{kind.__module__}.{kind.__name__}"
+        )
+        super().__init__(f"the message does not decode ({self.error})")
+
+
+#: What reading a message can raise when its text is not a message.
+NOT_A_MESSAGE = (ValueError, TypeError, KeyError, AttributeError, RecursionError)
+
+
+def _drop_undecodable_messages(on_drop: Callable[[str, str], None]) -> None:
+    """Keep a worker alive when its queue holds a message that does not decode.
+
+    kombu's Redis transport pops a message (BRPOP) and decodes it inside the worker's event
+    loop (``Channel._brpop_read``): the JSON envelope, then the body (base64). Text that is not
+    JSON, a body that is not base64, or JSON that is not a message envelope raised out of the
+    event loop, and Celery stopped the worker ("Unrecoverable error: JSONDecodeError"): one
+    ``LPUSH`` of garbage took every worker of a queue down, one after the other. Here the
+    decoding steps raise :class:`UndecodableMessage` instead, and reading the queue turns it
+    into "nothing popped" after calling ``on_drop(queue, error type)``: the message is dropped.
+
+    Dropping loses nothing cartsync accepted: every accepted update is in the schedule's
+    in-flight set from before its task is published until a worker has recorded its outcome
+    (``worker.schedule``), and the sweep publishes again what never finished. A message that
+    does not decode was never one of cartsync's tasks as published, so nothing else could be
+    done with it either: there is no update to park.
+    """
+    from queue import Empty
+
+    from kombu.transport import redis as kombu_redis
+
+    transport: Any = kombu_redis
+    channel: Any = transport.Channel
+    original_read: Any = channel._brpop_read
+    if getattr(original_read, "_cartsync_guarded", False):
+        return
+    original_loads: Any = transport.loads
+
+    def loads(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return original_loads(*args, **kwargs)
+        except (ValueError, RecursionError) as exc:
+            raise UndecodableMessage(exc) from None
+
+    class Message(channel.Message):  # type: ignore[misc]
+        def __init__(self, payload: Any, *args: Any, **kwargs: Any) -> None:
+            try:
+                super().__init__(payload, *args, **kwargs)
+            except NOT_A_MESSAGE as exc:
+                raise UndecodableMessage(exc) from None
+
+    def _brpop_read(self: Any, **options: Any) -> Any:
+        try:
+            return original_read(self, **options)
+        except UndecodableMessage as exc:
+            # Which of the channel's queues the message came from is kombu's local; a
+            # cartsync worker reads one.
+            on_drop(",".join(sorted(self.active_queues)), exc.error)
+            raise Empty() from None
+
+    _brpop_read._cartsync_guarded = True  # type: ignore[attr-defined]
+    transport.loads = loads
+    channel.Message = Message
+    channel._brpop_read = _brpop_read
+
+
+def _message_dropped(queue: str, error: str) -> None:
+    """Say once that a message was dropped (never its content: it may be anything), and
+    count it (``cartsync_broker_messages_dropped_total``)."""
+    log.error("broker.message_dropped", queue=queue, exception=error)
+    with contextlib.suppress(Exception):  # counting is best effort; the log line is the record
+        runtime().metrics.count_dropped(queue)
+
+
+_drop_undecodable_messages(_message_dropped)
 
 
 @signals.setup_logging.connect
