@@ -121,6 +121,52 @@ def quiet_task_lines() -> None:
         logging.getLogger(name).setLevel(level)
 
 
+#: The loggers through which Celery reports a message it could not acknowledge or reject
+#: (kombu's ``Message.ack_log_error`` / ``reject_log_error``, called with the caller's logger).
+UNSETTLED_LOGGERS = ("celery.worker.request", "celery.worker.consumer.consumer")
+
+
+class UnsettledMessageFilter(logging.Filter):
+    """Turns Celery's "Couldn't reject/ack ..." into one warning line without a traceback.
+
+    When Redis goes away mid-task, the task cannot record its outcome and rejects its message
+    for requeueing (``tasks.order_update``), and rejecting (or acknowledging) on the dead
+    connection fails as well: kombu logs that at CRITICAL with a traceback, once per
+    interrupted task, which reads like data loss. It is not: the message stays in kombu's
+    unacknowledged set and the broker hands it out again after the visibility timeout; the
+    ledger makes the second run harmless. Only these records change (kombu catches nothing
+    but connection errors there); every other record passes as it is.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.msg if isinstance(record.msg, str) else ""
+        if record.levelno < logging.CRITICAL or not text.startswith(
+            ("Couldn't reject", "Couldn't ack")
+        ):
+            return True
+        args = record.args if isinstance(record.args, tuple) else ()
+        error = record.exc_info[1] if record.exc_info else (args[1] if len(args) > 1 else None)
+        record.msg = (
+            "Couldn't %s message %r: the connection to Redis was lost (%s); the broker hands "
+            "it out again after the visibility timeout"
+        )
+        record.args = (
+            "reject" if text.startswith("Couldn't reject") else "ack",
+            args[0] if args else None,
+            type(error).__name__ if error is not None else "unknown error",
+        )
+        record.levelno, record.levelname = logging.WARNING, logging.getLevelName(logging.WARNING)
+        record.exc_info, record.exc_text = None, None
+        return True
+
+
+def quiet_unsettled_messages() -> None:
+    for name in UNSETTLED_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, UnsettledMessageFilter) for f in logger.filters):
+            logger.addFilter(UnsettledMessageFilter())
+
+
 def _stale_channel_raises_connection_error() -> None:
     """Keep a worker alive when Redis restarts while it holds unacknowledged messages.
 
@@ -275,6 +321,7 @@ _drop_undecodable_messages(_message_dropped)
 def _setup_logging(**_: Any) -> None:
     configure_logging(settings)
     quiet_task_lines()
+    quiet_unsettled_messages()
 
 
 _pump: Any = None
