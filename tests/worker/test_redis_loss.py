@@ -116,8 +116,12 @@ def test_unsettled_message_records_become_one_warning_line():
     logger = logging.getLogger("cartsync-test.unsettled")
     logger.propagate = False
     seen: list[logging.LogRecord] = []
-    handler = logging.Handler()
-    handler.emit = seen.append  # type: ignore[method-assign]
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record)
+
+    handler = Keep()
     logger.addHandler(handler)
     logger.addFilter(UnsettledMessageFilter())
     try:
