@@ -84,8 +84,9 @@ class Outcome(StrEnum):
     DUPLICATE = "duplicate"
     #: Redis went away mid-attempt; the task goes back to the queue.
     INTERRUPTED = "interrupted"
-    #: Cut short by an unexpected error (a bug); the message comes back. Never logged as an
-    #: ``order_update`` event: Celery logs the error.
+    #: Cut short by an unexpected error (a bug, a message that breaks the worker): tried again
+    #: after a backoff, and parked as ``invalid`` after ``CARTSYNC_WORKER_MAX_FAILURES`` such
+    #: failures (``tasks.order_update.after_failure``). Logged with the exception's type.
     FAILED = "failed"
 
 
