@@ -111,8 +111,10 @@ publish = make_publisher(settings)
 #: "... succeeded in" (info): each update already ends in one ``order_update`` event that says
 #: more, so these only double the log volume and cost CPU. "Task ... rejected" (a warning,
 #: with a traceback): the task rejects a message only when Redis went away mid-attempt, and
-#: says so itself in one line (``tasks.order_update``). A task that fails unexpectedly is
-#: still logged by Celery, at error level, with its traceback.
+#: says so itself in one line (``tasks.order_update``). An update whose processing fails
+#: unexpectedly is logged by the task (``order_update``, outcome ``failed``), not raised; a
+#: task that fails anyway (a bug outside an update's processing) is still logged by Celery,
+#: at error level, with its traceback.
 QUIET_LOGGERS = {"celery.app.trace": logging.ERROR, "celery.worker.strategy": logging.WARNING}
 
 
