@@ -70,6 +70,11 @@ FAILURE_MEMORY_S = 24 * 3600
 #: Characters of an exception's message a dead letter keeps.
 FAILURE_TEXT_LIMIT = 500
 
+#: The folder holding cartsync's packages (``tasks/``, ``worker/``...). A dead letter shows
+#: where an exception was raised relative to it: an absolute path would say where cartsync is
+#: installed, nothing about the bug.
+SOURCE_ROOT = PurePath(__file__).parents[1]
+
 
 class Services(Protocol):
     """What the task uses of its worker process: ``worker.runtime.Runtime`` provides it, and
@@ -222,11 +227,6 @@ def failure_text(exc: BaseException) -> str:
         shown = path.relative_to(SOURCE_ROOT).as_posix() if own else path.name
         text += f" (at {shown}:{frame.lineno} in {frame.name})"
     return text
-
-
-#: The folder holding cartsync's packages (``tasks/``, ``worker/``...): frames are shown
-#: relative to it, an absolute path saying where cartsync is installed, nothing of the bug.
-SOURCE_ROOT = PurePath(__file__).parents[1]
 
 
 def _failure_key(member: Any, fields: dict[str, Any], rt: Services) -> str:
