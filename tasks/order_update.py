@@ -191,8 +191,7 @@ def after_failure(member: Any, exc: Exception, rt: Services) -> Outcome:
             rt.metrics.observe(Outcome.FAILED, type(exc).__name__, None, None)
             return Outcome.FAILED
         errors = [
-            f"processing failed unexpectedly {failures} time(s), the last with "
-            f"{failure_text(exc)}"
+            f"processing failed unexpectedly {failures} time(s), the last with {failure_text(exc)}"
         ]
         letter_id = _park_failed(member, errors, rt)
         if isinstance(member, str):

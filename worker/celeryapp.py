@@ -242,9 +242,9 @@ class UndecodableMessage(CartsyncError, ValueError):
 
     def __init__(self, error: BaseException) -> None:
         kind = type(error)
-        self.error = kind.__name__ if kind.__module__ == "builtins" else (
-            f"{kind.__module__}.{kind.__name__}"
-        )
+        builtin = kind.__module__ == "builtins"
+        #: The error's type, with its module unless a builtin (``binascii.Error``).
+        self.error = kind.__name__ if builtin else f"{kind.__module__}.{kind.__name__}"
         super().__init__(f"the message does not decode ({self.error})")
 
 
