@@ -22,9 +22,10 @@ import structlog
 from celery import Celery, signals
 
 from cartsync.config.logging import configure_logging
+from cartsync.config.merchants import load_merchants
 from cartsync.config.settings import Settings, load_settings
 from cartsync.tasks.message import TASK_NAME
-from cartsync.worker.errors import CartsyncError
+from cartsync.worker.errors import CartsyncError, ConfigurationError
 from cartsync.worker.runtime import RuntimeTask, runtime
 
 log = structlog.get_logger("cartsync.broker")
@@ -101,7 +102,22 @@ def make_publisher(settings: Settings) -> Callable[[list[str]], None]:
     return publish
 
 
-settings = load_settings()
+def checked_settings() -> Settings:
+    """The settings, with the merchant accounts they name, checked before a worker starts.
+
+    A mistake there stops the worker at once with one line naming the variable or the file.
+    Left to the first update, a broken merchants file would fail every update instead, each
+    one parked after ``CARTSYNC_WORKER_MAX_FAILURES`` tries (``tasks.order_update``).
+    """
+    try:
+        loaded = load_settings()
+        load_merchants(loaded)
+    except ConfigurationError as exc:
+        raise SystemExit(f"cartsync: {exc}") from None
+    return loaded
+
+
+settings = checked_settings()
 app = make_app(settings)
 _queue = settings.queue
 publish = make_publisher(settings)
