@@ -70,6 +70,9 @@ DEFAULT_WORKER_CONCURRENCY = 64
 #: updates (Celery's own cost, about 1.5 ms of CPU per task, is then shared); a trickle
 #: travels one update per task.
 DEFAULT_WORKER_BATCH = 16
+#: Times processing one update may fail unexpectedly (a bug, a message that breaks the
+#: worker) before it is parked as ``invalid``; until then it is tried again after a backoff.
+DEFAULT_WORKER_MAX_FAILURES = 3
 #: Port of the Prometheus metrics endpoint.
 DEFAULT_METRICS_PORT = 9808
 #: ``cartsync status`` fails when a dead letter is older than this many seconds.
@@ -170,6 +173,9 @@ class Settings:
     )
     worker_concurrency: int = _setting(DEFAULT_WORKER_CONCURRENCY, _positive_int, "concurrency")
     worker_batch: int = _setting(DEFAULT_WORKER_BATCH, _positive_int, "updates per task at most")
+    worker_max_failures: int = _setting(
+        DEFAULT_WORKER_MAX_FAILURES, _positive_int, "unexpected failures before parking"
+    )
     metrics_port: int = _setting(DEFAULT_METRICS_PORT, _positive_int, "metrics port")
     status_max_dead_age_s: float = _setting(
         DEFAULT_STATUS_MAX_DEAD_AGE_S, _positive_float, "health threshold"

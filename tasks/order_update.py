@@ -6,6 +6,12 @@ ledger whether its version is still the newest, take the order's lock, validate 
 serialize, send, then act on the outcome (``worker.outcomes``, the README's outcome table).
 Every path ends in exactly one structured ``order_update`` event.
 
+Processing that raises unexpectedly (a bug, or a message that breaks the worker) does not
+leave the update to come back forever: each failure is counted in Redis, the update is tried
+again after a backoff, and after ``CARTSYNC_WORKER_MAX_FAILURES`` failures it is parked as
+``invalid`` with the error, where ``cartsync status``, the metrics and the dead-letter CLI
+show it (:func:`run_batch`).
+
 A use case: importing this module loads no settings and builds no app. The task is a shared
 task that the worker's app registers (``worker.celeryapp``), and it reaches its process's
 collaborators through the app's task class (``worker.runtime``), typed here as
@@ -14,10 +20,14 @@ collaborators through the app's task class (``worker.runtime``), typed here as
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from pathlib import PurePath
 from typing import Any, Protocol
 
 import redis
@@ -29,6 +39,7 @@ from cartsync.config.merchants import MerchantDirectory
 from cartsync.config.settings import Settings
 from cartsync.tasks.message import TASK_NAME, UpdateMessage
 from cartsync.tasks.validation import validate_update
+from cartsync.worker import keys
 from cartsync.worker.backoff import compute_backoff, exhausted
 from cartsync.worker.client import SequraClient
 from cartsync.worker.clock import logged_ms_since
@@ -51,6 +62,18 @@ BATCH_TIME_SHARE = 0.5
 
 #: Outcomes logged at info level; the others are warnings (something to look at).
 QUIET_OUTCOMES = frozenset({Outcome.DELIVERED, Outcome.SUPERSEDED, Outcome.DUPLICATE})
+
+#: Seconds an update's count of unexpected failures is kept (``keys.failures``): far longer
+#: than the backoff between its tries, so that a worker restart in between loses no count.
+FAILURE_MEMORY_S = 24 * 3600
+
+#: Characters of an exception's message a dead letter keeps.
+FAILURE_TEXT_LIMIT = 500
+
+#: The folder holding cartsync's packages (``tasks/``, ``worker/``...). A dead letter shows
+#: where an exception was raised relative to it: an absolute path would say where cartsync is
+#: installed, nothing about the bug.
+SOURCE_ROOT = PurePath(__file__).parents[1]
 
 
 class Services(Protocol):
@@ -96,13 +119,14 @@ def order_updates(task: Any, members: Any) -> list[Outcome]:
 def run_batch(members: list[Any], rt: Services) -> list[Outcome]:
     """Run each message of a batch to its outcome, in order.
 
-    A message that fails unexpectedly (a bug) does not stop the rest of the batch; the first
-    such error is raised at the end, for Celery to log. Its message stays in flight, and the
-    schedule brings it back (``worker.schedule``).
+    A message whose processing fails unexpectedly (a bug, a message that breaks the worker)
+    does not stop the rest of the batch: :func:`after_failure` counts the failure, and either
+    schedules the message again after a backoff or, after ``CARTSYNC_WORKER_MAX_FAILURES``,
+    parks it as ``invalid``. Nothing is raised for Celery: an exception's message may quote
+    the payload, and Celery would log it with its traceback.
     """
     deadline = time.monotonic() + rt.settings.visibility_timeout_s * BATCH_TIME_SHARE
     outcomes: list[Outcome] = []
-    failure: Exception | None = None
     for n, member in enumerate(members):
         if n and time.monotonic() > deadline:
             rest = [m for m in members[n:] if isinstance(m, str)]
@@ -124,16 +148,113 @@ def run_batch(members: list[Any], rt: Services) -> list[Outcome]:
                 outcome=Outcome.INTERRUPTED,
                 reason="redis_unavailable",
                 exception=type(exc).__name__,
-                update_id=fields.get("update_id"),
-                version=fields.get("version"),
+                update_id=_text_field(fields, "update_id"),
+                version=_version_field(fields),
             )
             raise Reject(type(exc).__name__, requeue=True) from None
         except Exception as exc:
-            failure = failure or exc
-            outcomes.append(Outcome.FAILED)
-    if failure is not None:
-        raise failure
+            outcomes.append(after_failure(member, exc, rt))
     return outcomes
+
+
+def after_failure(member: Any, exc: Exception, rt: Services) -> Outcome:
+    """Deal with an update whose processing raised ``exc`` unexpectedly.
+
+    The failure is counted per update in Redis (``keys.failures``, so the count survives
+    worker restarts). Below ``CARTSYNC_WORKER_MAX_FAILURES`` the message leaves the in-flight
+    set for the schedule, due after a backoff (``worker.backoff``): a passing cause gets its
+    chance. At the limit the update is parked as ``invalid``, its letter naming the
+    exception's type, message and where it was raised. The log names the exception's type
+    only: its message may quote the payload. If recording the failure fails as well (Redis
+    gone), the message stays in flight and the schedule's sweep brings it back.
+    """
+    fields = _fields(member)
+    bound = log.bind(
+        merchant=_text_field(fields, "merchant"),
+        order_ref=_text_field(fields, "order_ref"),
+        update_id=_text_field(fields, "update_id"),
+        version=_version_field(fields),
+        exception=type(exc).__name__,
+    )
+    s = rt.settings
+    try:
+        failures = _count_failure(member, fields, rt)
+        if failures < s.worker_max_failures and isinstance(member, str):
+            delay = compute_backoff(failures, base=s.retry_base_s, cap=s.retry_cap_s)
+            rt.schedule.put_back([member], rt.clock() + delay)
+            bound.error(
+                "order_update",
+                outcome=Outcome.FAILED,
+                reason=type(exc).__name__,
+                next_retry_s=round(delay, 3),
+            )
+            rt.metrics.observe(Outcome.FAILED, type(exc).__name__, None, None)
+            return Outcome.FAILED
+        errors = [
+            f"processing failed unexpectedly {failures} time(s), the last with {failure_text(exc)}"
+        ]
+        letter_id = _park_failed(member, errors, rt)
+        if isinstance(member, str):
+            rt.schedule.done(member)
+        rt.redis.delete(_failure_key(member, fields, rt))
+    except Exception as handling:
+        bound.error(
+            "order_update",
+            outcome=Outcome.FAILED,
+            reason="unrecorded",
+            exception=f"{type(exc).__name__}, then {type(handling).__name__}",
+        )
+        return Outcome.FAILED
+    bound.error(
+        "order_update", outcome=Outcome.DEAD_LETTERED, reason=Reason.INVALID, letter_id=letter_id
+    )
+    rt.metrics.observe(Outcome.DEAD_LETTERED, Reason.INVALID, None, None)
+    return Outcome.DEAD_LETTERED
+
+
+def failure_text(exc: BaseException) -> str:
+    """``Type: message (at file:line in function)`` of an exception, for a dead letter. The
+    place is the innermost frame in cartsync's own code (else the innermost frame), where a
+    developer starts looking."""
+    message = str(exc)[:FAILURE_TEXT_LIMIT]
+    text = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+    frames = traceback.extract_tb(exc.__traceback__)
+    own = [f for f in frames if PurePath(f.filename).is_relative_to(SOURCE_ROOT)]
+    if own or frames:
+        frame = (own or frames)[-1]
+        path = PurePath(frame.filename)
+        shown = path.relative_to(SOURCE_ROOT).as_posix() if own else path.name
+        text += f" (at {shown}:{frame.lineno} in {frame.name})"
+    return text
+
+
+def _failure_key(member: Any, fields: dict[str, Any], rt: Services) -> str:
+    """The failure counter of an update: by its id, or by its text when that does not say."""
+    update_id = fields.get("update_id")
+    if not isinstance(update_id, str) or not update_id:
+        raw = member if isinstance(member, str) else repr(member)
+        update_id = "text-" + hashlib.sha256(raw.encode("utf-8", "replace")).hexdigest()[:32]
+    return keys.failures(rt.settings.key_prefix, update_id)
+
+
+def _count_failure(member: Any, fields: dict[str, Any], rt: Services) -> int:
+    """Count one more failure of the update; returns its failures so far."""
+    key = _failure_key(member, fields, rt)
+    pipe = rt.redis.pipeline(transaction=True)
+    pipe.incr(key)
+    pipe.expire(key, FAILURE_MEMORY_S)
+    count, _ = pipe.execute()
+    return int(count)
+
+
+def _park_failed(member: Any, errors: list[str], rt: Services) -> str:
+    """Park an update that kept failing: as its message when that decodes and parks, else as
+    the text it came as (the message's own fields may be what breaks)."""
+    try:
+        message = UpdateMessage.from_json(member)
+        return _park(message, Reason.INVALID, rt, status=None, errors=errors).letter_id or ""
+    except Exception:  # whatever breaks, the text still gets parked
+        return _park_undecodable(member, errors, rt)
 
 
 @dataclass(frozen=True)
@@ -157,7 +278,7 @@ def process(member: Any, rt: Services) -> Outcome:
     try:
         message = UpdateMessage.from_json(member)
     except InvalidMessage as exc:
-        letter_id = _park_undecodable(member, str(exc), rt)
+        letter_id = _park_undecodable(member, [str(exc)], rt)
         if isinstance(member, str):
             rt.schedule.done(member)
         log.error(
@@ -249,7 +370,37 @@ def _finish_and_count(
         )
 
 
+def identity_errors(message: UpdateMessage) -> list[str]:
+    """Where the body names another merchant or order than the message carrying it: one
+    error per mismatch, naming the field (never its value). A body that leaves them out or
+    holds no string or number there is validation's to refuse.
+
+    The message's merchant and order-ref choose the URL and the credentials; the body is
+    what seQura stores. The producer takes the message's from the body, so a mismatch means
+    a message made or changed elsewhere, and sending it would put one order's carts on
+    another order.
+    """
+    order = message.body.get("order")
+    if not isinstance(order, dict):
+        return []
+    errors = []
+    for part, field, expected, name in (
+        ("merchant", "id", message.merchant, "merchant-ref"),
+        ("merchant_reference", "order_ref_1", message.order_ref, "order-ref"),
+    ):
+        holder = order.get(part)
+        value = holder.get(field) if isinstance(holder, dict) else None
+        if isinstance(value, str | int) and not isinstance(value, bool) and str(value) != expected:
+            errors.append(
+                f"order.{part}.{field}: does not match the {name} the update was queued for"
+            )
+    return errors
+
+
 def _send(message: UpdateMessage, rt: Services) -> Result:
+    mismatches = identity_errors(message)
+    if mismatches:
+        return _park(message, Reason.INVALID, rt, status=None, errors=mismatches)
     try:
         account = rt.merchants.get(message.merchant)
     except UnknownMerchant as exc:
@@ -332,12 +483,22 @@ def _fields(member: Any) -> dict[str, Any]:
     """The fields of a message's text, as far as it is a JSON object; else none."""
     try:
         raw = json.loads(member) if isinstance(member, str) else member
-    except ValueError:
+    except (ValueError, RecursionError):  # nested deeper than Python's recursion limit
         return {}
     return raw if isinstance(raw, dict) else {}
 
 
-def _park_undecodable(member: Any, error: str, rt: Services) -> str:
+def _text_field(fields: dict[str, Any], name: str) -> str | None:
+    value = fields.get(name)
+    return value if isinstance(value, str) else None
+
+
+def _version_field(fields: dict[str, Any]) -> int | None:
+    value = fields.get("version")
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _park_undecodable(member: Any, errors: list[str], rt: Services) -> str:
     fields = _fields(member)
 
     def text(name: str, default: str = "unknown") -> str:
@@ -354,9 +515,11 @@ def _park_undecodable(member: Any, error: str, rt: Services) -> str:
             version=version if isinstance(version, int) and not isinstance(version, bool) else None,
             reason=Reason.INVALID.value,
             status=None,
-            errors=[error],
+            errors=list(errors),
             attempts=[],
-            enqueued_at=float(enqueued_at) if isinstance(enqueued_at, int | float) else rt.clock(),
+            enqueued_at=float(enqueued_at)
+            if isinstance(enqueued_at, int | float) and math.isfinite(enqueued_at)
+            else rt.clock(),
             payload=fields.get("body", fields or member),
         )
     )

@@ -12,17 +12,23 @@ and patches kombu's Redis channel. ``celery -A cartsync.worker worker`` finds th
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable
 from typing import Any
 
+import structlog
 from celery import Celery, signals
 
 from cartsync.config.logging import configure_logging
+from cartsync.config.merchants import load_merchants
 from cartsync.config.settings import Settings, load_settings
 from cartsync.tasks.message import TASK_NAME
+from cartsync.worker.errors import CartsyncError, ConfigurationError
 from cartsync.worker.runtime import RuntimeTask, runtime
+
+log = structlog.get_logger("cartsync.broker")
 
 #: The modules whose tasks the worker registers (their shared tasks join the app).
 TASK_MODULES = ["cartsync.tasks.order_update"]
@@ -96,7 +102,22 @@ def make_publisher(settings: Settings) -> Callable[[list[str]], None]:
     return publish
 
 
-settings = load_settings()
+def checked_settings() -> Settings:
+    """The settings, with the merchant accounts they name, checked before a worker starts.
+
+    A mistake there stops the worker at once with one line naming the variable or the file.
+    Left to the first update, a broken merchants file would fail every update instead, each
+    one parked after ``CARTSYNC_WORKER_MAX_FAILURES`` tries (``tasks.order_update``).
+    """
+    try:
+        loaded = load_settings()
+        load_merchants(loaded)
+    except ConfigurationError as exc:
+        raise SystemExit(f"cartsync: {exc}") from None
+    return loaded
+
+
+settings = checked_settings()
 app = make_app(settings)
 _queue = settings.queue
 publish = make_publisher(settings)
@@ -106,14 +127,62 @@ publish = make_publisher(settings)
 #: "... succeeded in" (info): each update already ends in one ``order_update`` event that says
 #: more, so these only double the log volume and cost CPU. "Task ... rejected" (a warning,
 #: with a traceback): the task rejects a message only when Redis went away mid-attempt, and
-#: says so itself in one line (``tasks.order_update``). A task that fails unexpectedly is
-#: still logged by Celery, at error level, with its traceback.
+#: says so itself in one line (``tasks.order_update``). An update whose processing fails
+#: unexpectedly is logged by the task (``order_update``, outcome ``failed``), not raised; a
+#: task that fails anyway (a bug outside an update's processing) is still logged by Celery,
+#: at error level, with its traceback.
 QUIET_LOGGERS = {"celery.app.trace": logging.ERROR, "celery.worker.strategy": logging.WARNING}
 
 
 def quiet_task_lines() -> None:
     for name, level in QUIET_LOGGERS.items():
         logging.getLogger(name).setLevel(level)
+
+
+#: The loggers through which Celery reports a message it could not acknowledge or reject
+#: (kombu's ``Message.ack_log_error`` / ``reject_log_error``, called with the caller's logger).
+UNSETTLED_LOGGERS = ("celery.worker.request", "celery.worker.consumer.consumer")
+
+
+class UnsettledMessageFilter(logging.Filter):
+    """Turns Celery's "Couldn't reject/ack ..." into one warning line without a traceback.
+
+    When Redis goes away mid-task, the task cannot record its outcome and rejects its message
+    for requeueing (``tasks.order_update``), and rejecting (or acknowledging) on the dead
+    connection fails as well: kombu logs that at CRITICAL with a traceback, once per
+    interrupted task, which reads like data loss. It is not: the message stays in kombu's
+    unacknowledged set and the broker hands it out again after the visibility timeout; the
+    ledger makes the second run harmless. Only these records change (kombu catches nothing
+    but connection errors there); every other record passes as it is.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.msg if isinstance(record.msg, str) else ""
+        if record.levelno < logging.CRITICAL or not text.startswith(
+            ("Couldn't reject", "Couldn't ack")
+        ):
+            return True
+        args = record.args if isinstance(record.args, tuple) else ()
+        error = record.exc_info[1] if record.exc_info else (args[1] if len(args) > 1 else None)
+        record.msg = (
+            "Couldn't %s message %r: the connection to Redis was lost (%s); the broker hands "
+            "it out again after the visibility timeout"
+        )
+        record.args = (
+            "reject" if text.startswith("Couldn't reject") else "ack",
+            args[0] if args else None,
+            type(error).__name__ if error is not None else "unknown error",
+        )
+        record.levelno, record.levelname = logging.WARNING, logging.getLevelName(logging.WARNING)
+        record.exc_info, record.exc_text = None, None
+        return True
+
+
+def quiet_unsettled_messages() -> None:
+    for name in UNSETTLED_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, UnsettledMessageFilter) for f in logger.filters):
+            logger.addFilter(UnsettledMessageFilter())
 
 
 def _stale_channel_raises_connection_error() -> None:
@@ -182,10 +251,95 @@ def _reuse_channel_client() -> None:
 _reuse_channel_client()
 
 
+class UndecodableMessage(CartsyncError, ValueError):
+    """kombu could not read a message it popped from a queue: not JSON, a body that does not
+    decode, or JSON that is no message. A ``ValueError``, as the errors it stands for are, so
+    that kombu code catching those still catches it."""
+
+    def __init__(self, error: BaseException) -> None:
+        kind = type(error)
+        builtin = kind.__module__ == "builtins"
+        #: The error's type, with its module unless a builtin (``binascii.Error``).
+        self.error = kind.__name__ if builtin else f"{kind.__module__}.{kind.__name__}"
+        super().__init__(f"the message does not decode ({self.error})")
+
+
+#: What reading a message can raise when its text is not a message.
+NOT_A_MESSAGE = (ValueError, TypeError, KeyError, AttributeError, RecursionError)
+
+
+def _drop_undecodable_messages(on_drop: Callable[[str, str], None]) -> None:
+    """Keep a worker alive when its queue holds a message that does not decode.
+
+    kombu's Redis transport pops a message (BRPOP) and decodes it inside the worker's event
+    loop (``Channel._brpop_read``): the JSON envelope, then the body (base64). Text that is not
+    JSON, a body that is not base64, or JSON that is not a message envelope raised out of the
+    event loop, and Celery stopped the worker ("Unrecoverable error: JSONDecodeError"): one
+    ``LPUSH`` of garbage took every worker of a queue down, one after the other. Here the
+    decoding steps raise :class:`UndecodableMessage` instead, and reading the queue turns it
+    into "nothing popped" after calling ``on_drop(queue, error type)``: the message is dropped.
+
+    Dropping loses nothing cartsync accepted: every accepted update is in the schedule's
+    in-flight set from before its task is published until a worker has recorded its outcome
+    (``worker.schedule``), and the sweep publishes again what never finished. A message that
+    does not decode was never one of cartsync's tasks as published, so nothing else could be
+    done with it either: there is no update to park.
+    """
+    from queue import Empty
+
+    from kombu.transport import redis as kombu_redis
+
+    transport: Any = kombu_redis
+    channel: Any = transport.Channel
+    original_read: Any = channel._brpop_read
+    if getattr(original_read, "_cartsync_guarded", False):
+        return
+    original_loads: Any = transport.loads
+
+    def loads(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return original_loads(*args, **kwargs)
+        except (ValueError, RecursionError) as exc:
+            raise UndecodableMessage(exc) from None
+
+    class Message(channel.Message):  # type: ignore[misc]
+        def __init__(self, payload: Any, *args: Any, **kwargs: Any) -> None:
+            try:
+                super().__init__(payload, *args, **kwargs)
+            except NOT_A_MESSAGE as exc:
+                raise UndecodableMessage(exc) from None
+
+    def _brpop_read(self: Any, **options: Any) -> Any:
+        try:
+            return original_read(self, **options)
+        except UndecodableMessage as exc:
+            # Which of the channel's queues the message came from is kombu's local; a
+            # cartsync worker reads one.
+            on_drop(",".join(sorted(self.active_queues)), exc.error)
+            raise Empty() from None
+
+    _brpop_read._cartsync_guarded = True  # type: ignore[attr-defined]
+    transport.loads = loads
+    channel.Message = Message
+    channel._brpop_read = _brpop_read
+
+
+def _message_dropped(queue: str, error: str) -> None:
+    """Say once that a message was dropped (never its content: it may be anything), and
+    count it (``cartsync_broker_messages_dropped_total``)."""
+    log.error("broker.message_dropped", queue=queue, exception=error)
+    with contextlib.suppress(Exception):  # counting is best effort; the log line is the record
+        runtime().metrics.count_dropped(queue)
+
+
+_drop_undecodable_messages(_message_dropped)
+
+
 @signals.setup_logging.connect
 def _setup_logging(**_: Any) -> None:
     configure_logging(settings)
     quiet_task_lines()
+    quiet_unsettled_messages()
 
 
 _pump: Any = None

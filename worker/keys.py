@@ -164,3 +164,16 @@ def receipt(prefix: str, update_id: str) -> str:
     """What the HTTP API accepted under an update id (merchant, order-ref, a fingerprint of
     the request), kept as long as the update id itself (``worker/web/receipts.py``)."""
     return f"{prefix}:receipt:{update_id}"
+
+
+def metrics_dropped(prefix: str) -> str:
+    """Hash of queue -> Celery messages a worker dropped because they did not decode
+    (``worker/celeryapp.py``)."""
+    return f"{prefix}:metrics:dropped"
+
+
+def failures(prefix: str, update_id: str) -> str:
+    """Counts the times processing an update failed unexpectedly (a bug, a poison message),
+    so that it is parked after a few instead of coming back forever; expires
+    (``tasks/order_update.py``)."""
+    return f"{prefix}:failures:{update_id}"

@@ -13,7 +13,9 @@ Keys (``{prefix}:metrics:...``, named in ``worker/keys.py``):
 - ``updates``: field ``{outcome}|{reason}`` -> count (reason empty when there is none);
 - ``attempts``: field ``total`` -> calls made to seQura;
 - ``latency``: fields ``{status_class}|{le}`` (one per bucket, not cumulative; the count is
-  their sum, so it always agrees with the buckets) and ``{status_class}|sum``.
+  their sum, so it always agrees with the buckets) and ``{status_class}|sum``;
+- ``dropped``: field ``{queue}`` -> Celery messages dropped because they did not decode
+  (``worker/celeryapp.py``).
 """
 
 from __future__ import annotations
@@ -81,6 +83,15 @@ class Metrics:
         self.updates_key = keys.metrics_updates(prefix)
         self.attempts_key = keys.metrics_attempts(prefix)
         self.latency_key = keys.metrics_latency(prefix)
+        self.dropped_key = keys.metrics_dropped(prefix)
+
+    def count_dropped(self, queue: str) -> None:
+        """Count one message dropped from ``queue`` because it did not decode; best effort,
+        like :meth:`observe`."""
+        try:
+            self.client.hincrby(self.dropped_key, queue, 1)
+        except (redis.RedisError, OSError) as exc:
+            log.warning("metrics.observe_failed", exception=type(exc).__name__)
 
     def observe(
         self,
@@ -135,6 +146,7 @@ class CartsyncCollector(Collector):
         self.updates_key = keys.metrics_updates(settings.key_prefix)
         self.attempts_key = keys.metrics_attempts(settings.key_prefix)
         self.latency_key = keys.metrics_latency(settings.key_prefix)
+        self.dropped_key = keys.metrics_dropped(settings.key_prefix)
 
     def collect(self) -> Iterator[Metric]:
         yield build_info()
@@ -143,7 +155,8 @@ class CartsyncCollector(Collector):
             pipe.hgetall(self.updates_key)
             pipe.hget(self.attempts_key, "total")
             pipe.hgetall(self.latency_key)
-            updates, attempts, latency = pipe.execute()
+            pipe.hgetall(self.dropped_key)
+            updates, attempts, latency, dropped = pipe.execute()
             snapshot = take_snapshot(self.client, self.settings, clock=self.clock)
         except (redis.RedisError, OSError) as exc:
             log.warning("metrics.scrape_failed", exception=type(exc).__name__)
@@ -157,6 +170,14 @@ class CartsyncCollector(Collector):
             value=int(attempts or 0),
         )
         yield _latency(latency)
+        lost = CounterMetricFamily(
+            "cartsync_broker_messages_dropped",
+            "Celery messages a worker dropped because they did not decode, by queue.",
+            labels=["queue"],
+        )
+        for queue, count in sorted((text(k), int(v)) for k, v in dropped.items()):
+            lost.add_metric([queue], count)
+        yield lost
         dead = GaugeMetricFamily(
             "cartsync_dead_letters", "Dead letters waiting, by reason.", labels=["reason"]
         )

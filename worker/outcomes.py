@@ -10,8 +10,9 @@ seQura answers                     outcome          reason
 =================================  ===============  ==========================
 2xx                                delivered
 409                                dead_lettered    conflict
+403 refusing an upsell             dead_lettered    conflict
 400, 404, 422, other 4xx, 3xx      dead_lettered    rejected
-401, 403                           dead_lettered    unauthorized
+401, 403 otherwise                 dead_lettered    unauthorized
 408, 429, 5xx                      retrying         unavailable
 time-out, connection error         retrying         the exception's class name
 either, with retries exhausted     dead_lettered    exhausted
@@ -22,6 +23,11 @@ functions decide as follows, and say why beside each rule:
 
 - any other 2xx counts as delivered: seQura processed the request, and treating it as a
   failure would resend a state seQura already holds;
+- a 403 whose errors (or, when it has none, whose body) mention an upsell (``upsell`` or
+  ``upsold``, in any case: "This order cannot be upsold", "Upselling not allowed") is a
+  conflict, not a credentials problem: seQura has refused upsells with a 403 as well as with
+  the 409 of its documentation. Parked as ``unauthorized``, it would be replayed after a
+  credentials fix and fail again; any other 403 stays ``unauthorized``;
 - 408 (the server timed out reading the request) is retryable like a client-side timeout;
 - 3xx and anything else unexpected is rejected: the client never follows redirects (a
   redirect could carry credentials elsewhere), so a human has to look at it;
@@ -78,8 +84,9 @@ class Outcome(StrEnum):
     DUPLICATE = "duplicate"
     #: Redis went away mid-attempt; the task goes back to the queue.
     INTERRUPTED = "interrupted"
-    #: Cut short by an unexpected error (a bug); the message comes back. Never logged as an
-    #: ``order_update`` event: Celery logs the error.
+    #: Cut short by an unexpected error (a bug, a message that breaks the worker): tried again
+    #: after a backoff, and parked as ``invalid`` after ``CARTSYNC_WORKER_MAX_FAILURES`` such
+    #: failures (``tasks.order_update.after_failure``). Logged with the exception's type.
     FAILED = "failed"
 
 
@@ -99,6 +106,10 @@ PARK_REASON: Mapping[Kind, Reason] = {
     Kind.REJECTED: Reason.REJECTED,
     Kind.UNAUTHORIZED: Reason.UNAUTHORIZED,
 }
+
+#: Words that, in a 403's errors, mean seQura refused an upsell (matched in lower case, as
+#: parts of words: "upsell" covers "upselling" and "upsells").
+UPSELL_WORDS = ("upsell", "upsold")
 
 #: Reason logged for a retry when the call got an answer (a 429 or 5xx) rather than an
 #: exception.
@@ -129,11 +140,23 @@ def verdict(call: CallResult, *, out_of_retries: bool) -> Verdict:
     """
     if call.kind is Kind.DELIVERED:
         return Verdict(Outcome.DELIVERED)
+    if refuses_upsell(call):
+        return Verdict(Outcome.DEAD_LETTERED, parked_as=Reason.CONFLICT)
     if call.kind in PARK_REASON:
         return Verdict(Outcome.DEAD_LETTERED, parked_as=PARK_REASON[call.kind])
     if out_of_retries:
         return Verdict(Outcome.DEAD_LETTERED, parked_as=Reason.EXHAUSTED)
     return Verdict(Outcome.RETRYING, retry_reason=call.exception or UNAVAILABLE)
+
+
+def refuses_upsell(call: CallResult) -> bool:
+    """Whether ``call`` is a 403 in which seQura says the order cannot be upsold (module
+    docstring): its errors mention :data:`UPSELL_WORDS`, or its body does when it had no
+    ``errors`` list."""
+    if call.status != 403:
+        return False
+    texts = call.errors or [call.body]
+    return any(word in text.lower() for text in texts for word in UPSELL_WORDS)
 
 
 @dataclass(frozen=True)

@@ -82,10 +82,12 @@ def runtime() -> Runtime:
         if _runtime is None:
             _runtime = Runtime(load_settings())
             # Build everything now, under the lock, so threads never race to build twice.
+            # The merchant accounts too: read once, at the start, not at the first update.
             _ = (
                 _runtime.ledger,
                 _runtime.schedule,
                 _runtime.dead_letters,
+                _runtime.merchants,
                 _runtime.client,
                 _runtime.metrics,
             )

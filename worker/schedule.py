@@ -15,25 +15,30 @@ worker's CPU). A producer that
 schedules an update wakes a waiting pump (``keys.wake``), so a new update does not wait for
 the pump's next look.
 
-Moving is claim, publish, hand off: a claim hides the entries for a lease, so that if the
-publisher dies before handing them off, they become due again and are published again.
-That can run a message twice, never zero times; the order ledger makes twice harmless.
+Moving is claim, hand off, publish: a claim hides the entries for a lease, so that two pumps
+never take the same ones; handing off moves them to the *in-flight* set, where each stays
+until a worker has recorded the outcome of its attempt (``Ledger.claim`` / ``Ledger.finish``
+remove it); then they are published. Handing off comes first because a worker can finish a
+task before the publish call that sent it has returned: an entry added afterwards would
+never be removed, and be swept and run again (one calm run counted 18 such false sweeps). A
+publish that fails puts its entries back in the schedule, due when the lease ends; a
+publisher that dies after handing off leaves them in flight, where the sweep finds them. Any
+of this can run a message twice, never zero times; the order ledger makes twice harmless.
 
-Handing off moves the entries to the *in-flight* set, where each stays until a worker has
-recorded the outcome of its attempt (``Ledger.claim`` / ``Ledger.finish`` remove it). The
-Celery queue alone is not enough: kombu's Redis transport pops a message (BRPOP) before it
-records it as unacknowledged, and a worker killed in between loses it (the chaos harness
-found this). An in-flight entry older than its watch time is presumed lost and scheduled
-again (:meth:`Schedule.sweep`), but only while the Celery queue is empty: a message still
-waiting in a long queue is not lost, and publishing copies of a whole backlog would only
-make it longer. The watch time is twice the visibility timeout, so that a message a killed
-worker held is brought back by kombu first.
+The in-flight set is there because the Celery queue alone is not enough: kombu's Redis
+transport pops a message (BRPOP) before it records it as unacknowledged, and a worker killed
+in between loses it (the chaos harness found this). An in-flight entry older than its watch
+time is presumed lost and scheduled again (:meth:`Schedule.sweep`), but only while the
+Celery queue is empty: a message still waiting in a long queue is not lost, and publishing
+copies of a whole backlog would only make it longer. The watch time is twice the visibility
+timeout, so that a message a killed worker held is brought back by kombu first.
 
 Each move is one Lua script (``worker/lua/schedule_*.lua``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import threading
@@ -110,14 +115,24 @@ class Schedule:
         self.client.zrem(self.key, member)
 
     def hand_off(self, members: list[str], watch_until: float) -> None:
-        """The entries were published: watch them in flight until ``watch_until``."""
+        """The entries are about to be published: watch them in flight until
+        ``watch_until``."""
         self._hand_off(keys=[self.key, self.inflight_key], args=[repr(watch_until), *members])
 
     def give_back(self, members: list[str], now: float) -> None:
         """In-flight entries a worker took and will not attempt: due again now."""
+        self._move_back(members, now, wake=True)
+
+    def put_back(self, members: list[str], due: float) -> None:
+        """In-flight entries to try again later: from the in-flight set to the schedule, due
+        at ``due``."""
+        self._move_back(members, due, wake=False)
+
+    def _move_back(self, members: list[str], due: float, *, wake: bool) -> None:
         if members:
             self._give_back(
-                keys=[self.inflight_key, self.key, self.wake_key], args=[repr(now), *members]
+                keys=[self.inflight_key, self.key, self.wake_key],
+                args=[repr(due), "1" if wake else "0", *members],
             )
 
     def done(self, member: str) -> None:
@@ -181,20 +196,32 @@ def pump_once(
     """Claim due messages for the queue's free task slots and publish them, cut into tasks
     by :func:`batch_sizes`. Returns the claim (``free`` 0: the queue is full already).
 
-    With ``watch_s``, each published entry is handed off to the in-flight set for that long;
-    without, it is removed (nothing then notices a message lost on its way to a worker).
+    With ``watch_s``, the claimed entries are handed off to the in-flight set for that long
+    *before* any is published: a worker can run a task and record its outcome (which drops
+    the entry) before ``publish`` has even returned, and an entry added after that would stay
+    in flight, be counted there and be swept and sent again two visibility timeouts later.
+    If a publish fails, its entries and those not yet published go back to the schedule, due
+    when the claim's lease ends (as without ``watch_s``); if even that fails (Redis gone),
+    they are in flight, and the sweep publishes them again. Without ``watch_s``, each
+    published entry is removed (nothing then notices a message lost on its way to a worker).
     """
     claimed = schedule.claim_due(now, lease_s, queue=queue, slots=slots, batch=batch)
+    if watch_s is not None and claimed.members:
+        schedule.hand_off(claimed.members, now + watch_s)
     start = 0
     for size in batch_sizes(len(claimed.members), claimed.free, batch):
         members = claimed.members[start : start + size]
+        try:
+            publish(members)
+        except Exception:
+            if watch_s is not None:
+                with contextlib.suppress(Exception):
+                    schedule.put_back(claimed.members[start:], now + lease_s)
+            raise
         start += size
-        publish(members)
         if watch_s is None:
             for member in members:
                 schedule.remove(member)
-        else:
-            schedule.hand_off(members, now + watch_s)
     return claimed
 
 

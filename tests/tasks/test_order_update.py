@@ -8,17 +8,21 @@ sandbox, the ledger, the schedule and the dead letters.
 from __future__ import annotations
 
 import json
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from cartsync.tasks.builders import Item, fully_shipped
-from cartsync.tasks.order_update import process, run_batch
+from cartsync.tasks.message import UpdateMessage
+from cartsync.tasks.order_update import FAILURE_MEMORY_S, identity_errors, process, run_batch
 from cartsync.tasks.producer import Producer
 from cartsync.worker import keys
 from cartsync.worker.backoff import backoff_ceiling
 from cartsync.worker.deadletters import DeadLetterStore
 from cartsync.worker.runtime import Runtime
+from cartsync.worker.schedule import member_of
 from tests import support
 from tests.sandbox_fixtures import SHOP
 
@@ -152,6 +156,48 @@ def test_other_client_errors_are_parked_by_reason(pipeline, sandbox, rt, status,
     letter_id = rt.redis.hget(keys.dlq_by_update(rt.settings.key_prefix), receipt.update_id)
     assert rt.dead_letters.get(letter_id.decode()).reason == reason
     assert pipeline.scheduled() == []
+
+
+class _RefusesUpsell(BaseHTTPRequestHandler):
+    """A seQura that refuses every update with the 403 it has answered upsells with."""
+
+    def do_PUT(self):
+        self.rfile.read(int(self.headers["Content-Length"]))
+        body = json.dumps({"errors": ["This order cannot be upsold"]}).encode()
+        self.send_response(403)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format, *args):
+        pass
+
+
+def test_a_403_refusing_an_upsell_is_parked_as_a_conflict(settings):
+    """seQura's 403 "This order cannot be upsold" parks the update as a conflict, with the
+    text, not as unauthorized."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _RefusesUpsell)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    rt = Runtime(
+        settings.with_overrides(
+            sequra_url=f"http://127.0.0.1:{server.server_port}",
+            sequra_username=USER,
+            sequra_password=PASSWORD,
+        )
+    )
+    try:
+        receipt = Pipeline(rt).enqueue(shirt_order())
+        assert Pipeline(rt).run_next() == "dead_lettered"
+    finally:
+        server.shutdown()
+        server.server_close()
+        rt.client.close()
+    letter_id = rt.redis.hget(keys.dlq_by_update(rt.settings.key_prefix), receipt.update_id)
+    assert isinstance(letter_id, bytes)
+    letter = rt.dead_letters.get(letter_id.decode())
+    assert (letter.reason, letter.status) == ("conflict", 403)
+    assert letter.errors == ["This order cannot be upsold"]
 
 
 def test_unavailable_is_scheduled_with_backoff_then_delivered(pipeline, sandbox, rt):
@@ -309,26 +355,121 @@ def test_a_batch_runs_every_update_in_order(pipeline, sandbox, rt):
     assert [sandbox.state.calls(MERCHANT, ref) for ref in ("B1", "B2", "B3")] == [1, 1, 1]
 
 
+def broken_for(rt, failing_ref):
+    """Make ``rt``'s client raise, as a bug would, when it sends for ``failing_ref``."""
+    send = rt.client.update_order
+
+    def broken(account, order_ref, body, **options):
+        if order_ref == failing_ref:
+            raise RuntimeError("a bug")
+        return send(account, order_ref, body, **options)
+
+    rt.client.update_order = broken
+
+
 def test_an_update_failing_unexpectedly_does_not_stop_its_batch(pipeline, sandbox, rt):
-    """A bug hit by one update still lets the rest of the batch through; the error is raised
-    at the end (for Celery to log) and the failed update stays in flight to come back."""
+    """A bug hit by one update still lets the rest of the batch through; the failed update
+    leaves the in-flight set for the schedule, to be tried again after a backoff, and its
+    order's lock is free."""
     for ref in ("B1", "B2", "B3"):
         pipeline.enqueue(shirt_order(ref))
     batch = [pipeline.take_next() for _ in range(3)]
     rt.schedule.hand_off(batch, watch_until=time.time() + 600)
-    send = rt.client.update_order
-
-    def broken_for_b2(account, order_ref, body, **options):
-        if order_ref == "B2":
-            raise RuntimeError("a bug")
-        return send(account, order_ref, body, **options)
-
-    rt.client.update_order = broken_for_b2
-    with pytest.raises(RuntimeError, match="a bug"):
-        run_batch(batch, rt)
+    broken_for(rt, "B2")
+    started = time.time()
+    assert run_batch(batch, rt) == ["delivered", "failed", "delivered"]
     assert [sandbox.state.calls(MERCHANT, ref) for ref in ("B1", "B3")] == [1, 1]
-    assert rt.redis.zrange(rt.schedule.inflight_key, 0, -1) == [batch[1].encode()]
+    assert rt.schedule.in_flight() == 0
+    [(message, due)] = pipeline.scheduled()
+    assert message == json.loads(batch[1])
+    assert started < due <= time.time() + backoff_ceiling(1, base=1.0, cap=30.0)
     assert rt.redis.exists(keys.lock(rt.settings.key_prefix, MERCHANT, "B2")) == 0
+
+
+def test_an_update_that_keeps_failing_is_parked_as_invalid(pipeline, sandbox, rt, capsys):
+    """After CARTSYNC_WORKER_MAX_FAILURES unexpected failures, counted in Redis across worker
+    processes, the update is parked as invalid with the exception's type, message and place;
+    every failure is counted for the metrics and logged without the payload."""
+    receipt = pipeline.enqueue(shirt_order("B2"))
+    member = pipeline.take_next()
+    outcomes = []
+    for _ in range(3):
+        worker = Runtime(rt.settings)  # a fresh worker process each time
+        broken_for(worker, "B2")
+        rt.schedule.hand_off([member], watch_until=time.time() + 600)
+        rt.schedule.remove(member)
+        outcomes += run_batch([member], worker)
+        worker.client.close()
+    assert outcomes == ["failed", "failed", "dead_lettered"]
+    letter_id = rt.redis.hget(keys.dlq_by_update(rt.settings.key_prefix), receipt.update_id)
+    letter = rt.dead_letters.get(letter_id.decode())
+    assert (letter.reason, letter.status) == ("invalid", None)
+    [error] = letter.errors
+    assert error.startswith("processing failed unexpectedly 3 time(s), the last with ")
+    assert "RuntimeError: a bug (at tests/tasks/test_order_update.py:" in error
+    assert letter.payload == json.loads(member)["body"]
+    assert (rt.schedule.in_flight(), rt.schedule.depth()) == (0, 0)
+    assert rt.redis.keys(keys.failures(rt.settings.key_prefix, "*")) == []
+    counts = rt.redis.hgetall(rt.metrics.updates_key)
+    assert counts == {b"failed|RuntimeError": b"2", b"dead_lettered|invalid": b"1"}
+    assert "shirt1234" not in capsys.readouterr().out
+    assert sandbox.state.calls(MERCHANT, "B2") == 0
+
+
+def test_the_failure_count_expires(pipeline, sandbox, rt):
+    """An update's count of failures lives in Redis with an expiry, so that it is kept across
+    worker restarts and does not stay forever."""
+    receipt = pipeline.enqueue(shirt_order("B2"))
+    member = pipeline.take_next()
+    broken_for(rt, "B2")
+    assert run_batch([member], rt) == ["failed"]
+    key = keys.failures(rt.settings.key_prefix, receipt.update_id)
+    assert rt.redis.get(key) == b"1"
+    assert 0 < rt.redis.ttl(key) <= FAILURE_MEMORY_S
+
+
+@pytest.mark.parametrize(
+    ("part", "field", "value", "name"),
+    [
+        ("merchant", "id", "another-shop", "merchant-ref"),
+        ("merchant_reference", "order_ref_1", "B9", "order-ref"),
+    ],
+)
+def test_a_body_naming_another_merchant_or_order_is_parked_and_never_sent(
+    pipeline, sandbox, rt, part, field, value, name
+):
+    """A message whose body's merchant.id or order_ref_1 differs from the message's own is
+    parked as invalid, naming the field, and nothing reaches seQura."""
+    receipt = pipeline.enqueue(shirt_order("B1"))
+    message = json.loads(pipeline.take_next())
+    message["body"]["order"][part][field] = value
+    assert process(member_of(message), rt) == "dead_lettered"
+    assert sandbox.state.calls(MERCHANT, "B1") == sandbox.state.calls(MERCHANT, "B9") == 0
+    letter_id = rt.redis.hget(keys.dlq_by_update(rt.settings.key_prefix), receipt.update_id)
+    letter = rt.dead_letters.get(letter_id.decode())
+    assert letter.reason == "invalid"
+    assert letter.errors == [
+        f"order.{part}.{field}: does not match the {name} the update was queued for"
+    ]
+    assert rt.redis.exists(keys.lock(rt.settings.key_prefix, MERCHANT, "B1")) == 0
+
+
+def test_identity_is_compared_as_the_producer_reads_it():
+    """A numeric merchant id or order ref equals its text; a body that leaves them out is
+    validation's business, not a mismatch."""
+
+    def message(order):
+        return UpdateMessage(
+            update_id="u", merchant="42", order_ref="7", version=1, body={"order": order},
+            enqueued_at=1.0,
+        )  # fmt: skip
+
+    numeric = {"merchant": {"id": 42}, "merchant_reference": {"order_ref_1": 7}}
+    assert identity_errors(message(numeric)) == []
+    assert identity_errors(message({})) == []
+    assert identity_errors(message({"merchant": "42", "merchant_reference": None})) == []
+    assert len(identity_errors(message({"merchant": {"id": True}}))) == 0
+    assert len(identity_errors(message({"merchant": {"id": 43}}))) == 1
 
 
 def test_a_batch_past_its_time_hands_back_what_it_has_not_started(pipeline, sandbox, rt):

@@ -7,8 +7,11 @@ Redis and a sandbox in this process, and enqueues through the real producer.
 from __future__ import annotations
 
 import functools
+import json
+import time
 
 import pytest
+from click.testing import CliRunner
 
 from cartsync.tasks.builders import (
     Item,
@@ -19,6 +22,8 @@ from cartsync.tasks.builders import (
     partially_shipped,
 )
 from cartsync.tasks.producer import Producer
+from cartsync.worker import keys
+from cartsync.worker.cli.status import status
 from tests import support
 from tests.sandbox_fixtures import SHOP
 from tests.support import WorkerProcess, running_worker, wait_for, worker_env
@@ -217,3 +222,43 @@ def test_redis_restart_loses_nothing(sandbox):
             )
     finally:
         server.stop()
+
+
+def test_a_message_that_breaks_the_worker_ends_parked_and_seen(
+    sandbox, env, producer, redis_client, settings
+):
+    """A message in the schedule whose body nests deeper than the worker can decode makes
+    processing raise: it is tried CARTSYNC_WORKER_MAX_FAILURES (3) times, then parked as
+    invalid with the error's type; the metrics and ``cartsync status`` show it, nothing stays
+    in flight, and the worker carries on delivering."""
+    depth = 50_000
+    poison = (
+        '{"update_id":"poison-1","merchant":"shop1","order_ref":"P1","version":1,'
+        '"body":{"order":{"deep":' + "[" * depth + "]" * depth + "}},"
+        '"enqueued_at":1.0,"attempts":[],"replay_of":null,"deferrals":0}'
+    )
+    body = fully_shipped(merchant=MERCHANT, order_ref="P2", items=[SHIRT])
+    with running_worker(env) as worker:
+        redis_client.zadd(keys.schedule(settings.key_prefix), {poison: time.time()})
+        wait_for(
+            lambda: any(e["outcome"] == "dead_lettered" for e in worker.events()),
+            what="the poison message to be parked",
+            on_fail=worker.log_text,
+        )
+        producer.enqueue(body)
+        wait_for(lambda: delivered(sandbox, "P2", body), on_fail=worker.log_text)
+        events = worker.events()
+    failures = [e for e in events if e["outcome"] in ("failed", "dead_lettered")]
+    assert [(e["outcome"], e["reason"]) for e in failures] == [
+        ("failed", "RecursionError"), ("failed", "RecursionError"), ("dead_lettered", "invalid"),
+    ]  # fmt: skip
+    assert {e["exception"] for e in failures} == {"RecursionError"}
+    [letter_id] = redis_client.hvals(keys.dlq_by_update(settings.key_prefix))
+    assert failures[-1]["letter_id"] == letter_id.decode()
+    counts = redis_client.hgetall(keys.metrics_updates(settings.key_prefix))
+    assert counts[b"dead_lettered|invalid"] == b"1"
+    assert counts[b"failed|RecursionError"] == b"2"
+    shown = CliRunner().invoke(status, ["--json"], catch_exceptions=False)
+    numbers = json.loads(shown.output)
+    assert numbers["dead_by_reason"]["invalid"] == 1
+    assert (numbers["in_flight"], numbers["scheduled"]) == (0, 0)

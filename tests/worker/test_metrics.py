@@ -49,6 +49,18 @@ def test_outcomes_and_attempts_are_counted(redis_client, settings):
     assert samples[("cartsync_redis_up", ())] == 1
 
 
+def test_dropped_broker_messages_are_counted_by_queue(redis_client, settings):
+    """Celery messages a worker dropped because they did not decode are served per queue."""
+    metrics = Metrics(redis_client, settings.key_prefix)
+    metrics.count_dropped("cartsync")
+    metrics.count_dropped("cartsync")
+    metrics.count_dropped("other")
+    samples = scrape(redis_client, settings)
+    name = "cartsync_broker_messages_dropped_total"
+    assert samples[(name, (("queue", "cartsync"),))] == 2
+    assert samples[(name, (("queue", "other"),))] == 1
+
+
 def test_latency_histogram_by_status_class(redis_client, settings):
     """Latencies land in cumulative buckets per status class, with their count and sum."""
     metrics = Metrics(redis_client, settings.key_prefix)

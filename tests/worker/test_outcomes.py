@@ -88,6 +88,44 @@ def test_verdict_follows_the_readme_table(status, expected):
     assert verdict(classify_response(status, {}, "", 1.0), out_of_retries=False) == expected
 
 
+@pytest.mark.parametrize(
+    "errors",
+    [
+        ["This order cannot be upsold"],
+        ["Order CANNOT BE UPSOLD above 15% of its original value"],
+        ["Upselling is not allowed for this order"],
+        ["Access denied", "upsell refused"],
+    ],
+)
+def test_a_403_refusing_an_upsell_is_a_conflict(errors):
+    """A 403 whose errors mention an upsell ("upsell", "upsold", any case) is parked as a
+    conflict, as a 409 would be, not as a credentials problem."""
+    call = classify_response(403, {}, json.dumps({"errors": errors}), 1.0)
+    assert verdict(call, out_of_retries=False) == Verdict(
+        Outcome.DEAD_LETTERED, parked_as=Reason.CONFLICT
+    )
+
+
+def test_a_403_in_plain_text_refusing_an_upsell_is_a_conflict():
+    """Without an ``errors`` list, the body's text is what mentions the upsell."""
+    call = classify_response(403, {}, "This order cannot be upsold.", 1.0)
+    assert verdict(call, out_of_retries=True).parked_as is Reason.CONFLICT
+
+
+@pytest.mark.parametrize(
+    ("status", "body"),
+    [
+        (403, {"errors": ["You do not have access to this URL"]}),
+        (403, {"errors": []}),
+        (401, {"errors": ["This order cannot be upsold"]}),
+    ],
+)
+def test_other_401_and_403_answers_stay_unauthorized(status, body):
+    """A 403 that says nothing about upselling, and any 401, is still about credentials."""
+    call = classify_response(status, {}, json.dumps(body), 1.0)
+    assert verdict(call, out_of_retries=False).parked_as is Reason.UNAUTHORIZED
+
+
 def test_a_call_without_answer_retries_under_its_exception_name():
     """A time-out is retried, and the reason logged is the exception's class name."""
     call = classify_exception(requests.Timeout("slow"), 3.0)
