@@ -227,10 +227,11 @@ def test_redis_restart_loses_nothing(sandbox):
 def test_a_message_that_breaks_the_worker_ends_parked_and_seen(
     sandbox, env, producer, redis_client, settings
 ):
-    """A message in the schedule whose body nests deeper than the worker can decode makes
-    processing raise: it is tried CARTSYNC_WORKER_MAX_FAILURES (3) times, then parked as
-    invalid with the error's type; the metrics and ``cartsync status`` show it, nothing stays
-    in flight, and the worker carries on delivering."""
+    """A message in the schedule whose body nests deeper than any body may (once a
+    RecursionError that failed the worker on every try) is parked as invalid at its first
+    try; the metrics and ``cartsync status`` show it, nothing stays in flight, and the worker
+    carries on delivering. (Updates that fail unexpectedly again and again are parked after
+    CARTSYNC_WORKER_MAX_FAILURES tries: tests/tasks/test_order_update.py.)"""
     depth = 50_000
     poison = (
         '{"update_id":"poison-1","merchant":"shop1","order_ref":"P1","version":1,'
@@ -249,15 +250,12 @@ def test_a_message_that_breaks_the_worker_ends_parked_and_seen(
         wait_for(lambda: delivered(sandbox, "P2", body), on_fail=worker.log_text)
         events = worker.events()
     failures = [e for e in events if e["outcome"] in ("failed", "dead_lettered")]
-    assert [(e["outcome"], e["reason"]) for e in failures] == [
-        ("failed", "RecursionError"), ("failed", "RecursionError"), ("dead_lettered", "invalid"),
-    ]  # fmt: skip
-    assert {e["exception"] for e in failures} == {"RecursionError"}
+    assert [(e["outcome"], e["reason"]) for e in failures] == [("dead_lettered", "invalid")]
     [letter_id] = redis_client.hvals(keys.dlq_by_update(settings.key_prefix))
     assert failures[-1]["letter_id"] == letter_id.decode()
     counts = redis_client.hgetall(keys.metrics_updates(settings.key_prefix))
     assert counts[b"dead_lettered|invalid"] == b"1"
-    assert counts[b"failed|RecursionError"] == b"2"
+    assert not any(field.startswith(b"failed|") for field in counts)
     shown = CliRunner().invoke(status, ["--json"], catch_exceptions=False)
     numbers = json.loads(shown.output)
     assert numbers["dead_by_reason"]["invalid"] == 1
