@@ -149,3 +149,10 @@ def receipt(prefix: str, update_id: str) -> str:
     """What the HTTP API accepted under an update id (merchant, order-ref, a fingerprint of
     the request), kept as long as the update id itself (``worker/web/receipts.py``)."""
     return f"{prefix}:receipt:{update_id}"
+
+
+def dlq_imported(prefix: str) -> str:
+    """Hash of where each imported dead letter came from (its id in the export, or a digest
+    of it) -> its id here: an import recognizes what it stored before, and imported letters
+    stay out of ``by-update``, which the worker checks live updates against."""
+    return f"{dead_letters(prefix)}:imported"

@@ -35,6 +35,7 @@ from cartsync.tasks.validation import validate_update
 from cartsync.worker import keys
 from cartsync.worker.deadletters import (
     AuditNote,
+    Damaged,
     DeadLetter,
     DeadLetterStore,
     Stored,
@@ -239,6 +240,13 @@ class Replayer:
 
     def update_id(self, letter: DeadLetter) -> str:
         return replay_update_id(letter.id, letter.revision)
+
+    def refuse_damaged(self, damaged: Damaged) -> Result:
+        """A damaged letter cannot be replayed: say so in the audit log and the summary; it
+        stays for someone to look at (``dlq show``) and drop."""
+        reason = f"damaged ({damaged.problem}): see `cartsync dlq show {damaged.id}`"
+        self.store.record(self.note.with_result("failed", reason=reason), damaged.id)
+        return Result(damaged.id, "failed", reason, "damaged letter")
 
     def _precheck(self, letter: DeadLetter) -> Verdict | None:
         """The refusals decided by the letter and the store alone, before any enqueue."""

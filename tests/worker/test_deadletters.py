@@ -16,7 +16,7 @@ from cartsync.worker.deadletters import (
     id_time,
     new_letter_id,
 )
-from cartsync.worker.errors import DeadLetterNotFound, DuplicateLetter
+from cartsync.worker.errors import DeadLetterNotFound
 from tests.worker.dlq_support import make_letter
 
 NOTE = AuditNote(action="drop", by="tester", run="run-1")
@@ -72,15 +72,13 @@ def test_parking_the_same_update_twice_keeps_one_letter(store):
     assert store.holds_update("u-1")
 
 
-def test_an_imported_id_is_kept_and_a_taken_one_refused(store):
-    """A letter that comes with an id keeps it; another letter with that id is refused."""
-    letter = make_letter()
+def test_the_store_makes_every_id(store):
+    """A letter that comes with an id gets a new one from the store all the same."""
+    letter = make_letter(dead_at=1_700_000_000.0)
     letter.id = "1700000000000-0000abcd"
-    assert store.park(letter) == "1700000000000-0000abcd"
-    clash = make_letter()
-    clash.id = "1700000000000-0000abcd"
-    with pytest.raises(DuplicateLetter):
-        store.park(clash)
+    assert store.park(letter) != "1700000000000-0000abcd"
+    assert letter.id.startswith("1700000000000-")
+    assert store.get(letter.id).order_ref == letter.order_ref
 
 
 def test_unknown_id_is_reported(store):

@@ -6,7 +6,7 @@ from typing import TextIO
 
 import click
 
-from cartsync.worker.deadletters import DeadLetter
+from cartsync.worker.deadletters import Damaged, DeadLetter
 
 #: Characters of the first error line shown in tables.
 ERROR_WIDTH = 70
@@ -29,3 +29,8 @@ def describe(letter: DeadLetter) -> str:
     """``ID merchant/order vN``: a letter in one line of a dry run or a replay's summary."""
     version = "-" if letter.version is None else f"v{letter.version}"
     return f"{letter.id} {letter.merchant}/{letter.order_ref} {version}"
+
+
+def describe_damaged(damaged: Damaged) -> str:
+    """``ID (damaged: why)``: a damaged letter in one line of a dry run or a summary."""
+    return f"{damaged.id} (damaged: {truncate(damaged.problem, ERROR_WIDTH)})"
