@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from cartsync.worker.cli.dlq.render import ERROR_WIDTH, table, truncate
+from cartsync.worker.cli.dlq.render import ERROR_WIDTH, command_for, table, truncate
 from cartsync.worker.cli.dlq.select import DEFAULT_LIMIT, MAX_LIMIT
 from cartsync.worker.cli.dlq.session import Session, with_session
 from cartsync.worker.deadletters import (
@@ -76,8 +76,8 @@ def show_damaged(damaged: Damaged, as_json: bool) -> None:
     click.echo(f"{'Letter:':<13}{damaged.id}")
     click.echo(f"{'Damaged:':<13}{damaged.problem}")
     click.echo(
-        f"\nIt cannot be replayed or edited. Keep what you need of it, then remove it with:\n"
-        f"  cartsync dlq drop {damaged.id}"
+        "\nIt cannot be replayed or edited. Keep what you need of it, then remove it with:\n"
+        f"  {command_for('drop', damaged.id)}"
     )
     click.echo("\nStored:")
     click.echo(damaged.text)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from typing import TextIO
 
 import click
@@ -34,3 +35,10 @@ def describe(letter: DeadLetter) -> str:
 def describe_damaged(damaged: Damaged) -> str:
     """``ID (damaged: why)``: a damaged letter in one line of a dry run or a summary."""
     return f"{damaged.id} (damaged: {truncate(damaged.problem, ERROR_WIDTH)})"
+
+
+def command_for(verb: str, letter_id: str) -> str:
+    """The command line that runs ``cartsync dlq VERB`` on one letter, as people can paste it:
+    an id starting with a dash (a damaged one) after ``--``, anything unusual quoted."""
+    dashes = "-- " if letter_id.startswith("-") else ""
+    return f"cartsync dlq {verb} {dashes}{shlex.quote(letter_id)}"
