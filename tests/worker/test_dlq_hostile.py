@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import zlib
+from typing import Any
 
 import pytest
 import requests
@@ -279,7 +280,7 @@ def test_repair_replaces_what_would_not_read_back_and_says_so():
     letter.version = 0
     letter.status = 1000
     letter.enqueued_at = float("nan")
-    letter.attempts = ["boom", {"at": 1e300, "status": 2, "latency_ms": -1, "errors": []}]
+    letter.attempts = ["boom", {"at": 1e300, "status": 2, "latency_ms": -1, "errors": []}]  # type: ignore[list-item]
     fixed = repaired(letter, now=1_700_000_100.0)
     assert (fixed.version, fixed.status, fixed.enqueued_at) == (None, None, 1_700_000_000.0)
     assert fixed.attempts == [{"at": None, "status": None, "latency_ms": None, "errors": []}]
@@ -321,7 +322,7 @@ def test_the_worker_parks_a_corrupt_message_that_reads_back(settings, store):
 # -- damaged letters: listed as such, everything else keeps working ----------------------------
 
 #: Damaged letters as they come to be in Redis: (id, what is stored under it).
-DAMAGED = {
+DAMAGED: dict[str, tuple[str, Any]] = {
     "not JSON": ("1700000000000-0000dead", zlib.compress(b'{"update_id": "u-')),
     "not compressed": ("1700000000000-0000beef", b"\x00\x01 not zlib at all"),
     # What an import before this change stored for a line without an id, dead at -1.
