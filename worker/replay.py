@@ -103,7 +103,7 @@ class Replayer:
         self.store = store
         self.producer = producer
         self.force = force
-        self.note = AuditNote(action="replay", by=by, run=run, detail={"force": force})
+        self.note = replay_note(by=by, run=run, force=force)
 
     # -- dry run ------------------------------------------------------------------------------
 
@@ -242,11 +242,8 @@ class Replayer:
         return replay_update_id(letter.id, letter.revision)
 
     def refuse_damaged(self, damaged: Damaged) -> Result:
-        """A damaged letter cannot be replayed: say so in the audit log and the summary; it
-        stays for someone to look at (``dlq show``) and drop."""
-        reason = f"damaged ({damaged.problem}): see `cartsync dlq show {damaged.id}`"
-        self.store.record(self.note.with_result("failed", reason=reason), damaged.id)
-        return Result(damaged.id, "failed", reason, "damaged letter")
+        """:func:`refuse_damaged` for this run."""
+        return refuse_damaged(self.store, self.note, damaged)
 
     def _precheck(self, letter: DeadLetter) -> Verdict | None:
         """The refusals decided by the letter and the store alone, before any enqueue."""
@@ -282,6 +279,19 @@ class Replayer:
         if self.store.note(stored, entry, audit=audit) != "replaced":
             self.store.record(audit, letter.id)
         return Result(letter.id, outcome, reason, describe(letter))
+
+
+def replay_note(*, by: str, run: str, force: bool) -> AuditNote:
+    """What a replay run records in the audit log beside each letter."""
+    return AuditNote(action="replay", by=by, run=run, detail={"force": force})
+
+
+def refuse_damaged(store: DeadLetterStore, note: AuditNote, damaged: Damaged) -> Result:
+    """A damaged letter cannot be replayed: say so in the audit log and the summary; it stays
+    for someone to look at (``cartsync dlq show``) and drop."""
+    reason = f"damaged ({damaged.problem}): see `cartsync dlq show`"
+    store.record(note.with_result("failed", reason=reason), damaged.id)
+    return Result(damaged.id, "failed", reason, "damaged letter")
 
 
 @dataclass(frozen=True)

@@ -92,7 +92,7 @@ def replay(
     only once its update is safely enqueued: an interrupted replay can be run again and
     loses nothing and enqueues nothing twice.
     """
-    from cartsync.worker.replay import CHUNK, Replayer, Result
+    from cartsync.worker.replay import CHUNK, Replayer, Result, refuse_damaged, replay_note
     from cartsync.worker.replay_pool import replay_in_processes
 
     selection = select(session.store, ids, all_, filters_from(options), "replay")
@@ -143,17 +143,18 @@ def replay(
                     problems.append(line)
                 bar.update(1)
 
-            replayer = Replayer(session.store, session.producer(), by=by, run=run, force=force)
+            replay_audit = replay_note(by=by, run=run, force=force)
 
             def readable(entries: Iterable[Stored | Damaged]) -> Iterator[Stored]:
                 """The letters that can be replayed; a damaged one fails on the spot."""
                 for entry in entries:
                     if isinstance(entry, Damaged):
-                        tally(replayer.refuse_damaged(entry))
+                        tally(refuse_damaged(session.store, replay_audit, entry))
                     else:
                         yield entry
 
             if workers == 1:
+                replayer = Replayer(session.store, session.producer(), by=by, run=run, force=force)
                 # Paced, a batch is about a second's worth, so letters leave soon after going.
                 size = max(1, min(CHUNK, int(rate))) if rate else CHUNK
                 for batch in batches(readable(selection), size):
