@@ -80,14 +80,13 @@ def stored_of(letter_id: str, raw: bytes | str) -> Stored | Damaged:
         data = _json_of(text)
     except ValueError as exc:
         return Damaged(letter_id, token, str(exc), shown)
-    hints = _hints(data)
     try:
         letter = DeadLetter.from_dict(data)
     except ValueError as exc:
-        return Damaged(letter_id, token, str(exc), shown, hints)
+        return Damaged(letter_id, token, str(exc), shown, _hints(data))
     if letter.id != letter_id or not valid_id(letter_id):
         problem = "its id is not one the store makes, or not the one it is stored under"
-        return Damaged(letter_id, token, problem, shown, hints)
+        return Damaged(letter_id, token, problem, shown, _hints(data))
     return Stored(letter, token)
 
 

@@ -49,17 +49,30 @@ REPAIR_QUOTE_CHARS = 60
 _RANGE_TEXT = "between 2000-01-01 and 2100-01-01 (seconds since the epoch)"
 
 
+# The checks below run on every letter read (a page of ``list`` reads 50, each with up to
+# 40 attempts), so they compare types exactly (which also leaves out bool) and let the range
+# comparison refuse NaN and infinities.
+
+
 def valid_time(value: Any) -> bool:
     """Whether ``value`` is a time a letter may carry (a finite number within the bounds)."""
-    return _number(value) and EARLIEST <= value < LATEST
+    return type(value) in _NUMBER_TYPES and EARLIEST <= value < LATEST
 
 
 def valid_status(value: Any) -> bool:
-    return _int(value) and LOWEST_STATUS <= value <= HIGHEST_STATUS
+    return type(value) is int and LOWEST_STATUS <= value <= HIGHEST_STATUS
 
 
 def valid_version(value: Any) -> bool:
-    return _int(value) and LOWEST_VERSION <= value <= HIGHEST_VERSION
+    return type(value) is int and LOWEST_VERSION <= value <= HIGHEST_VERSION
+
+
+def valid_duration(value: Any) -> bool:
+    """Whether ``value`` is a finite number of 0 or more (an attempt's delay or latency)."""
+    return type(value) in _NUMBER_TYPES and 0 <= value < math.inf
+
+
+_NUMBER_TYPES = (int, float)
 
 
 def valid_id(value: Any) -> bool:
@@ -194,14 +207,6 @@ def _nonempty_str(value: Any) -> bool:
     return isinstance(value, str) and value != ""
 
 
-def _int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
 def _text(value: Any) -> str | None:
     return None if _nonempty_str(value) else "must be non-empty text"
 
@@ -234,26 +239,35 @@ def _texts(value: Any) -> str | None:
     return "must be a list of texts"
 
 
-def _entries(checks: Mapping[str, Callable[[Any], str | None]]) -> Callable[[Any], str | None]:
-    """A check for a list of objects whose keys in ``checks``, where present and not null,
-    pass their check."""
-
-    def check(value: Any) -> str | None:
-        if not isinstance(value, list):
-            return "must be a list of objects"
-        for number, entry in enumerate(value, start=1):
-            if not isinstance(entry, dict):
-                return f"entry {number} must be an object"
-            for key, inner in checks.items():
-                if entry.get(key) is not None and (problem := inner(entry[key])) is not None:
-                    return f"entry {number}: {key!r} {problem}"
-        return None
-
-    return check
+def _entries(value: Any) -> str | None:
+    if not isinstance(value, list):
+        return "must be a list of objects"
+    for number, entry in enumerate(value, start=1):
+        if not isinstance(entry, dict):
+            return f"entry {number} must be an object"
+    return None
 
 
-def _duration(value: Any) -> str | None:
-    return None if _number(value) and value >= 0 else "must be a number of 0 or more"
+#: What each key of an attempt must hold, where present and not null: the check, and what is
+#: wrong otherwise.
+_ATTEMPT_KEYS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "at": (valid_time, f"must be a time {_RANGE_TEXT}"),
+    "status": (valid_status, f"must be an HTTP status code ({LOWEST_STATUS}-{HIGHEST_STATUS})"),
+    "delay_s": (valid_duration, "must be a number of 0 or more"),
+    "latency_ms": (valid_duration, "must be a number of 0 or more"),
+}
+
+
+def _attempts(value: Any) -> str | None:
+    problem = _entries(value)
+    if problem is not None:
+        return problem
+    for number, entry in enumerate(value, start=1):
+        for key, (valid, wrong) in _ATTEMPT_KEYS.items():
+            found = entry.get(key)
+            if found is not None and not valid(found):
+                return f"entry {number}: {key!r} {wrong}"
+    return None
 
 
 def _id(value: Any) -> str | None:
@@ -276,15 +290,13 @@ _CHECKS: dict[str, Callable[[Any], str | None]] = {
     "reason": _reason,
     "status": _optional_status,
     "errors": _texts,
-    "attempts": _entries(
-        {"at": _time, "status": _optional_status, "delay_s": _duration, "latency_ms": _duration}
-    ),
+    "attempts": _attempts,
     "enqueued_at": _time,
     "payload": _anything,
     "dead_at": _time,
     "id": _id,
     # Only the shape: show prints history times it cannot read as "?" (worker/cli/dlq/inspect.py).
-    "history": _entries({}),
+    "history": _entries,
 }
 #: Fields a letter's dict form may leave out (a letter to import has no id or history yet).
 _OPTIONAL = frozenset({"dead_at", "id", "history"})
@@ -335,10 +347,7 @@ def _stand_in(name: str, value: Any, dead_at: float) -> Any:
     entries = [dict(e) for e in value if isinstance(e, dict)] if isinstance(value, list) else []
     if name == "attempts":
         for entry in entries:
-            for key, check in (("at", _time), ("status", _optional_status)):
-                if entry.get(key) is not None and check(entry[key]) is not None:
-                    entry[key] = None
-            for key in ("delay_s", "latency_ms"):
-                if entry.get(key) is not None and _duration(entry[key]) is not None:
+            for key, (valid, _) in _ATTEMPT_KEYS.items():
+                if entry.get(key) is not None and not valid(entry[key]):
                     entry[key] = None
     return entries
