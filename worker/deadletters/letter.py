@@ -50,26 +50,38 @@ _RANGE_TEXT = "between 2000-01-01 and 2100-01-01 (seconds since the epoch)"
 
 
 # The checks below run on every letter read (a page of ``list`` reads 50, each with up to
-# 40 attempts), so they compare types exactly (which also leaves out bool) and let the range
-# comparison refuse NaN and infinities.
+# 40 attempts): exact types take the fast path, and the range comparison refuses NaN and the
+# infinities.
 
 
 def valid_time(value: Any) -> bool:
     """Whether ``value`` is a time a letter may carry (a finite number within the bounds)."""
-    return type(value) in _NUMBER_TYPES and EARLIEST <= value < LATEST
+    return _is_number(value) and EARLIEST <= value < LATEST
 
 
 def valid_status(value: Any) -> bool:
-    return type(value) is int and LOWEST_STATUS <= value <= HIGHEST_STATUS
+    return _is_int(value) and LOWEST_STATUS <= value <= HIGHEST_STATUS
 
 
 def valid_version(value: Any) -> bool:
-    return type(value) is int and LOWEST_VERSION <= value <= HIGHEST_VERSION
+    return _is_int(value) and LOWEST_VERSION <= value <= HIGHEST_VERSION
 
 
 def valid_duration(value: Any) -> bool:
     """Whether ``value`` is a finite number of 0 or more (an attempt's delay or latency)."""
-    return type(value) in _NUMBER_TYPES and 0 <= value < math.inf
+    return _is_number(value) and 0 <= value < math.inf
+
+
+def _is_int(value: Any) -> bool:
+    """An int, not a bool (an IntEnum status is an int)."""
+    return type(value) is int or (isinstance(value, int) and not isinstance(value, bool))
+
+
+def _is_number(value: Any) -> bool:
+    """An int or a float, not a bool."""
+    return type(value) in _NUMBER_TYPES or (
+        isinstance(value, int | float) and not isinstance(value, bool)
+    )
 
 
 _NUMBER_TYPES = (int, float)
