@@ -289,9 +289,9 @@ def replay_note(*, by: str, run: str, force: bool) -> AuditNote:
 def refuse_damaged(store: DeadLetterStore, note: AuditNote, damaged: Damaged) -> Result:
     """A damaged letter cannot be replayed: say so in the audit log and the summary; it stays
     for someone to look at (``cartsync dlq show``) and drop."""
-    reason = f"damaged ({damaged.problem}): see `cartsync dlq show`"
+    reason = f"damaged: {damaged.problem}"
     store.record(note.with_result("failed", reason=reason), damaged.id)
-    return Result(damaged.id, "failed", reason, "damaged letter")
+    return Result(damaged.id, "failed", f"{damaged.problem}; see `cartsync dlq show`", "(damaged)")
 
 
 @dataclass(frozen=True)
