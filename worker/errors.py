@@ -83,12 +83,21 @@ class DeadLetterNotFound(CartsyncError):
         self.letter_id = letter_id
 
 
-class DuplicateLetter(CartsyncError):
-    """Another dead letter already has this id (importing a letter twice)."""
+class DamagedLetter(DeadLetterNotFound):
+    """What is stored under a dead-letter id does not read back as a letter.
 
-    def __init__(self, letter_id: str) -> None:
-        super().__init__(f"a dead letter with id {letter_id!r} is already stored")
+    A DeadLetterNotFound, so that code looking a letter up by id treats it as no usable
+    letter; ``cartsync dlq show`` shows what is stored and ``cartsync dlq drop`` removes it.
+    """
+
+    def __init__(self, letter_id: str, problem: str) -> None:
+        CartsyncError.__init__(
+            self,
+            f"dead letter {letter_id!r} is damaged ({problem}); `cartsync dlq show` shows "
+            "what is stored, `cartsync dlq drop` removes it",
+        )
         self.letter_id = letter_id
+        self.problem = problem
 
 
 class NoFreeLetterId(CartsyncError):

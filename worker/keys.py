@@ -177,3 +177,10 @@ def failures(prefix: str, update_id: str) -> str:
     so that it is parked after a few instead of coming back forever; expires
     (``tasks/order_update.py``)."""
     return f"{prefix}:failures:{update_id}"
+
+
+def dlq_imported(prefix: str) -> str:
+    """Hash of where each imported dead letter came from (its id in the export, or a digest
+    of it) -> its id here: an import recognizes what it stored before, and imported letters
+    stay out of ``by-update``, which the worker checks live updates against."""
+    return f"{dead_letters(prefix)}:imported"

@@ -35,6 +35,7 @@ from cartsync.tasks.validation import validate_update
 from cartsync.worker import keys
 from cartsync.worker.deadletters import (
     AuditNote,
+    Damaged,
     DeadLetter,
     DeadLetterStore,
     Stored,
@@ -102,7 +103,7 @@ class Replayer:
         self.store = store
         self.producer = producer
         self.force = force
-        self.note = AuditNote(action="replay", by=by, run=run, detail={"force": force})
+        self.note = replay_note(by=by, run=run, force=force)
 
     # -- dry run ------------------------------------------------------------------------------
 
@@ -240,6 +241,10 @@ class Replayer:
     def update_id(self, letter: DeadLetter) -> str:
         return replay_update_id(letter.id, letter.revision)
 
+    def refuse_damaged(self, damaged: Damaged) -> Result:
+        """:func:`refuse_damaged` for this run."""
+        return refuse_damaged(self.store, self.note, damaged)
+
     def _precheck(self, letter: DeadLetter) -> Verdict | None:
         """The refusals decided by the letter and the store alone, before any enqueue."""
         forced_before = 0
@@ -274,6 +279,19 @@ class Replayer:
         if self.store.note(stored, entry, audit=audit) != "replaced":
             self.store.record(audit, letter.id)
         return Result(letter.id, outcome, reason, describe(letter))
+
+
+def replay_note(*, by: str, run: str, force: bool) -> AuditNote:
+    """What a replay run records in the audit log beside each letter."""
+    return AuditNote(action="replay", by=by, run=run, detail={"force": force})
+
+
+def refuse_damaged(store: DeadLetterStore, note: AuditNote, damaged: Damaged) -> Result:
+    """A damaged letter cannot be replayed: say so in the audit log and the summary; it stays
+    for someone to look at (``cartsync dlq show``) and drop."""
+    reason = f"damaged: {damaged.problem}"
+    store.record(note.with_result("failed", reason=reason), damaged.id)
+    return Result(damaged.id, "failed", f"{damaged.problem}; see `cartsync dlq show`", "(damaged)")
 
 
 @dataclass(frozen=True)

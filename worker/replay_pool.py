@@ -23,7 +23,7 @@ import redis
 
 from cartsync.config.settings import Settings
 from cartsync.tasks.producer import Producer
-from cartsync.worker.deadletters import DeadLetter, DeadLetterStore, Stored
+from cartsync.worker.deadletters import Damaged, DeadLetter, DeadLetterStore, Stored
 from cartsync.worker.errors import CartsyncError
 from cartsync.worker.replay import CHUNK, Replayer, Result
 
@@ -159,10 +159,12 @@ def _replay_process(
                 results.put(("done", None))
                 return
             loaded = store.load_many(ids)
-            for letter_id, stored in zip(ids, loaded, strict=True):
-                if stored is None:
+            for letter_id, found in zip(ids, loaded, strict=True):
+                if found is None:
                     results.put(("result", astuple(Result(letter_id, "skipped", "gone meanwhile"))))
-            for result in replayer.replay_many(s for s in loaded if s is not None):
+                elif isinstance(found, Damaged):  # damaged since it was listed
+                    results.put(("result", astuple(replayer.refuse_damaged(found))))
+            for result in replayer.replay_many(s for s in loaded if isinstance(s, Stored)):
                 results.put(("result", astuple(result)))
     except CartsyncError as exc:
         results.put(("error", str(exc)))

@@ -1,4 +1,5 @@
-"""Letters for the dead-letter tests, parked through the store API."""
+"""Letters for the dead-letter tests, parked through the store API (or planted in Redis by
+hand, as damaged letters come to be)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import base64
 import itertools
 import json
 import time
+import zlib
 from typing import Any
 
 from cartsync.tasks.examples import two_item_body
@@ -86,3 +88,33 @@ def producer_for(settings: Any, client: Any) -> Any:
 
     account = MerchantAccount(ref="", username="user", password="secret-pw")
     return Producer(settings, client=client, merchants=MerchantDirectory(single=account))
+
+
+def plant(
+    client: Any,
+    prefix: str,
+    letter_id: str,
+    stored: bytes | dict[str, Any],
+    *,
+    merchant: str = "shop1",
+    order_ref: str = "PLANTED-1",
+    reason: str = "conflict",
+    status: str = "409",
+    update_id: str = "planted-update",
+) -> None:
+    """Write a letter into Redis by hand, listed, indexed and counted as the park script of
+    worker/lua/dlq_park.lua lists it: ``stored`` is the stored bytes as they are, or a dict to
+    store as a letter's compressed JSON (whatever it holds). How a damaged letter comes to
+    be: written by hand, or by an import before the store made every id."""
+    body = stored if isinstance(stored, bytes) else zlib.compress(json.dumps(stored).encode())
+    pipe = client.pipeline()
+    pipe.hset(keys.dlq_letters(prefix), letter_id, body)
+    pipe.hset(keys.dlq_by_update(prefix), update_id, letter_id)
+    pipe.zadd(keys.dlq_by_order(prefix), {f"{order_ref}\0{merchant}\0{letter_id}": 0})
+    for r in (reason, None):
+        for s in (status, None):
+            for m in (merchant, None):
+                pipe.zadd(keys.dlq_index(prefix, r, s, m), {letter_id: 0})
+    for field in ("total", f"r:{reason}", f"s:{status}", f"m:{merchant}"):
+        pipe.hincrby(keys.dlq_counts(prefix), field, 1)
+    pipe.execute()

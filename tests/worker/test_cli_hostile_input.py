@@ -24,7 +24,7 @@ from cartsync.worker import keys
 from cartsync.worker.cli import cli
 from cartsync.worker.cli.common import UnreadableJson, loads_json
 from cartsync.worker.cli.dlq.change import check_payload
-from cartsync.worker.cli.dlq.move import read_letters
+from cartsync.worker.cli.dlq.importfile import parse_line
 from tests.worker.dlq_support import make_letter
 
 #: A body with ``{{NOTE}}`` where a hostile value goes, as a producer's JSON text.
@@ -162,7 +162,7 @@ def test_a_dead_letter_import_refuses_a_letter_holding_nan():
     """A letter line whose payload holds NaN stops the import, naming the line and the path."""
     line = make_letter().to_json().replace('"payload":{', '"payload":{"note":NaN,', 1)
     with pytest.raises(click.ClickException, match=r"line 1: payload\.note: Not a finite"):
-        list(read_letters(_Named([line])))
+        parse_line(line.encode(), "letters.jsonl", 1)
 
 
 def test_a_dead_letter_import_takes_a_payload_as_deep_as_a_body_may_be():
@@ -174,14 +174,9 @@ def test_a_dead_letter_import_takes_a_payload_as_deep_as_a_body_may_be():
     letter["payload"] = json.loads(payload)
     letter["history"] = [{"at": 1.0, "action": "edit", "revision": 1,
                           "previous_payload": json.loads(payload)}]  # fmt: skip
-    [imported] = read_letters(_Named([json.dumps(letter)]))
+    imported, _ = parse_line(json.dumps(letter).encode(), "letters.jsonl", 1)
     assert imported.payload == json.loads(payload)
 
-
-class _Named(list):
-    """Lines with a file's name, as ``dlq import`` reads them."""
-
-    name = "letters.jsonl"
 
 
 def test_the_source_file_is_named_for_unreadable_input(cartsync, tmp_path):

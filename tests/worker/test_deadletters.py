@@ -2,6 +2,7 @@
 
 import json
 import time
+from http import HTTPStatus
 
 import pytest
 
@@ -16,7 +17,8 @@ from cartsync.worker.deadletters import (
     id_time,
     new_letter_id,
 )
-from cartsync.worker.errors import DeadLetterNotFound, DuplicateLetter
+from cartsync.worker.deadletters.letter import valid_status, valid_time, valid_version
+from cartsync.worker.errors import DeadLetterNotFound
 from tests.worker.dlq_support import make_letter
 
 NOTE = AuditNote(action="drop", by="tester", run="run-1")
@@ -72,15 +74,13 @@ def test_parking_the_same_update_twice_keeps_one_letter(store):
     assert store.holds_update("u-1")
 
 
-def test_an_imported_id_is_kept_and_a_taken_one_refused(store):
-    """A letter that comes with an id keeps it; another letter with that id is refused."""
-    letter = make_letter()
+def test_the_store_makes_every_id(store):
+    """A letter that comes with an id gets a new one from the store all the same."""
+    letter = make_letter(dead_at=1_700_000_000.0)
     letter.id = "1700000000000-0000abcd"
-    assert store.park(letter) == "1700000000000-0000abcd"
-    clash = make_letter()
-    clash.id = "1700000000000-0000abcd"
-    with pytest.raises(DuplicateLetter):
-        store.park(clash)
+    assert store.park(letter) != "1700000000000-0000abcd"
+    assert letter.id.startswith("1700000000000-")
+    assert store.get(letter.id).order_ref == letter.order_ref
 
 
 def test_unknown_id_is_reported(store):
@@ -314,3 +314,41 @@ def test_id_bound_orders_with_ids():
     """The bound for an instant sorts before that millisecond's ids and after earlier ones."""
     assert new_letter_id(1_700_000_000.999) < id_bound(1_700_000_001.0)
     assert id_bound(1_700_000_001.0) < new_letter_id(1_700_000_001.0)
+
+
+@pytest.mark.parametrize(
+    ("check", "value", "valid"),
+    [
+        (valid_time, 946_684_800, True),  # 2000-01-01
+        (valid_time, 946_684_799.9, False),
+        (valid_time, 4_102_444_800.0, False),  # 2100-01-01
+        (valid_time, float("nan"), False),
+        (valid_time, float("inf"), False),
+        (valid_time, True, False),
+        (valid_time, "1700000000", False),
+        (valid_status, 100, True),
+        (valid_status, HTTPStatus.CONFLICT, True),
+        (valid_status, 600, False),
+        (valid_status, 409.0, False),
+        (valid_version, 2**63 - 1, True),
+        (valid_version, 2**63, False),
+        (valid_version, 0, False),
+        (valid_version, False, False),
+    ],
+)
+def test_times_statuses_and_versions_are_range_checked(check, value, valid):
+    """Times lie in 2000-2100, statuses in 100-599, versions in 1..2^63-1; bools, text, NaN
+    and infinities are none of them."""
+    assert check(value) is valid
+
+
+def test_a_change_that_would_not_read_back_is_refused(store):
+    """Replacing a letter with a copy the store could not read back raises, changing nothing."""
+    letter = make_letter()
+    store.park(letter)
+    stored = store.load(letter.id)
+    broken = DeadLetter.from_dict(stored.letter.to_dict())
+    broken.enqueued_at = 1e300
+    with pytest.raises(ValueError, match="enqueued_at"):
+        store.replace(stored, broken)
+    assert store.load(letter.id).token == stored.token

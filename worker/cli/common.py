@@ -27,12 +27,6 @@ from cartsync.worker.errors import ConfigurationError, InvalidUpdate, Unreadable
 #: metrics reads keep their own, shorter, timeouts: tasks/producer.py and worker/health.py.)
 REDIS_TIMEOUT_S = 10.0
 
-#: A dead letter's JSON (``dlq import``) holds its payload one level down and the payloads
-#: its edits replaced three levels down, beside attempts and history: the codec's limits for a
-#: body, with room for that (``worker/deadletters/letter.py``).
-LETTER_MAX_BYTES = 16 * codec.MAX_BODY_BYTES
-LETTER_MAX_DEPTH = codec.MAX_DEPTH + 3
-
 #: Problems one line names at most; it says how many more there are.
 SHOWN_PROBLEMS = 3
 #: What a line says of a file whose JSON breaks one of the codec's rules.
@@ -60,12 +54,6 @@ def loads_json(
         raise UnreadableJson(_what(exc).removeprefix(f"{codec.NOT_JSON}: ")) from None
     except InvalidUpdate as exc:
         raise UnreadableJson(_each_path(exc)) from None
-
-
-def loads_letter_json(line: str) -> Any:
-    """One dead letter's JSON (a line of a ``dlq export`` file), by :func:`loads_json` with
-    the limits of a letter (:data:`LETTER_MAX_BYTES`, :data:`LETTER_MAX_DEPTH`)."""
-    return loads_json(line, max_bytes=LETTER_MAX_BYTES, max_depth=LETTER_MAX_DEPTH)
 
 
 def read_json(source: str) -> Any:

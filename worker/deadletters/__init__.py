@@ -22,7 +22,13 @@ Layout in Redis (every key starts with ``keys.dead_letters(prefix)``, called ``b
   searchable by order (an order has a handful of letters, so the other filters are applied to
   those few after fetching).
 - ``base:by-update``: update id -> letter id, so that parking the same update twice (a
-  redelivered message) keeps one letter.
+  redelivered message) keeps one letter, and so that the worker drops such a message as a
+  duplicate (worker/lua/ledger_claim.lua).
+- ``base:imported``: where each imported letter came from (its id in the export, or a digest
+  of it) -> its id here, so that importing a file again stores nothing twice. Imported
+  letters are not in ``by-update``: their update id (``imported-<id>``) is made here, and no
+  live update can be taken for one of them. Never trimmed, so a letter imported and replayed
+  is not imported again.
 - ``base:counts``: counters by reason, status and merchant, changed in the same script that
   parks or removes a letter, so ``stats`` reads one small hash.
 - ``base:forced``: per order, the highest original version sent by a forced replay, so that a
@@ -30,33 +36,57 @@ Layout in Redis (every key starts with ``keys.dead_letters(prefix)``, called ``b
 - ``base:audit``: a stream of every replay, edit, drop, purge and import, never trimmed.
 
 Nothing here expires and nothing is trimmed: letters leave only through
-:meth:`DeadLetterStore.remove`. Every change is one Lua script, so a letter, its indexes, its
-counters and its audit entry change together or not at all. Changes to an existing letter are
-compare-and-set on a hash of its stored bytes (:attr:`Stored.token`): an edit or a replay
-never overwrites a change it did not see.
+:meth:`DeadLetterStore.remove` (or ``remove_damaged``). Every change is one Lua script, so a
+letter, its indexes, its counters and its audit entry change together or not at all. Changes
+to an existing letter are compare-and-set on a hash of its stored bytes (:attr:`Stored.token`):
+an edit or a replay never overwrites a change it did not see.
+
+The store makes every letter id (13 digits of the time of death, 8 random hex digits) and
+checks every letter it stores (:func:`repaired` for the worker's, :func:`checked` for the
+rest); reading stays defensive all the same, since Redis can be written by hand: what does
+not read back is a :class:`Damaged` entry, listed as such, never an exception that stops a
+listing, the stats, ``cartsync status`` or the metrics.
 """
 
 from cartsync.worker.deadletters.audit import AuditEntry, AuditNote
-from cartsync.worker.deadletters.codec import COMPRESSION_LEVEL, Stored, decode, encode, token_of
+from cartsync.worker.deadletters.codec import (
+    COMPRESSION_LEVEL,
+    Damaged,
+    Stored,
+    decode,
+    encode,
+    token_of,
+)
 from cartsync.worker.deadletters.filters import Filters, Page, Stats
 from cartsync.worker.deadletters.letter import (
+    EARLIEST,
     ID_PATTERN,
+    LATEST,
     DeadLetter,
     Reason,
+    checked,
     id_bound,
     id_time,
+    import_origin,
+    imported_update_id,
     new_letter_id,
+    repaired,
     replay_update_id,
     status_key,
+    valid_id,
+    valid_time,
 )
 from cartsync.worker.deadletters.store import SCAN_BATCH, DeadLetterStore
 
 __all__ = [
     "COMPRESSION_LEVEL",
+    "EARLIEST",
     "ID_PATTERN",
+    "LATEST",
     "SCAN_BATCH",
     "AuditEntry",
     "AuditNote",
+    "Damaged",
     "DeadLetter",
     "DeadLetterStore",
     "Filters",
@@ -64,12 +94,18 @@ __all__ = [
     "Reason",
     "Stats",
     "Stored",
+    "checked",
     "decode",
     "encode",
     "id_bound",
     "id_time",
+    "import_origin",
+    "imported_update_id",
     "new_letter_id",
+    "repaired",
     "replay_update_id",
     "status_key",
     "token_of",
+    "valid_id",
+    "valid_time",
 ]

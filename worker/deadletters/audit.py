@@ -2,23 +2,26 @@
 
 An entry is written in the same Lua script as the change it describes (as a JSON list of
 field/value pairs, :func:`audit_arg`), so a change is never without its entry. The log is
-never trimmed.
+never trimmed. This module holds what an entry is; the store writes and walks the stream
+(``DeadLetterStore.record`` and ``audit_entries`` in worker/deadletters/store.py).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import redis
-
 from cartsync.worker.redistext import text
 
 #: Entries read per round trip while walking the log.
 AUDIT_BATCH = 500
+#: Entry times at or after this (seconds since the epoch: the year 9999) read as 0, so that
+#: every time read can be printed.
+MAX_ENTRY_TIME = 253_402_300_800.0
 
 
 @dataclass(frozen=True)
@@ -85,7 +88,7 @@ def parse_entry(entry_id: str, values: Mapping[Any, Any] | None) -> AuditEntry:
         detail = {}
     return AuditEntry(
         id=entry_id,
-        at=float(fields.get("at") or 0),
+        at=_time(fields.get("at")),
         by=fields.get("by", ""),
         action=fields.get("action", ""),
         run=fields.get("run", ""),
@@ -95,34 +98,11 @@ def parse_entry(entry_id: str, values: Mapping[Any, Any] | None) -> AuditEntry:
     )
 
 
-def read_entries(
-    client: redis.Redis,
-    key: str,
-    *,
-    limit: int,
-    before: str | None = None,
-    action: str | None = None,
-    letter_id: str | None = None,
-) -> list[AuditEntry]:
-    """Entries of the stream ``key`` newest first, older than the entry id ``before`` if given.
-
-    ``action`` and ``letter_id`` filter while walking the log (it has no index).
-    """
-    found: list[AuditEntry] = []
-    high = "(" + before if before else "+"
-    while len(found) < limit:
-        rows = client.xrevrange(key, high, "-", count=AUDIT_BATCH)
-        if not rows:
-            break
-        for entry_id, values in rows:
-            entry = parse_entry(text(entry_id), values)
-            if (action is None or entry.action == action) and (
-                letter_id is None or entry.letter == letter_id
-            ):
-                found.append(entry)
-                if len(found) == limit:
-                    break
-        if len(rows) < AUDIT_BATCH:
-            break
-        high = "(" + text(rows[-1][0])
-    return found
+def _time(raw: str | None) -> float:
+    """An entry's time, or 0 (shown as the epoch) when it is not one: the log is read by
+    people after the fact, and one bad entry must not hide the others."""
+    try:
+        at = float(raw or 0)
+    except ValueError:
+        return 0.0
+    return at if math.isfinite(at) and 0 <= at < MAX_ENTRY_TIME else 0.0

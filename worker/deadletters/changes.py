@@ -3,7 +3,9 @@
 A letter, its index entries, its counters and its audit entry change together or not at all
 because one script makes every change. The scripts take their keys and arguments by position
 (up to fourteen keys and ten arguments); this module is the one place that puts them in
-order, so the store calls each change with named parameters.
+order, so the store calls each change with named parameters. Where a letter is listed is a
+:class:`Place`, so that a damaged letter, whose JSON cannot say it, can be removed from
+wherever the store finds it.
 """
 
 from __future__ import annotations
@@ -22,6 +24,34 @@ SEP = "\x00"
 
 
 @dataclass(frozen=True)
+class Place:
+    """Where a letter is listed: what its index entries, counters and update-id entry are
+    made of. Every part is known for a letter that reads back; for a damaged one, the parts
+    the store could not find are None and what they would name is left alone."""
+
+    id: str
+    merchant: str | None
+    order_ref: str | None
+    reason: str | None
+    #: The status as counters and filters name it (:func:`status_key`).
+    status: str | None
+    #: Its field in the ``by-update`` hash, if it has one there.
+    update_id: str | None
+
+
+def place_of(letter: DeadLetter) -> Place:
+    """Where a letter that reads back is listed."""
+    return Place(
+        letter.id,
+        letter.merchant,
+        letter.order_ref,
+        letter.reason,
+        status_key(letter.status),
+        letter.update_id,
+    )
+
+
+@dataclass(frozen=True)
 class StoreKeys:
     """The Redis keys of one dead-letter store (named in ``worker/keys.py``)."""
 
@@ -34,6 +64,10 @@ class StoreKeys:
     @property
     def by_update(self) -> str:
         return keys.dlq_by_update(self.prefix)
+
+    @property
+    def imported(self) -> str:
+        return keys.dlq_imported(self.prefix)
 
     @property
     def by_order(self) -> str:
@@ -51,28 +85,41 @@ class StoreKeys:
     def audit(self) -> str:
         return keys.dlq_audit(self.prefix)
 
+    @property
+    def everything(self) -> str:
+        """The index of every letter."""
+        return self.index(None, None, None)
+
     def index(self, reason: str | None, status: str | None, merchant: str | None) -> str:
         return keys.dlq_index(self.prefix, reason, status, merchant)
 
-    def indexes(self, letter: DeadLetter) -> list[str]:
-        """The eight indexes that list ``letter``: its reason, status and merchant, or any."""
-        status = status_key(letter.status)
-        return [
+    def indexes(self, place: Place) -> list[str]:
+        """The indexes that list a letter, :attr:`everything` first: one for each combination
+        of its reason, status and merchant or any (eight), or of the parts that are known."""
+        found = [
             self.index(r, s, m)
-            for r in (letter.reason, None)
-            for s in (status, None)
-            for m in (letter.merchant, None)
+            for r in {place.reason, None}
+            for s in {place.status, None}
+            for m in {place.merchant, None}
         ]
+        return sorted(set(found), key=lambda name: (name != self.everything, name))
 
 
-def order_member(letter: DeadLetter) -> str:
-    """The letter's member in the ``by-order`` set, found by a lexical search on the order."""
-    return f"{letter.order_ref}{SEP}{letter.merchant}{SEP}{letter.id}"
+def order_member(place: Place) -> str:
+    """The letter's member in the ``by-order`` set, found by a lexical search on the order
+    ('' when its order or merchant is unknown)."""
+    if place.order_ref is None or place.merchant is None:
+        return ""
+    return f"{place.order_ref}{SEP}{place.merchant}{SEP}{place.id}"
 
 
-def counter_fields(letter: DeadLetter) -> list[str]:
-    """The fields of the counters hash the letter counts in: its reason, status, merchant."""
-    return [f"r:{letter.reason}", f"s:{status_key(letter.status)}", f"m:{letter.merchant}"]
+def counter_fields(place: Place) -> list[str]:
+    """The fields of the counters hash the letter counts in: its reason, status, merchant
+    ('' for a part that is unknown)."""
+    return [
+        "" if value is None else f"{kind}:{value}"
+        for kind, value in (("r", place.reason), ("s", place.status), ("m", place.merchant))
+    ]
 
 
 def forced_field(merchant: str, order_ref: str) -> str:
@@ -90,18 +137,35 @@ class Changes:
         self._remove = scripts.load(client, "dlq_remove")
         self._replace = scripts.load(client, "dlq_replace")
 
-    def park(self, client: Any, letter: DeadLetter, *, body: bytes, audit_entry: str) -> Any:
-        """Store, index and count ``letter`` (whose stored form is ``body``): {outcome, id}."""
+    def park(
+        self,
+        client: Any,
+        letter: DeadLetter,
+        *,
+        body: bytes,
+        audit_entry: str,
+        origin: str = "",
+        present_as: str = "",
+    ) -> Any:
+        """Store, index and count ``letter`` (whose stored form is ``body``): {outcome, id}.
+
+        A parked update is recognized again by its update id (``by-update``); an imported
+        letter by its ``origin`` (``imported``), and also when a letter ``present_as`` is
+        stored (its id in the export it came from).
+        """
         n = self.names
+        dedup_key, dedup_field = (n.imported, origin) if origin else (n.by_update, letter.update_id)
+        place = place_of(letter)
         return self._park(
-            keys=[n.letters, n.by_update, n.by_order, n.counts, n.audit, *n.indexes(letter)],
+            keys=[n.letters, dedup_key, n.by_order, n.counts, n.audit, *n.indexes(place)],
             args=[
                 letter.id,
-                letter.update_id,
+                dedup_field,
                 body,
-                order_member(letter),
-                *counter_fields(letter),
+                order_member(place),
+                *counter_fields(place),
                 audit_entry,
+                present_as,
             ],
             client=client,
         )
@@ -109,15 +173,15 @@ class Changes:
     def remove(
         self,
         client: Any,
-        letter: DeadLetter,
+        place: Place,
         *,
         token: str,
         audit_entry: str,
         forced: str,
         forced_version: int,
     ) -> Any:
-        """Take ``letter`` out if its stored bytes still have ``token`` ('' for whatever is
-        stored); with a ``forced`` field, remember ``forced_version`` there."""
+        """Take the letter at ``place`` out if its stored bytes still have ``token`` ('' for
+        whatever is stored); with a ``forced`` field, remember ``forced_version`` there."""
         n = self.names
         return self._remove(
             keys=[
@@ -127,14 +191,14 @@ class Changes:
                 n.counts,
                 n.audit,
                 n.forced,
-                *n.indexes(letter),
+                *n.indexes(place),
             ],
             args=[
-                letter.id,
+                place.id,
                 token,
-                letter.update_id,
-                order_member(letter),
-                *counter_fields(letter),
+                place.update_id or "",
+                order_member(place),
+                *counter_fields(place),
                 audit_entry,
                 forced,
                 forced_version,

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
-from cartsync.worker.deadletters.codec import Stored
+from cartsync.worker.deadletters.codec import Damaged, Stored
 from cartsync.worker.deadletters.letter import DeadLetter, id_bound, status_key
 from cartsync.worker.redistext import text
 
@@ -54,6 +54,17 @@ class Filters:
             and (self.grep is None or grep_matches(self.grep, letter))
         )
 
+    def admits_damaged(self, letter_id: str) -> bool:
+        """Whether a damaged letter found by its order (and merchant) passes the rest: only
+        filters its id can answer, as its reason, status and texts cannot be read."""
+        return (
+            self.reason is None
+            and self.status is None
+            and self.grep is None
+            and (self.since is None or letter_id >= id_bound(self.since))
+            and (self.until is None or letter_id < id_bound(self.until))
+        )
+
     def describe(self) -> dict[str, Any]:
         """The filters that are set, for the audit log."""
         return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name)}
@@ -80,8 +91,14 @@ def upper_bound(until: float | None, below: str | None) -> str:
 class Page:
     """One page of a listing, newest first; ``cursor`` asks for the next, None at the end."""
 
-    letters: list[Stored]
+    #: The letters, and the damaged letters among them, in the order listed.
+    entries: list[Stored | Damaged]
     cursor: str | None
+
+    @property
+    def letters(self) -> list[Stored]:
+        """The letters that read back."""
+        return [e for e in self.entries if isinstance(e, Stored)]
 
 
 @dataclass(frozen=True)
@@ -96,11 +113,15 @@ class Stats:
 
 def stats_from(counts: Mapping[Any, Any], oldest_id: str | None, newest_id: str | None) -> Stats:
     """Stats out of the store's counters hash (``total``, ``r:…``, ``s:…``, ``m:…`` fields),
-    each group largest first."""
+    each group largest first. A field that is not a count (written by hand) is passed over:
+    the stats feed ``cartsync status`` and the metrics, which must keep answering."""
     grouped: dict[str, dict[str, int]] = {"r": {}, "s": {}, "m": {}}
     total = 0
     for raw_name, raw_value in counts.items():
-        name, value = text(raw_name), int(raw_value)
+        try:
+            name, value = text(raw_name), int(raw_value)
+        except ValueError:
+            continue
         if name == "total":
             total = value
             continue

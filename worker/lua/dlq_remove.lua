@@ -2,15 +2,20 @@
 -- remember the version a forced replay of it sent. Run through remove() in
 -- worker/deadletters/changes.py.
 --
+-- A damaged letter is removed from where the store found it: a part of its place that is
+-- unknown comes as '' (no update-id entry, no by-order member, no counter) and its indexes
+-- are only those found. Counters go down only when the letter was in the index of every
+-- letter, which is where parking counted it.
+--
 -- KEYS[1] letters hash          KEYS[2] by-update hash
 -- KEYS[3] by-order sorted set   KEYS[4] counts hash
 -- KEYS[5] audit stream          KEYS[6] forced hash
--- KEYS[7...14] the letter's eight index sorted sets
+-- KEYS[7] the index of every letter          KEYS[8...] the letter's other index sorted sets
 -- ARGV[1] letter id
 -- ARGV[2] token: sha1 of the body as read ('' to remove whatever is stored)
--- ARGV[3] update id             ARGV[4] by-order member
+-- ARGV[3] update id ('' for none)            ARGV[4] by-order member ('' for none)
 -- ARGV[5] reason counter field  ARGV[6] status counter field
--- ARGV[7] merchant counter field
+-- ARGV[7] merchant counter field             ('' for none)
 -- ARGV[8] audit entry as a JSON list of field/value pairs ('' for none)
 -- ARGV[9] forced field ('' for none)         ARGV[10] forced version
 -- Returns 'removed', 'gone' or 'changed'.
@@ -18,11 +23,16 @@ local body = redis.call('HGET', KEYS[1], ARGV[1])
 if not body then return 'gone' end
 if ARGV[2] ~= '' and redis.sha1hex(body) ~= ARGV[2] then return 'changed' end
 redis.call('HDEL', KEYS[1], ARGV[1])
-if redis.call('HGET', KEYS[2], ARGV[3]) == ARGV[1] then redis.call('HDEL', KEYS[2], ARGV[3]) end
-redis.call('ZREM', KEYS[3], ARGV[4])
-for i = 7, #KEYS do redis.call('ZREM', KEYS[i], ARGV[1]) end
-for _, f in ipairs({'total', ARGV[5], ARGV[6], ARGV[7]}) do
-  if redis.call('HINCRBY', KEYS[4], f, -1) <= 0 then redis.call('HDEL', KEYS[4], f) end
+if ARGV[3] ~= '' and redis.call('HGET', KEYS[2], ARGV[3]) == ARGV[1] then
+  redis.call('HDEL', KEYS[2], ARGV[3])
+end
+if ARGV[4] ~= '' then redis.call('ZREM', KEYS[3], ARGV[4]) end
+local counted = redis.call('ZREM', KEYS[7], ARGV[1]) == 1
+for i = 8, #KEYS do redis.call('ZREM', KEYS[i], ARGV[1]) end
+if counted then
+  for _, f in ipairs({'total', ARGV[5], ARGV[6], ARGV[7]}) do
+    if f ~= '' and redis.call('HINCRBY', KEYS[4], f, -1) <= 0 then redis.call('HDEL', KEYS[4], f) end
+  end
 end
 if ARGV[9] ~= '' then
   -- Versions are decimal text, compared by length, then digit by digit: as Lua numbers

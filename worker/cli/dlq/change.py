@@ -15,7 +15,7 @@ import redis
 from cartsync.config.settings import Settings
 from cartsync.worker import keys
 from cartsync.worker.cli.common import UnreadableJson, loads_json
-from cartsync.worker.cli.dlq.render import describe
+from cartsync.worker.cli.dlq.render import describe, describe_damaged
 from cartsync.worker.cli.dlq.select import (
     Selection,
     duration_option,
@@ -32,7 +32,7 @@ from cartsync.worker.cli.dlq.session import (
     who,
     with_session,
 )
-from cartsync.worker.deadletters import AuditNote, replay_update_id
+from cartsync.worker.deadletters import AuditNote, Damaged, Stored, replay_update_id
 from cartsync.worker.errors import ConfigurationError
 
 # -- edit --------------------------------------------------------------------------------------
@@ -220,8 +220,13 @@ def remove_letters(
         return
     if dry_run:
         shown = 0
-        for stored in selection:
-            click.echo(f"would {action} {describe(stored.letter)} {stored.letter.reason}")
+        for entry in selection:
+            what = (
+                f"{describe(entry.letter)} {entry.letter.reason}"
+                if isinstance(entry, Stored)
+                else describe_damaged(entry)
+            )
+            click.echo(f"would {action} {what}")
             shown += 1
         click.echo(f"Dry run: {shown} letter(s) would be {done}. Nothing was changed.")
         return
@@ -247,9 +252,16 @@ def remove_letters(
                         None,
                     )
                     for stored in batch
+                    if isinstance(stored, Stored)
                 ]
                 # Unchecked: a letter edited since it was listed is dropped all the same.
                 outcomes = session.store.remove_many(items, check=False)
+                for damaged in batch:
+                    if isinstance(damaged, Damaged):
+                        audit = note.with_result(done, damaged=damaged.problem)
+                        outcomes.append(
+                            session.store.remove_damaged(damaged, audit=audit, check=False)
+                        )
                 removed += outcomes.count("removed")
                 bar.update(len(batch))
     finally:

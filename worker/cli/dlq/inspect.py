@@ -8,10 +8,15 @@ from typing import Any
 
 import click
 
-from cartsync.worker.cli.dlq.render import ERROR_WIDTH, table, truncate
+from cartsync.worker.cli.dlq.render import ERROR_WIDTH, command_for, table, truncate
 from cartsync.worker.cli.dlq.select import DEFAULT_LIMIT, MAX_LIMIT
 from cartsync.worker.cli.dlq.session import Session, with_session
-from cartsync.worker.deadletters import AuditEntry, replay_update_id
+from cartsync.worker.deadletters import (
+    AuditEntry,
+    Damaged,
+    replay_update_id,
+    valid_time,
+)
 from cartsync.worker.timefmt import format_age, format_time
 
 
@@ -20,8 +25,12 @@ from cartsync.worker.timefmt import format_age, format_time
 @click.argument("letter_id", metavar="ID")
 @click.option("--json", "as_json", is_flag=True, help="The letter as one JSON object.")
 def show(session: Session, letter_id: str, as_json: bool) -> None:
-    """Everything about one letter, payload included."""
-    letter = session.store.get(letter_id)
+    """Everything about one letter, payload included (a damaged one: what is stored)."""
+    found = session.store.read(letter_id)
+    if isinstance(found, Damaged):
+        show_damaged(found, as_json)
+        return
+    letter = found.letter
     if as_json:
         click.echo(json.dumps(letter.to_dict(), ensure_ascii=False, indent=2))
         return
@@ -35,8 +44,8 @@ def show(session: Session, letter_id: str, as_json: bool) -> None:
         ("Version", "-" if letter.version is None else str(letter.version)),
         ("Update id", letter.update_id),
         ("Reason", f"{letter.reason} ({status})"),
-        ("Dead at", f"{format_time(letter.dead_at)} ({format_age(now - letter.dead_at)} ago)"),
-        ("Enqueued at", format_time(letter.enqueued_at)),
+        ("Dead at", f"{when(letter.dead_at)} ({format_age(now - letter.dead_at)} ago)"),
+        ("Enqueued at", when(letter.enqueued_at)),
         ("Revision", f"{letter.revision} (replays as {replay_update_id(letter.id, revision)})"),
     ]
     for name, value in fields:
@@ -58,30 +67,53 @@ def show(session: Session, letter_id: str, as_json: bool) -> None:
     click.echo(json.dumps(letter.payload, ensure_ascii=False, indent=2))
 
 
+def show_damaged(damaged: Damaged, as_json: bool) -> None:
+    """What is stored under a damaged letter's id, as far as it decodes, and what to do."""
+    if as_json:
+        found = {"id": damaged.id, "damaged": damaged.problem, "stored": damaged.text}
+        click.echo(json.dumps(found, ensure_ascii=False, indent=2))
+        return
+    click.echo(f"{'Letter:':<13}{damaged.id}")
+    click.echo(f"{'Damaged:':<13}{damaged.problem}")
+    click.echo(
+        "\nIt cannot be replayed or edited. Keep what you need of it, then remove it with:\n"
+        f"  {command_for('drop', damaged.id)}"
+    )
+    click.echo("\nStored:")
+    click.echo(damaged.text)
+
+
+def when(at: Any) -> str:
+    """A time from a letter's attempts or history, or ``?`` when it is not one a letter may
+    carry (history is kept as written: worker/deadletters/letter.py)."""
+    return format_time(at) if valid_time(at) else "?"
+
+
 def describe_attempt(attempt: dict[str, Any]) -> str:
     """One delivery attempt of a letter: when, what seQura (or the network) answered."""
-    at = attempt.get("at")
-    when = format_time(at) if isinstance(at, int | float) else "?"
+    at = when(attempt.get("at"))
     result = attempt.get("exception") or (
         f"HTTP {attempt['status']}" if attempt.get("status") is not None else "?"
     )
     delay = attempt.get("delay_s")
     then = f", next try in {delay}s" if delay is not None else ""
-    return f"{when}  {result}{then}"
+    return f"{at}  {result}{then}"
 
 
 def describe_history(entry: dict[str, Any]) -> str:
-    """One entry of a letter's history (edits, refused replays) in a line."""
-    at = entry.get("at")
-    when = format_time(at) if isinstance(at, int | float) else "?"
+    """One entry of a letter's history (edits, imports, refused replays) in a line."""
+    at = when(entry.get("at"))
     action = str(entry.get("action", "?"))
     by = f" by {entry['by']}" if entry.get("by") else ""
     if action == "edit":
-        return f"{when}  edited{by}: revision {entry.get('revision')} (previous payload kept)"
+        return f"{at}  edited{by}: revision {entry.get('revision')} (previous payload kept)"
     if action == "replayed_from":
-        return f"{when}  parked again after a replay of letter {entry.get('letter')}"
+        return f"{at}  parked again after a replay of letter {entry.get('letter')}"
+    if action == "imported":
+        source = f"letter {entry['letter']}" if entry.get("letter") else "a letter without an id"
+        return f"{at}  imported{by} from {source} (update id there: {entry.get('update_id')})"
     reason = f": {entry['reason']}" if entry.get("reason") else ""
-    return f"{when}  {action.replace('_', ' ')}{by}{reason}"
+    return f"{at}  {action.replace('_', ' ')}{by}{reason}"
 
 
 @click.command()

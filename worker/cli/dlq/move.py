@@ -4,19 +4,19 @@
 from __future__ import annotations
 
 import contextlib
-import itertools
 import os
 import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, TextIO
+from typing import Any, BinaryIO, TextIO
 
 import click
 import redis
 
-from cartsync.worker.cli.common import FiniteFloat, loads_letter_json
-from cartsync.worker.cli.dlq.render import describe
+from cartsync.worker.cli.common import FiniteFloat
+from cartsync.worker.cli.dlq.importfile import check_file
+from cartsync.worker.cli.dlq.render import describe, describe_damaged
 from cartsync.worker.cli.dlq.select import filter_options, filters_from, select
 from cartsync.worker.cli.dlq.session import (
     BATCH,
@@ -28,7 +28,7 @@ from cartsync.worker.cli.dlq.session import (
     who,
     with_session,
 )
-from cartsync.worker.deadletters import AuditNote, DeadLetter
+from cartsync.worker.deadletters import AuditNote, Damaged, Stored
 
 #: Letters named one by one in the summary after a replay (the rest are counted).
 SHOWN_PROBLEMS = 20
@@ -92,7 +92,7 @@ def replay(
     only once its update is safely enqueued: an interrupted replay can be run again and
     loses nothing and enqueues nothing twice.
     """
-    from cartsync.worker.replay import CHUNK, Replayer
+    from cartsync.worker.replay import CHUNK, Replayer, Result, refuse_damaged, replay_note
     from cartsync.worker.replay_pool import replay_in_processes
 
     selection = select(session.store, ids, all_, filters_from(options), "replay")
@@ -107,6 +107,10 @@ def replay(
         planner = Replayer(session.store, session.producer(), by=by, run=run, force=force)
         verdicts: Counter[str] = Counter()
         for stored in selection:
+            if isinstance(stored, Damaged):
+                verdicts["fail"] += 1
+                click.echo(f"{'would fail':<13} {describe_damaged(stored)}")
+                continue
             verdict = planner.plan(stored)
             verdicts[verdict.action] += 1
             word = {"replay": "would replay", "refuse": "would refuse", "fail": "would fail"}
@@ -132,23 +136,33 @@ def replay(
     try:
         with progress(count, "Replaying") as bar:
 
-            def tally(result: Any) -> None:
+            def tally(result: Result) -> None:
                 counts[result.outcome] += 1
                 if result.outcome != "replayed" and len(problems) < SHOWN_PROBLEMS:
                     line = f"{result.outcome:<8} {result.letter_id} {result.what}: {result.detail}"
                     problems.append(line)
                 bar.update(1)
 
+            replay_audit = replay_note(by=by, run=run, force=force)
+
+            def readable(entries: Iterable[Stored | Damaged]) -> Iterator[Stored]:
+                """The letters that can be replayed; a damaged one fails on the spot."""
+                for entry in entries:
+                    if isinstance(entry, Damaged):
+                        tally(refuse_damaged(session.store, replay_audit, entry))
+                    else:
+                        yield entry
+
             if workers == 1:
                 replayer = Replayer(session.store, session.producer(), by=by, run=run, force=force)
                 # Paced, a batch is about a second's worth, so letters leave soon after going.
                 size = max(1, min(CHUNK, int(rate))) if rate else CHUNK
-                for batch in batches(selection, size):
+                for batch in batches(readable(selection), size):
                     for result in replayer.replay_many(batch, pace=pacer.wait if rate else None):
                         tally(result)
             else:
                 replay_in_processes(
-                    selection,
+                    readable(selection),
                     settings=settings,
                     by=by,
                     run=run,
@@ -206,65 +220,55 @@ def report(problems: list[str], counts: Counter[str]) -> None:
     help="File to write (default: standard output).",
 )
 def export_letters(session: Session, output: TextIO, **options: Any) -> None:
-    """Write letters as JSON lines (all of them unless filtered)."""
+    """Write letters as JSON lines (all of them unless filtered); damaged ones are skipped."""
     filters = filters_from(options)
-    written = 0
-    for stored in session.store.scan(filters, batch=BATCH):
-        output.write(stored.letter.to_json() + "\n")
+    written = damaged = 0
+    for entry in session.store.entries(filters, batch=BATCH):
+        if isinstance(entry, Damaged):
+            damaged += 1
+            continue
+        output.write(entry.letter.to_json() + "\n")
         written += 1
     output.flush()
     click.echo(f"Exported {written} letter(s).", err=True)
+    if damaged:
+        click.echo(
+            f"Skipped {damaged} damaged letter(s): `cartsync dlq list` shows them.", err=True
+        )
 
 
 @click.command("import")
 @with_session
-@click.argument("source", metavar="FILE", type=click.File("r", encoding="utf-8"))
+@click.argument("source", metavar="FILE", type=click.File("rb"))
 @click.option("--dry-run", is_flag=True, help="Check the file and count, change nothing.")
-def import_letters(session: Session, source: TextIO, dry_run: bool) -> None:
-    """Read letters written by `export` back in; letters already here are skipped.
+def import_letters(session: Session, source: BinaryIO, dry_run: bool) -> None:
+    """Read letters written by `export` back in, as new letters of this store.
 
-    The whole file is checked before anything is stored.
+    The whole file is checked before anything is stored. Each letter gets a new id here;
+    its id in the file stays in its history. Letters imported before are skipped.
     """
-    if source.seekable():
-        # Check in one pass, store in a second: a large file is never held in memory.
-        valid = sum(1 for _ in read_letters(source))
-        source.seek(0)
-        letters: Iterable[DeadLetter] = read_letters(source)
-    else:
-        letters = list(read_letters(source))
-        valid = len(letters)
-    if dry_run:
-        click.echo(f"Dry run: {valid} valid letter(s) in the file. Nothing was changed.")
-        return
-    run = new_run_id()
-    by = who()
-    outcomes: Counter[str] = Counter()
-    note = AuditNote("import", by, run, "imported", {"file": getattr(source, "name", "-")})
-    iterator = iter(letters)
-    while batch := list(itertools.islice(iterator, BATCH)):
-        for result in session.store.park_many(batch, audit=note):
-            outcomes[result] += 1
-    session.store.record(
-        AuditNote(
-            "import",
-            by,
-            run,
-            f"{outcomes['parked']} imported",
-            {"file": getattr(source, "name", "-"), **outcomes},
-        )
-    )
-    skipped = outcomes["duplicate"] + outcomes["taken"]
-    click.echo(f"Imported {outcomes['parked']} letter(s); {skipped} already present.")
-
-
-def read_letters(source: Iterable[str]) -> Iterator[DeadLetter]:
-    """The letters of a JSON-lines file; a bad line stops everything, naming it."""
     name = getattr(source, "name", "-")
-    for number, line in enumerate(source, start=1):
-        if not line.strip():
-            continue
+    with check_file(source, name) as checked:
+        if dry_run:
+            click.echo(
+                f"Dry run: {checked.count} valid letter(s) in the file. Nothing was changed."
+            )
+            return
+        run = new_run_id()
+        by = who()
+        outcomes: Counter[str] = Counter()
+        note = AuditNote("import", by, run, "imported", {"file": name})
         try:
-            yield DeadLetter.from_dict(loads_letter_json(line))
-        except ValueError as exc:
-            message = f"{name}, line {number}: {exc}; nothing was imported"
-            raise click.ClickException(message) from None
+            for batch in batches(checked.letters(), BATCH):
+                for result in session.store.park_imported(batch, audit=note):
+                    outcomes[result] += 1
+        except (redis.ConnectionError, redis.TimeoutError):
+            done = outcomes.total()
+            raise click.ClickException(
+                f"Redis stopped answering after {done} of {checked.count} letter(s); run the "
+                "same import again: letters already stored are recognized and skipped"
+            ) from None
+    session.store.record(
+        AuditNote("import", by, run, f"{outcomes['parked']} imported", {"file": name, **outcomes})
+    )
+    click.echo(f"Imported {outcomes['parked']} letter(s); {outcomes['duplicate']} already present.")

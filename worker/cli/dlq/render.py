@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import shlex
 from typing import TextIO
 
 import click
 
-from cartsync.worker.deadletters import DeadLetter
+from cartsync.worker.deadletters import Damaged, DeadLetter
 
 #: Characters of the first error line shown in tables.
 ERROR_WIDTH = 70
@@ -29,3 +30,15 @@ def describe(letter: DeadLetter) -> str:
     """``ID merchant/order vN``: a letter in one line of a dry run or a replay's summary."""
     version = "-" if letter.version is None else f"v{letter.version}"
     return f"{letter.id} {letter.merchant}/{letter.order_ref} {version}"
+
+
+def describe_damaged(damaged: Damaged) -> str:
+    """``ID (damaged: why)``: a damaged letter in one line of a dry run or a summary."""
+    return f"{damaged.id} (damaged: {truncate(damaged.problem, ERROR_WIDTH)})"
+
+
+def command_for(verb: str, letter_id: str) -> str:
+    """The command line that runs ``cartsync dlq VERB`` on one letter, as people can paste it:
+    an id starting with a dash (a damaged one) after ``--``, anything unusual quoted."""
+    dashes = "-- " if letter_id.startswith("-") else ""
+    return f"cartsync dlq {verb} {dashes}{shlex.quote(letter_id)}"

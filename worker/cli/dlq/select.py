@@ -15,13 +15,16 @@ from cartsync.worker.cli.dlq.render import ERROR_WIDTH, table, truncate
 from cartsync.worker.cli.dlq.session import BATCH, Session, with_session
 from cartsync.worker.deadletters import (
     ID_PATTERN,
+    Damaged,
     DeadLetter,
     DeadLetterStore,
     Filters,
     Reason,
     Stored,
     id_bound,
+    id_time,
     status_key,
+    valid_id,
 )
 from cartsync.worker.timefmt import format_age, parse_duration, parse_instant
 
@@ -114,11 +117,12 @@ def filters_from(options: dict[str, Any]) -> Filters:
 
 @dataclass
 class Selection:
-    """The letters a bulk command acts on: named ids, or everything matching filters."""
+    """The letters a bulk command acts on: named ids, or everything matching filters; damaged
+    letters among them (which only ``drop`` and ``purge`` can act on)."""
 
     store: DeadLetterStore
     filters: Filters
-    named: list[Stored] | None = None
+    named: list[Stored | Damaged] | None = None
     #: Letters that die after the command started are left for the next run.
     below: str | None = None
 
@@ -127,15 +131,20 @@ class Selection:
             return len(self.named)
         return self.store.count(self.filters)
 
-    def __iter__(self) -> Iterator[Stored]:
+    def __iter__(self) -> Iterator[Stored | Damaged]:
         if self.named is not None:
             return iter(self.named)
-        return self.store.scan(self.filters, below=self.below, batch=BATCH)
+        return self.store.entries(self.filters, below=self.below, batch=BATCH)
 
     def describe(self) -> dict[str, Any]:
         if self.named is not None:
-            return {"ids": [s.letter.id for s in self.named][:100], "count": len(self.named)}
+            return {"ids": [entry_id(s) for s in self.named][:100], "count": len(self.named)}
         return {"filters": self.filters.describe() or "all"}
+
+
+def entry_id(entry: Stored | Damaged) -> str:
+    """The id of a letter as read, damaged or not."""
+    return entry.letter.id if isinstance(entry, Stored) else entry.id
 
 
 def select(
@@ -146,9 +155,10 @@ def select(
     if not ids and not all_ and filters.empty:
         raise click.UsageError(f"say which letters to {verb}: ids, --all, or filters")
     if ids:
+        # Any text: a damaged letter's id may not be one the store makes, and must be droppable.
         unique = list(dict.fromkeys(ids))
-        loaded = store.load_many([i for i in unique if ID_PATTERN.match(i)])
-        found = {s.letter.id: s for s in loaded if s is not None}
+        loaded = store.load_many(unique)
+        found = {i: s for i, s in zip(unique, loaded, strict=True) if s is not None}
         missing = [i for i in unique if i not in found]
         if missing:
             more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
@@ -178,30 +188,70 @@ def list_letters(
     page = session.store.page(filters, limit=limit, cursor=cursor)
     now = time.time()
     if as_json:
-        for stored in page.letters:
-            click.echo(json.dumps(summary(stored.letter, now), ensure_ascii=False))
+        for entry in page.entries:
+            found = (
+                summary(entry.letter, now) if isinstance(entry, Stored) else damaged_summary(entry)
+            )
+            click.echo(json.dumps(found, ensure_ascii=False))
         if page.cursor:
             click.echo(f"next page: --cursor {page.cursor}", err=True)
         return
-    if not page.letters:
+    if not page.entries:
         click.echo("No dead letters match.")
         return
-    rows = [
-        [
-            s.letter.id,
-            format_age(now - s.letter.dead_at),
-            s.letter.merchant,
-            s.letter.order_ref,
-            "-" if s.letter.version is None else str(s.letter.version),
-            s.letter.reason,
-            status_key(s.letter.status),
-            truncate(s.letter.first_error, ERROR_WIDTH),
-        ]
-        for s in page.letters
-    ]
+    rows = [row(e, now) if isinstance(e, Stored) else damaged_row(e, now) for e in page.entries]
     table(["ID", "AGE", "MERCHANT", "ORDER", "V", "REASON", "STATUS", "ERROR"], rows)
+    damaged = len(page.entries) - len(page.letters)
+    if damaged:
+        click.echo(
+            f"\n{damaged} damaged letter(s) on this page: `cartsync dlq show ID` shows what is "
+            "stored, `cartsync dlq drop ID` removes it (docs/RUNBOOK.md, damaged letters).",
+            err=True,
+        )
     if page.cursor:
         click.echo(f"\nMore: add --cursor {page.cursor} for the next page.")
+
+
+def row(stored: Stored, now: float) -> list[str]:
+    """A letter as one row of ``list``'s table."""
+    letter = stored.letter
+    return [
+        letter.id,
+        format_age(now - letter.dead_at),
+        letter.merchant,
+        letter.order_ref,
+        "-" if letter.version is None else str(letter.version),
+        letter.reason,
+        status_key(letter.status),
+        truncate(letter.first_error, ERROR_WIDTH),
+    ]
+
+
+def damaged_row(damaged: Damaged, now: float) -> list[str]:
+    """A damaged letter as one row of ``list``'s table: what its JSON still says, and why it
+    is damaged in place of the error."""
+    hints = damaged.hints
+    age = format_age(now - id_time(damaged.id)) if valid_id(damaged.id) else "?"
+    return [
+        damaged.id,
+        age,
+        _hint(hints, "merchant"),
+        _hint(hints, "order_ref"),
+        "?",
+        "DAMAGED",
+        "?",
+        truncate(damaged.problem, ERROR_WIDTH),
+    ]
+
+
+def _hint(hints: dict[str, Any], name: str) -> str:
+    value = hints.get(name)
+    return truncate(value, ERROR_WIDTH) if isinstance(value, str) and value else "?"
+
+
+def damaged_summary(damaged: Damaged) -> dict[str, Any]:
+    """A damaged letter as one line of ``list --json``: its id, why, and its JSON's hints."""
+    return {"id": damaged.id, "damaged": damaged.problem, **damaged.hints}
 
 
 def summary(letter: DeadLetter, now: float) -> dict[str, Any]:
@@ -231,7 +281,8 @@ def stats(session: Session, as_json: bool) -> None:
     now = time.time()
     oldest_age = None
     if result.oldest_id is not None:
-        oldest_age = now - session.store.get(result.oldest_id).dead_at
+        # From the id (the time of death): the oldest letter itself may be damaged.
+        oldest_age = now - id_time(result.oldest_id)
     if as_json:
         click.echo(
             json.dumps(

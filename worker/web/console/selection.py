@@ -58,8 +58,9 @@ def select(
     if ids or params is None:
         wanted = ids_from(ids)[:limit]
         loaded = store.load_many(wanted)
-        found = [s for s in loaded if s is not None]
-        missing = [i for i, s in zip(wanted, loaded, strict=True) if s is None]
+        # A damaged letter cannot be acted on here: it is reported with the missing ones.
+        found = [s for s in loaded if isinstance(s, Stored)]
+        missing = [i for i, s in zip(wanted, loaded, strict=True) if not isinstance(s, Stored)]
         return Selection(found, len(found), None, missing)
     query = parse_query(params, time.time())
     below = id_bound(time.time() + 0.001)
