@@ -174,10 +174,10 @@ def test_a_deeply_nested_file_is_one_line(run, store, tmp_path):
     """A line nested 100,000 deep is refused on one line, without a RecursionError."""
     source = tmp_path / "deep.jsonl"
     source.write_text("[" * 100_000 + "]" * 100_000 + "\n", encoding="utf-8")
-    assert_one_line_error(run("dlq", "import", str(source)), 1, "line 1", "Nested deeper")
+    assert_one_line_error(run("dlq", "import", str(source)), 1, "line 1", "nests too deeply")
     deep_payload = line(payload=DROP)[:-1] + ', "payload": ' + "[" * 60 + "]" * 60 + "}"
     source.write_text(deep_payload + "\n", encoding="utf-8")
-    assert_one_line_error(run("dlq", "import", str(source)), 1, "line 1", "Nested deeper")
+    assert_one_line_error(run("dlq", "import", str(source)), 1, "line 1", "nests too deeply")
     assert store.stats().total == 0
 
 
