@@ -1,12 +1,27 @@
-"""Logging set-up: structlog for cartsync's own events, the same renderer for everything else.
+"""Logging: cartsync's own loggers, and the set-up of a process cartsync runs (its commands,
+its worker).
 
 Logs carry merchant, order-ref, version, outcome, status and timings: never payload contents,
 never customer data, never credentials. :func:`redact` enforces that with an allow-list, so a
 key someone adds later is hidden until it is judged safe and added to :data:`SAFE_KEYS`.
+
+Every cartsync module logs through :func:`get_logger`: structlog's API, delivered as records
+of the standard library logger ``cartsync.<module>`` after cartsync's own processors (the
+redaction above included) have run. So the redaction holds wherever cartsync runs, and the
+process decides where the records go:
+
+- in a host application using the Python API (``tasks/producer.py``), the host's logging
+  configuration, untouched by cartsync: unconfigured, the standard library drops info lines
+  and writes warnings to stderr; a host rendering records with structlog's
+  ``ProcessorFormatter`` gets cartsync's (already redacted) event dicts;
+- in cartsync's own processes, :func:`configure_logging`, called by each entry point with the
+  settings: one JSON (or console) line per event, Celery's and kombu's records rendered the
+  same way and redacted too.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from collections.abc import MutableMapping
@@ -15,6 +30,9 @@ from typing import Any, TextIO
 import structlog
 
 from cartsync.config.settings import Settings
+
+#: The standard library logger all of cartsync's loggers live under.
+ROOT_LOGGER = "cartsync"
 
 #: Event keys whose values may be written to a log. Everything else is replaced.
 SAFE_KEYS = frozenset(
@@ -30,15 +48,75 @@ SAFE_KEYS = frozenset(
 #: What a redacted value is replaced with.
 REDACTED = "[redacted]"
 
+#: Keys a record's plain-text message leaves out: the host's log format shows them its way.
+_SHOWN_BY_HOST = frozenset({"event", "level", "logger", "timestamp"})
+
 
 def redact(
     logger: Any, method_name: str, event_dict: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
-    """Replace the value of every key not in :data:`SAFE_KEYS`."""
+    """Replace the value of every key not in :data:`SAFE_KEYS`.
+
+    Runs after ``format_exc_info``, which turns ``exc_info`` into the (safe) ``exception``
+    text: run before it, it would replace ``exc_info`` and lose the traceback.
+    """
     for key in event_dict:
         if key not in SAFE_KEYS:
             event_dict[key] = REDACTED
     return event_dict
+
+
+class Event(dict[str, Any]):
+    """An event dict travelling as a standard library record's message.
+
+    ``ProcessorFormatter`` (cartsync's own handler, or a host's) reads it as the dict it is;
+    any other formatter shows ``str()`` of it: the event name, then ``key=value`` pairs.
+    """
+
+    def __str__(self) -> str:
+        pairs = " ".join(
+            f"{key}={_plain(value)}" for key, value in self.items() if key not in _SHOWN_BY_HOST
+        )
+        return f"{self.get('event', '')} {pairs}".rstrip()
+
+
+def _plain(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    if isinstance(value, str) and (not value or any(c.isspace() or c in '"=' for c in value)):
+        text = json.dumps(value)
+    return text
+
+
+def to_standard_library(
+    logger: Any, method_name: str, event_dict: MutableMapping[str, Any]
+) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """The last processor: hand the event to the standard library logger as an :class:`Event`
+    (with the markers ``ProcessorFormatter`` looks for, as structlog's ``wrap_for_formatter``
+    leaves them)."""
+    return (Event(event_dict),), {"extra": {"_logger": logger, "_name": method_name}}
+
+
+#: What every cartsync event goes through, in every process, before the standard library
+#: gets it. Level first, so that a dropped level costs next to nothing.
+PROCESSORS: list[Any] = [
+    structlog.stdlib.filter_by_level,
+    structlog.stdlib.add_log_level,
+    structlog.stdlib.add_logger_name,
+    structlog.processors.format_exc_info,
+    redact,
+    to_standard_library,
+]
+
+
+def get_logger(name: str) -> Any:
+    """cartsync's logger ``name`` (``cartsync.<module>``), independent of any structlog
+    configuration the process may have: see the module's docstring."""
+    return structlog.wrap_logger(
+        logging.getLogger(name),
+        processors=PROCESSORS,
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
 
 
 def log_format(settings: Settings, stream: TextIO) -> str:
@@ -51,9 +129,13 @@ def log_format(settings: Settings, stream: TextIO) -> str:
 def configure_logging(
     settings: Settings, stream: TextIO | None = None, *, cache: bool = True
 ) -> None:
-    """Configure structlog and the standard library's root logger (Celery's, kombu's).
+    """Set up logging for a process cartsync runs (a command, the worker, the HTTP service):
+    the standard library's root logger writes every record, cartsync's and Celery's, kombu's
+    and the rest, to ``stream`` (default stdout) in the settings' format and level, and
+    structlog's own loggers (``structlog.get_logger``) go the same way.
 
-    ``cache=False`` keeps loggers re-reading the configuration (tests reconfigure it).
+    Only entry points call this: it takes over the process's logging. ``cache=False`` keeps
+    structlog's loggers re-reading the configuration (tests reconfigure it).
     """
     out = stream or sys.stdout
     level = logging.getLevelNamesMapping()[settings.log_level.upper()]
@@ -62,28 +144,27 @@ def configure_logging(
         renderer = structlog.processors.JSONRenderer()
     else:
         renderer = structlog.dev.ConsoleRenderer(colors=out.isatty())
-    shared: list[Any] = [
-        structlog.contextvars.merge_contextvars,
-        structlog.processors.add_log_level,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
-        redact,
-    ]
     structlog.configure(
-        processors=[*shared, structlog.processors.format_exc_info, renderer],
-        wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.WriteLoggerFactory(file=out),
+        processors=PROCESSORS,
+        wrapper_class=structlog.stdlib.BoundLogger,
+        logger_factory=structlog.stdlib.LoggerFactory(),
         cache_logger_on_first_use=cache,
     )
-    # Celery, kombu and the rest log through the standard library; render them the same way.
     handler = logging.StreamHandler(out)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
+            # Records of other libraries: the same keys, the traceback formatted, redacted.
+            foreign_pre_chain=[
+                structlog.stdlib.add_logger_name,
+                structlog.stdlib.add_log_level,
+                structlog.processors.format_exc_info,
+                redact,
+            ],
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-                structlog.processors.format_exc_info,
+                structlog.processors.TimeStamper(fmt="iso", utc=True),
                 renderer,
             ],
-            foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared],
         )
     )
     root = logging.getLogger()

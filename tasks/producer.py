@@ -22,8 +22,8 @@ from functools import cached_property
 from typing import Any
 
 import redis
-import structlog
 
+from cartsync.config.logging import get_logger
 from cartsync.config.merchants import MerchantDirectory, load_merchants
 from cartsync.config.settings import REDIS_TIMEOUT_S, Settings, load_settings
 from cartsync.tasks.message import UpdateMessage
@@ -31,7 +31,7 @@ from cartsync.tasks.validation import validate_update
 from cartsync.worker.errors import BrokerUnavailable, InvalidUpdate
 from cartsync.worker.ledger import Ledger
 
-log = structlog.get_logger("cartsync.producer")
+log = get_logger("cartsync.producer")
 
 @dataclass(frozen=True)
 class Receipt:

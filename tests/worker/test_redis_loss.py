@@ -6,12 +6,12 @@ from typing import Any
 import pytest
 import redis
 from celery.exceptions import Reject
-from structlog.testing import capture_logs
 
 import cartsync.worker.celeryapp  # noqa: F401  (applies the guard on kombu's Redis channel)
 from cartsync.tasks.order_update import run_batch
 from cartsync.worker.runtime import Runtime
 from cartsync.worker.schedule import member_of
+from tests.log_events import captured_events
 
 
 def test_stale_kombu_channel_raises_a_connection_error():
@@ -39,7 +39,7 @@ def test_task_hands_its_message_back_when_redis_is_down(settings):
         "body": {"order": {"customer": {"nin": "12345678Z"}}},
         "enqueued_at": 1.0,
     }
-    with capture_logs() as logs, pytest.raises(Reject) as rejected:
+    with captured_events() as logs, pytest.raises(Reject) as rejected:
         run_batch([member_of(message)], Runtime(down))
     assert rejected.value.requeue is True
     [event] = [e for e in logs if e.get("outcome") == "interrupted"]

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 from typing import Any, NoReturn
 
 import click
 
-from cartsync.config.settings import Settings, load_settings
+from cartsync.config.settings import InvalidSetting, Settings, env_name, load_settings
 from cartsync.worker.errors import ConfigurationError
 
 #: Seconds a command waits for Redis before calling it unreachable. A person is waiting, and
@@ -82,13 +83,37 @@ def read_json_body(source: str) -> Any:
 
 
 def settings_from_env(**overrides: Any) -> Settings:
-    """Settings from the environment with the non-None ``overrides``; bad values exit 2."""
+    """Settings from the environment with the non-None ``overrides`` (the command's options,
+    by field name); a bad value exits 2 with one line naming the option or the variable.
+
+    A variable that an option overrides is not read, so a wrong one in the environment does
+    not stop a command told better on its command line.
+    """
+    changes = {k: v for k, v in overrides.items() if v is not None}
+    skipped = {env_name(name) for name in changes}
     try:
-        settings = load_settings()
+        settings = load_settings({k: v for k, v in os.environ.items() if k not in skipped})
     except ConfigurationError as exc:
         raise click.UsageError(str(exc)) from None
-    changes = {k: v for k, v in overrides.items() if v is not None}
-    return settings.with_overrides(**changes) if changes else settings
+    try:
+        return settings.with_overrides(**changes) if changes else settings
+    except InvalidSetting as exc:
+        if exc.field not in changes:  # a rule between settings: the message names both
+            raise click.UsageError(str(exc)) from None
+        raise click.BadParameter(exc.problem, param_hint=_source(exc.field)) from None
+    except ConfigurationError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+def _source(field_name: str) -> str:
+    """Where the current command's value for ``field_name`` came from: its option, or the
+    environment variable the option reads."""
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None:
+        source = ctx.get_parameter_source(field_name)
+        if source is click.core.ParameterSource.ENVIRONMENT:
+            return env_name(field_name)
+    return "'--" + field_name.replace("_", "-") + "'"
 
 
 class FiniteFloat(click.FloatRange):
