@@ -24,8 +24,8 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import MutableMapping
-from typing import Any, TextIO
+from collections.abc import Callable, MutableMapping
+from typing import Any, Protocol
 
 import structlog
 
@@ -119,24 +119,58 @@ def get_logger(name: str) -> Any:
     )
 
 
-def log_format(settings: Settings, stream: TextIO) -> str:
+def log_format(settings: Settings, stream: Stream) -> str:
     """``json`` or ``console``: the setting, else json unless writing to a terminal."""
     if settings.log_format:
         return settings.log_format
     return "console" if stream.isatty() else "json"
 
 
+class Stream(Protocol):
+    """Where log lines are written: a text file, or :class:`LiveStderr`."""
+
+    def write(self, text: str, /) -> int: ...
+
+    def flush(self) -> None: ...
+
+    def isatty(self) -> bool: ...
+
+
+class LiveStderr:
+    """Whatever ``sys.stderr`` is at the time of writing: a command's log keeps going to its
+    standard error even when click's test runner swaps it for each command it runs."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+    def isatty(self) -> bool:
+        return sys.stderr.isatty()
+
+
 def configure_logging(
-    settings: Settings, stream: TextIO | None = None, *, cache: bool = True
-) -> None:
+    settings: Settings, stream: Stream | None = None, *, cache: bool = True
+) -> Callable[[], None]:
     """Set up logging for a process cartsync runs (a command, the worker, the HTTP service):
     the standard library's root logger writes every record, cartsync's and Celery's, kombu's
     and the rest, to ``stream`` (default stdout) in the settings' format and level, and
     structlog's own loggers (``structlog.get_logger``) go the same way.
 
-    Only entry points call this: it takes over the process's logging. ``cache=False`` keeps
-    structlog's loggers re-reading the configuration (tests reconfigure it).
+    Only entry points call this: it takes over the process's logging. Returns a function that
+    puts back the set-up it replaced (a command run in-process, by a test or the demo, calls
+    it when done). ``cache=False`` keeps structlog's loggers re-reading the configuration
+    (tests reconfigure it).
     """
+    saved = structlog.get_config()
+    root = logging.getLogger()
+    saved_handlers, saved_level = root.handlers[:], root.level
+
+    def restore() -> None:
+        structlog.configure(**saved)
+        root.handlers, root.level = saved_handlers, saved_level
+
     out = stream or sys.stdout
     level = logging.getLevelNamesMapping()[settings.log_level.upper()]
     renderer: Any
@@ -167,6 +201,6 @@ def configure_logging(
             ],
         )
     )
-    root = logging.getLogger()
     root.handlers = [handler]
     root.setLevel(level)
+    return restore

@@ -105,6 +105,18 @@ def settings_from_env(**overrides: Any) -> Settings:
         raise click.UsageError(str(exc)) from None
 
 
+def log_to_stderr(settings: Settings) -> None:
+    """Send the current command's log to standard error (its standard output is its result),
+    warnings only unless CARTSYNC_LOG_LEVEL is set; the set-up it replaced comes back when
+    the command ends."""
+    from cartsync.config.logging import LiveStderr, configure_logging
+
+    if env_name("log_level") not in os.environ:
+        settings = settings.with_overrides(log_level="warning")
+    restore = configure_logging(settings, stream=LiveStderr(), cache=False)
+    click.get_current_context().call_on_close(restore)
+
+
 def _source(field_name: str) -> str:
     """Where the current command's value for ``field_name`` came from: its option, or the
     environment variable the option reads."""
