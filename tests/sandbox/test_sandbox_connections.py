@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -15,32 +14,10 @@ import pytest
 import requests
 
 from cartsync.sandbox.server import SandboxServer
+from tests.half_open import closed_by_server, open_connections
 
 #: Connections of each kind a test opens.
 MANY = 100
-
-
-def open_connections(port: int, count: int, send: bytes) -> list[socket.socket]:
-    made = []
-    for _ in range(count):
-        sock = socket.create_connection(("127.0.0.1", port), timeout=5)
-        if send:
-            sock.sendall(send)
-        made.append(sock)
-    return made
-
-
-def closed_by_server(sock: socket.socket, within_s: float) -> bool:
-    """True when the server closes ``sock`` (an end of file, or a reset) within the time."""
-    sock.settimeout(within_s)
-    try:
-        while True:
-            if not sock.recv(4096):
-                return True
-    except ConnectionResetError:
-        return True
-    except TimeoutError:
-        return False
 
 
 def test_idle_and_half_sent_connections_are_closed_and_the_server_keeps_answering():
