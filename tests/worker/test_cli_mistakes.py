@@ -83,21 +83,71 @@ def cases(files) -> list[list[str]]:
             ["garbage", "9" * 30 + "s", "nan", "-1d"]]
     out += [["dlq", "audit", "--limit", n] for n in NOT_NUMBERS]
     out += [["nosuchcommand"], ["dlq", "nosuchcommand"]]
+    # `serve` must refuse before gunicorn starts: each case here fails on its options.
+    out += [["serve", "--port", n] for n in ["99999", "-1", "nan", "abc"]]
+    out += [["serve", "--workers", n] for n in ["0", "-1", "abc", "100000"]]
+    out += [["serve", "--threads", "0"], ["serve", "--timeout", "0"], ["serve", "--timeout", "nan"]]
+    out += [["serve", "--batch-max", n] for n in ["0", "-5", "abc"]]
+    out += [["serve", "--new-token", ""], ["serve", "--new-token", "  "], ["serve", "extra"]]
+    return out
+
+
+#: No merchant accounts at all: `serve` refuses to start without them.
+NO_ACCOUNTS: dict[str, str | None] = {
+    "CARTSYNC_SEQURA_USERNAME": None,
+    "CARTSYNC_SEQURA_PASSWORD": None,
+    "CARTSYNC_MERCHANTS_FILE": None,
+}
+#: Settings given wrong through the environment.
+BAD_ENVIRONMENTS: list[dict[str, str | None]] = [
+    {"CARTSYNC_RETRY_CAP_S": "nan"},
+    {"CARTSYNC_METRICS_PORT": "99999"},
+    {"CARTSYNC_REDIS_URL": "http://x"},
+    {"CARTSYNC_REDIS_URL": ""},
+    {"CARTSYNC_VISIBILITY_TIMEOUT_S": "-1"},
+    {"CARTSYNC_WORKER_BATCH": "0"},
+    {"CARTSYNC_LOCK_TTL_S": "1"},
+    {"CARTSYNC_SEQURA_HTTP_HOSTS": "live.sequrapi.com"},
+]
+
+
+def environment_cases(files) -> list[tuple[list[str], dict[str, str | None]]]:
+    """(arguments, environment) for mistakes made in the environment."""
+    accounts = {"CARTSYNC_SEQURA_USERNAME": "u", "CARTSYNC_SEQURA_PASSWORD": "p"}
+    commands = [["status"], ["enqueue", files["valid"]], ["metrics", "--port", "0"],
+                ["validate", files["valid"]], ["dlq", "list"], ["serve"]]  # fmt: skip
+    out = [(argv, {**accounts, **env}) for argv in commands for env in BAD_ENVIRONMENTS]
+    out += [(["serve"], NO_ACCOUNTS)]
+    out += [(["serve"], {**NO_ACCOUNTS, "CARTSYNC_MERCHANTS_FILE": files[kind]})
+            for kind in ("missing", "directory", "binary", "empty")]  # fmt: skip
+    out += [(["serve"], {**accounts, "CARTSYNC_PRODUCERS_FILE": files[kind]})
+            for kind in ("missing", "directory", "binary", "empty")]  # fmt: skip
     return out
 
 
 def test_no_mistake_ends_in_a_traceback_or_silent_success(files, redis_client):
     """Every case exits non-zero with a message, and none raises an exception to the user."""
-    runner = CliRunner()
     crashed, silent = [], []
-    for argv in cases(files):
-        result = runner.invoke(cli, argv, input="")
+    every = [(argv, {}) for argv in cases(files)] + environment_cases(files)
+    for argv, env in every:
+        result = CliRunner(env=env).invoke(cli, argv, input="")
+        shown = " ".join([*(f"{k}={v}" for k, v in env.items()), *argv])[:160]
         if result.exception is not None and not isinstance(result.exception, SystemExit):
-            crashed.append(f"{' '.join(argv)[:120]}: {type(result.exception).__name__}")
+            crashed.append(f"{shown}: {type(result.exception).__name__}")
         elif "Traceback" in result.output:
-            crashed.append(f"{' '.join(argv)[:120]}: a traceback in the output")
+            crashed.append(f"{shown}: a traceback in the output")
         elif result.exit_code == 0:
-            silent.append(" ".join(argv)[:120])
-    assert not crashed and not silent, "\n".join(
-        ["tracebacks:", *crashed, "exit 0 for a mistake:", *silent]
-    )
+            silent.append(shown)
+    report = "\n".join(["tracebacks:", *crashed, "exit 0 for a mistake:", *silent])
+    assert not crashed, report
+    assert not silent, report
+
+
+@pytest.mark.parametrize("env", BAD_ENVIRONMENTS, ids=lambda env: next(iter(env)))
+def test_a_bad_setting_is_named_in_one_line(env):
+    """A wrong CARTSYNC_* variable stops a command with exit 2 and one line naming it."""
+    [(name, _)] = env.items()
+    result = CliRunner(env=env).invoke(cli, ["status"])
+    assert result.exit_code == 2
+    [line] = [line for line in result.output.splitlines() if name in line]
+    assert line.startswith("Error: ")

@@ -94,15 +94,23 @@ def settings_from_env(**overrides: Any) -> Settings:
     try:
         settings = load_settings({k: v for k, v in os.environ.items() if k not in skipped})
     except ConfigurationError as exc:
-        raise click.UsageError(str(exc)) from None
+        raise BadSetting(str(exc)) from None
     try:
         return settings.with_overrides(**changes) if changes else settings
     except InvalidSetting as exc:
-        if exc.field not in changes:  # a rule between settings: the message names both
-            raise click.UsageError(str(exc)) from None
-        raise click.BadParameter(exc.problem, param_hint=_source(exc.field)) from None
+        if exc.field not in changes or _from_environment(exc.field):
+            raise BadSetting(str(exc)) from None  # names the variable(s)
+        option = "'--" + exc.field.replace("_", "-") + "'"
+        raise click.BadParameter(exc.problem, param_hint=option) from None
     except ConfigurationError as exc:
-        raise click.UsageError(str(exc)) from None
+        raise BadSetting(str(exc)) from None
+
+
+class BadSetting(click.ClickException):
+    """A wrong ``CARTSYNC_*`` variable: ``Error:`` and the one line naming it, exit 2 (not a
+    usage error: the command line was fine, so no usage text)."""
+
+    exit_code = 2
 
 
 def log_to_stderr(settings: Settings) -> None:
@@ -117,15 +125,12 @@ def log_to_stderr(settings: Settings) -> None:
     click.get_current_context().call_on_close(restore)
 
 
-def _source(field_name: str) -> str:
-    """Where the current command's value for ``field_name`` came from: its option, or the
-    environment variable the option reads."""
+def _from_environment(field_name: str) -> bool:
+    """Whether the current command's option for ``field_name`` took its value from the
+    environment variable it reads (``envvar``), not from the command line."""
     ctx = click.get_current_context(silent=True)
-    if ctx is not None:
-        source = ctx.get_parameter_source(field_name)
-        if source is click.core.ParameterSource.ENVIRONMENT:
-            return env_name(field_name)
-    return "'--" + field_name.replace("_", "-") + "'"
+    source = ctx.get_parameter_source(field_name) if ctx is not None else None
+    return source is click.core.ParameterSource.ENVIRONMENT
 
 
 class FiniteFloat(click.FloatRange):
