@@ -182,3 +182,16 @@ def test_queue_and_key_prefix_are_plain_names(name, raw):
     (the prefix ends up in SCAN patterns)."""
     with pytest.raises(InvalidSetting, match=f"^{name}="):
         load_settings({name: raw})
+
+
+def test_the_documented_bounds_are_the_codes():
+    """docs/CONFIGURATION.md's accepted values name each bound the code enforces."""
+    from pathlib import Path
+
+    from cartsync.config import settings as module
+
+    doc = (Path(__file__).parents[2] / "docs" / "CONFIGURATION.md").read_text(encoding="utf-8")
+    accepted = doc.split("## Accepted values", 1)[1]
+    bounds = [value for name, value in vars(module).items() if name.startswith(("MAX_", "MIN_"))]
+    missing = [b for b in bounds if f" {b:g} " not in accepted and f" {int(b)} " not in accepted]
+    assert missing == []
