@@ -128,7 +128,8 @@ def environment_cases(files) -> list[tuple[list[str], dict[str, str | None]]]:
 def test_no_mistake_ends_in_a_traceback_or_silent_success(files, redis_client):
     """Every case exits non-zero with a message, and none raises an exception to the user."""
     crashed, silent = [], []
-    every = [(argv, {}) for argv in cases(files)] + environment_cases(files)
+    no_env: dict[str, str | None] = {}
+    every = [(argv, no_env) for argv in cases(files)] + environment_cases(files)
     for argv, env in every:
         result = CliRunner(env=env).invoke(cli, argv, input="")
         shown = " ".join([*(f"{k}={v}" for k, v in env.items()), *argv])[:160]
