@@ -25,7 +25,7 @@ import json
 import logging
 import sys
 from collections.abc import Callable, MutableMapping
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 
 import structlog
 
@@ -89,11 +89,39 @@ def _plain(value: Any) -> str:
 
 def to_standard_library(
     logger: Any, method_name: str, event_dict: MutableMapping[str, Any]
-) -> tuple[tuple[Any, ...], dict[str, Any]]:
-    """The last processor: hand the event to the standard library logger as an :class:`Event`
-    (with the markers ``ProcessorFormatter`` looks for, as structlog's ``wrap_for_formatter``
-    leaves them)."""
-    return (Event(event_dict),), {"extra": {"_logger": logger, "_name": method_name}}
+) -> NoReturn:
+    """The last processor: hand the event to the standard library logger as the message of a
+    record (an :class:`Event`, with the markers ``ProcessorFormatter`` looks for, as
+    structlog's ``wrap_for_formatter`` leaves them), and end structlog's own handling.
+
+    The record is made here rather than by ``logger.info(...)``, which would search the stack
+    for a caller (and find structlog's own frame): a tenth of the cost of an event.
+    """
+    record = logger.makeRecord(
+        logger.name,
+        _LEVELS[method_name],
+        "(unknown file)",
+        0,
+        Event(event_dict),
+        (),
+        None,
+        extra={"_logger": logger, "_name": method_name},
+    )
+    logger.handle(record)
+    raise structlog.DropEvent
+
+
+#: Standard library level of each structlog method name.
+_LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "warn": logging.WARNING,
+    "error": logging.ERROR,
+    "exception": logging.ERROR,
+    "critical": logging.CRITICAL,
+    "fatal": logging.CRITICAL,
+}
 
 
 #: What every cartsync event goes through, in every process, before the standard library
@@ -150,25 +178,52 @@ class LiveStderr:
         return sys.stderr.isatty()
 
 
+class LineFormatter(logging.Formatter):
+    """Renders every record as one line of ``renderer`` (JSON or console): cartsync's events
+    as they are (already redacted), other libraries' records with the same keys, their
+    traceback formatted first and then redacted."""
+
+    def __init__(self, renderer: Any) -> None:
+        super().__init__()
+        self.renderer = renderer
+        self.stamp = structlog.processors.TimeStamper(fmt="iso", utc=True)
+
+    def format(self, record: logging.LogRecord) -> str:
+        method = record.levelname.lower()
+        event: MutableMapping[str, Any]
+        if isinstance(record.msg, Event):
+            event = dict(record.msg)
+        else:
+            event = {
+                "event": record.getMessage(),
+                "logger": record.name,
+                "level": "critical" if method == "fatal" else method,
+            }
+            if record.exc_info:
+                event["exc_info"] = record.exc_info
+            event = redact(None, method, structlog.processors.format_exc_info(None, method, event))
+        rendered: str = self.renderer(None, method, self.stamp(None, method, event))
+        return rendered
+
+
 def configure_logging(
     settings: Settings, stream: Stream | None = None, *, cache: bool = True
 ) -> Callable[[], None]:
     """Set up logging for a process cartsync runs (a command, the worker, the HTTP service):
     the standard library's root logger writes every record, cartsync's and Celery's, kombu's
-    and the rest, to ``stream`` (default stdout) in the settings' format and level, and
-    structlog's own loggers (``structlog.get_logger``) go the same way.
+    and the rest, to ``stream`` (default stdout), one line each in the settings' format, from
+    the settings' level.
 
-    Only entry points call this: it takes over the process's logging. Returns a function that
+    Only entry points call this: it takes over the process's logging (structlog's global
+    configuration stays as it is: cartsync's loggers do not use it). Returns a function that
     puts back the set-up it replaced (a command run in-process, by a test or the demo, calls
-    it when done). ``cache=False`` keeps structlog's loggers re-reading the configuration
-    (tests reconfigure it).
+    it when done). ``cache`` is kept for callers of the earlier structlog set-up; it has no
+    effect.
     """
-    saved = structlog.get_config()
     root = logging.getLogger()
     saved_handlers, saved_level = root.handlers[:], root.level
 
     def restore() -> None:
-        structlog.configure(**saved)
         root.handlers, root.level = saved_handlers, saved_level
 
     out = stream or sys.stdout
@@ -178,29 +233,8 @@ def configure_logging(
         renderer = structlog.processors.JSONRenderer()
     else:
         renderer = structlog.dev.ConsoleRenderer(colors=out.isatty())
-    structlog.configure(
-        processors=PROCESSORS,
-        wrapper_class=structlog.stdlib.BoundLogger,
-        logger_factory=structlog.stdlib.LoggerFactory(),
-        cache_logger_on_first_use=cache,
-    )
     handler = logging.StreamHandler(out)
-    handler.setFormatter(
-        structlog.stdlib.ProcessorFormatter(
-            # Records of other libraries: the same keys, the traceback formatted, redacted.
-            foreign_pre_chain=[
-                structlog.stdlib.add_logger_name,
-                structlog.stdlib.add_log_level,
-                structlog.processors.format_exc_info,
-                redact,
-            ],
-            processors=[
-                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-                structlog.processors.TimeStamper(fmt="iso", utc=True),
-                renderer,
-            ],
-        )
-    )
+    handler.setFormatter(LineFormatter(renderer))
     root.handlers = [handler]
     root.setLevel(level)
     return restore

@@ -28,7 +28,7 @@ def test_json_format_writes_one_object_per_line(settings):
     """With log_format json, each event is one JSON object with a timestamp and level."""
     out = io.StringIO()
     configure_logging(settings.with_overrides(log_format="json"), stream=out, cache=False)
-    structlog.get_logger("t").info("order_update", outcome="delivered", body={"nin": "X"})
+    get_logger("cartsync.t").info("order_update", outcome="delivered", body={"nin": "X"})
     record = json.loads(out.getvalue().strip().splitlines()[-1])
     assert record["outcome"] == "delivered"
     assert record["body"] == REDACTED
