@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -40,3 +41,41 @@ def test_a_wrong_setting_stops_the_worker_in_one_line(env, named, tmp_path):
     [line] = done.stderr.strip().splitlines()
     assert line.startswith("cartsync worker: ")
     assert named in line
+
+
+def test_a_unix_socket_redis_url_reaches_kombu_in_its_own_form():
+    """redis-py reads ``unix://PATH?db=N``, kombu ``redis+socket://PATH?virtual_host=N``."""
+    from cartsync.worker.celeryapp import broker_url
+
+    assert broker_url("unix:///run/r.sock?db=2") == "redis+socket:///run/r.sock?virtual_host=2"
+    assert broker_url("unix:///run/r.sock") == "redis+socket:///run/r.sock"
+    assert broker_url("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
+
+
+def test_the_worker_publishes_through_a_unix_socket(tmp_path, settings):
+    """With CARTSYNC_REDIS_URL a unix:// URL, a task published by the pump lands in the
+    queue of that Redis, in that database."""
+    import redis
+
+    from cartsync.worker.celeryapp import make_publisher
+    from cartsync.worker.redisserver import server_binary
+
+    socket_path = tmp_path / "redis.sock"
+    server = subprocess.Popen(
+        [server_binary(), "--port", "0", "--unixsocket", str(socket_path), "--save", "",
+         "--appendonly", "no", "--dir", str(tmp_path)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        url = f"unix://{socket_path}?db=2"
+        client = redis.Redis.from_url(url)
+        deadline = time.monotonic() + 10
+        while not socket_path.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        publish = make_publisher(settings.with_overrides(redis_url=url, queue="unix-test"))
+        publish(['{"update_id": "u"}'])
+        assert client.llen("unix-test") == 1
+        client.close()
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
