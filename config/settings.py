@@ -6,10 +6,11 @@ keeps the two in step.
 
 Each field names one parse function, which takes the variable's text or an already typed value
 (``Settings.with_overrides``, the CLI's options) and returns the value or raises ValueError
-saying what is wrong with it. Every :class:`Settings`, however it was made, has passed them
-and the rules between fields (:meth:`Settings.__post_init__`), so a process that holds one
-holds a usable configuration: a bad value stops it at start-up with one line naming the
-variable, never later in the middle of a delivery.
+saying what is wrong with it; :data:`BOUNDS` adds the limits a value must keep. Every
+:class:`Settings`, however it was made, has passed both and the rules between fields
+(:meth:`Settings.__post_init__`), so a process that holds one holds a usable configuration: a
+bad value stops it at start-up with one line naming the variable, never later in the middle
+of a delivery.
 """
 
 from __future__ import annotations
@@ -24,6 +25,30 @@ from urllib.parse import parse_qsl, urlsplit
 from cartsync.worker.errors import ConfigurationError
 
 PREFIX = "CARTSYNC_"
+
+#: Longest connect or read time-out of a call to seQura a setting may ask for (ten minutes):
+#: a worker thread waits that long, holding the order's lock.
+MAX_CALL_TIMEOUT_S = 600.0
+#: Longest wait, window, lease or TTL a setting may ask for (a year). Anything longer is a
+#: typo; and Redis refuses expiry times in milliseconds beyond 64 bits.
+MAX_PERIOD_S = 365 * 24 * 3600.0
+#: Shortest pause between an idle worker's looks at the schedule: below it the pump spins.
+MIN_SCHEDULER_INTERVAL_S = 0.01
+#: Longest pause between an idle worker's looks at the schedule (retries wait that long more).
+MAX_SCHEDULER_INTERVAL_S = 60.0
+#: Most attempts an update may be given before it is parked.
+MAX_RETRY_ATTEMPTS = 10_000
+#: Most threads (or processes) one worker may run; each holds a Redis connection.
+MAX_WORKER_CONCURRENCY = 1024
+#: Most updates one Celery task may carry (a task hands back the rest by half the
+#: visibility timeout, and its message holds every payload).
+MAX_WORKER_BATCH = 1000
+#: URL schemes redis-py and cartsync accept for Redis.
+REDIS_SCHEMES = ("redis", "rediss", "unix")
+#: seQura's own domain: reached over https only, whatever CARTSYNC_SEQURA_HTTP_HOSTS says.
+SEQURA_DOMAIN = "sequrapi.com"
+#: What a password in a URL is shown as (repr, messages).
+HIDDEN = "***"
 
 #: Redis for the Celery broker, the order ledger, the schedule and the dead letters.
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -87,40 +112,6 @@ DEFAULT_STATUS_MAX_DEAD_AGE_S = 3600.0
 DEFAULT_IDEMPOTENCY_TTL_S = 7 * 24 * 3600.0
 #: TOML file of the HTTP API's producers: hashed bearer tokens, merchants each may send for.
 DEFAULT_PRODUCERS_FILE = ""
-
-#: Longest connect or read time-out of a call to seQura a setting may ask for (ten minutes):
-#: a worker thread waits that long, holding the order's lock.
-MAX_CALL_TIMEOUT_S = 600.0
-#: Longest wait, window, lease or TTL a setting may ask for (a year). Anything longer is a
-#: typo; and Redis refuses expiry times in milliseconds beyond 64 bits.
-MAX_PERIOD_S = 365 * 24 * 3600.0
-#: Shortest pause between an idle worker's looks at the schedule: below it the pump spins.
-MIN_SCHEDULER_INTERVAL_S = 0.01
-#: Longest pause between an idle worker's looks at the schedule (retries wait that long more).
-MAX_SCHEDULER_INTERVAL_S = 60.0
-#: Most attempts an update may be given before it is parked.
-MAX_RETRY_ATTEMPTS = 10_000
-#: Most threads (or processes) one worker may run; each holds a Redis connection.
-MAX_WORKER_CONCURRENCY = 1024
-#: Most updates one Celery task may carry (a task hands back the rest by half the
-#: visibility timeout, and its message holds every payload).
-MAX_WORKER_BATCH = 1000
-#: URL schemes redis-py and cartsync accept for Redis.
-REDIS_SCHEMES = ("redis", "rediss", "unix")
-#: seQura's own domain: reached over https only, whatever CARTSYNC_SEQURA_HTTP_HOSTS says.
-SEQURA_DOMAIN = "sequrapi.com"
-#: What a password in a URL is shown as (repr, messages).
-HIDDEN = "***"
-
-
-class InvalidSetting(ConfigurationError):
-    """One setting's value is wrong. ``field`` is the Settings field, ``problem`` what is
-    wrong with the value (without the value), so that a command can name its own option."""
-
-    def __init__(self, field_name: str, problem: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field_name
-        self.problem = problem
 
 
 def _bool(raw: Any) -> bool:
@@ -303,6 +294,43 @@ def hide_password(url: str) -> str:
     return f"{scheme}{sep}{location}{slash}{path}{question}{query}"
 
 
+#: Bounds each setting's value must also keep, once its field's parse function has read it
+#: (the field table below stays one line per setting: type, default, description).
+BOUNDS: dict[str, Callable[[Any], Any]] = {
+    "redis_url": _redis_url,
+    "sequra_http_hosts": _http_hosts,
+    "connect_timeout_s": _seconds(0, MAX_CALL_TIMEOUT_S),
+    "read_timeout_s": _seconds(0, MAX_CALL_TIMEOUT_S),
+    "retry_base_s": _seconds(0, MAX_PERIOD_S),
+    "retry_cap_s": _seconds(0, MAX_PERIOD_S),
+    "retry_max_attempts": _count(1, MAX_RETRY_ATTEMPTS),
+    "retry_min_window_s": _seconds(0, MAX_PERIOD_S, low_open=False),
+    "lock_ttl_s": _seconds(0, MAX_PERIOD_S),
+    "visibility_timeout_s": _seconds(0, MAX_PERIOD_S),
+    "scheduler_interval_s": _seconds(
+        MIN_SCHEDULER_INTERVAL_S, MAX_SCHEDULER_INTERVAL_S, low_open=False
+    ),
+    "scheduler_lease_s": _seconds(0, MAX_PERIOD_S),
+    "queue": _name,
+    "key_prefix": _name,
+    "worker_concurrency": _count(1, MAX_WORKER_CONCURRENCY),
+    "worker_batch": _count(1, MAX_WORKER_BATCH),
+    "metrics_port": _port,
+    "status_max_dead_age_s": _seconds(0, MAX_PERIOD_S),
+    "idempotency_ttl_s": _seconds(0, MAX_PERIOD_S),
+}
+
+
+class InvalidSetting(ConfigurationError):
+    """One setting's value is wrong. ``field`` is the Settings field, ``problem`` what is
+    wrong with the value (without the value), so that a command can name its own option."""
+
+    def __init__(self, field_name: str, problem: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field_name
+        self.problem = problem
+
+
 def _setting(default: Any, parse: Callable[[Any], Any], doc: str, secret: bool = False) -> Any:
     return field(default=default, metadata={"parse": parse, "doc": doc, "secret": secret})
 
@@ -315,63 +343,49 @@ class Settings:
     them, whether the values come from the environment or from :meth:`with_overrides`.
     """
 
-    redis_url: str = _setting(DEFAULT_REDIS_URL, _redis_url, "Redis URL")
-    sequra_url: str = _setting(DEFAULT_SEQURA_URL, _text, "seQura base URL")
-    sequra_http_hosts: str = _setting("", _http_hosts, "hosts allowed over plain http (sandboxes)")
-    sequra_username: str = _setting("", _text, "API user (single-merchant set-up)")
+    redis_url: str = _setting(DEFAULT_REDIS_URL, str, "Redis URL")
+    sequra_url: str = _setting(DEFAULT_SEQURA_URL, str, "seQura base URL")
+    sequra_http_hosts: str = _setting("", str, "hosts allowed over plain http (sandboxes)")
+    sequra_username: str = _setting("", str, "API user (single-merchant set-up)")
     sequra_password: str = _setting("", str, "API password (single-merchant set-up)", True)
-    merchants_file: str = _setting("", _text, "merchant accounts file (several merchants)")
-    contract_options: str = _setting("", _text, "contract options (single-merchant set-up)")
+    merchants_file: str = _setting("", str, "merchant accounts file (several merchants)")
+    contract_options: str = _setting("", str, "contract options (single-merchant set-up)")
     connect_timeout_s: float = _setting(
-        DEFAULT_CONNECT_TIMEOUT_S, _seconds(0, MAX_CALL_TIMEOUT_S), "connect timeout"
+        DEFAULT_CONNECT_TIMEOUT_S, _positive_float, "connect timeout"
     )
-    read_timeout_s: float = _setting(
-        DEFAULT_READ_TIMEOUT_S, _seconds(0, MAX_CALL_TIMEOUT_S), "read timeout"
-    )
-    retry_base_s: float = _setting(DEFAULT_RETRY_BASE_S, _seconds(0, MAX_PERIOD_S), "backoff base")
-    retry_cap_s: float = _setting(DEFAULT_RETRY_CAP_S, _seconds(0, MAX_PERIOD_S), "backoff cap")
-    retry_max_attempts: int = _setting(
-        DEFAULT_RETRY_MAX_ATTEMPTS, _count(1, MAX_RETRY_ATTEMPTS), "attempt limit"
-    )
-    retry_min_window_s: float = _setting(
-        DEFAULT_RETRY_MIN_WINDOW_S, _seconds(0, MAX_PERIOD_S, low_open=False), "least retry time"
-    )
-    lock_ttl_s: float = _setting(DEFAULT_LOCK_TTL_S, _seconds(0, MAX_PERIOD_S), "order lock TTL")
+    read_timeout_s: float = _setting(DEFAULT_READ_TIMEOUT_S, _positive_float, "read timeout")
+    retry_base_s: float = _setting(DEFAULT_RETRY_BASE_S, _positive_float, "backoff base")
+    retry_cap_s: float = _setting(DEFAULT_RETRY_CAP_S, _positive_float, "backoff cap")
+    retry_max_attempts: int = _setting(DEFAULT_RETRY_MAX_ATTEMPTS, _positive_int, "attempt limit")
+    retry_min_window_s: float = _setting(DEFAULT_RETRY_MIN_WINDOW_S, float, "least retry time")
+    lock_ttl_s: float = _setting(DEFAULT_LOCK_TTL_S, _positive_float, "order lock TTL")
     visibility_timeout_s: float = _setting(
-        DEFAULT_VISIBILITY_TIMEOUT_S, _seconds(0, MAX_PERIOD_S), "broker visibility timeout"
+        DEFAULT_VISIBILITY_TIMEOUT_S, _positive_float, "broker visibility timeout"
     )
     scheduler_interval_s: float = _setting(
-        DEFAULT_SCHEDULER_INTERVAL_S,
-        _seconds(MIN_SCHEDULER_INTERVAL_S, MAX_SCHEDULER_INTERVAL_S, low_open=False),
-        "schedule poll interval",
+        DEFAULT_SCHEDULER_INTERVAL_S, _positive_float, "schedule poll interval"
     )
-    scheduler_lease_s: float = _setting(
-        DEFAULT_SCHEDULER_LEASE_S, _seconds(0, MAX_PERIOD_S), "claim lease"
-    )
-    queue: str = _setting(DEFAULT_QUEUE, _name, "Celery queue name")
-    key_prefix: str = _setting(DEFAULT_KEY_PREFIX, _name, "Redis key prefix")
+    scheduler_lease_s: float = _setting(DEFAULT_SCHEDULER_LEASE_S, _positive_float, "claim lease")
+    queue: str = _setting(DEFAULT_QUEUE, str, "Celery queue name")
+    key_prefix: str = _setting(DEFAULT_KEY_PREFIX, str, "Redis key prefix")
     log_format: str = _setting(DEFAULT_LOG_FORMAT, _choice("", "json", "console"), "log format")
     log_level: str = _setting(
         DEFAULT_LOG_LEVEL, _choice("debug", "info", "warning", "error"), "log level"
     )
     strict: bool = _setting(DEFAULT_STRICT, _bool, "reject unknown payload keys")
-    platform_name: str = _setting(DEFAULT_PLATFORM_NAME, _text, "default platform.name")
-    platform_version: str = _setting(DEFAULT_PLATFORM_VERSION, _text, "default platform.version")
+    platform_name: str = _setting(DEFAULT_PLATFORM_NAME, str, "default platform.name")
+    platform_version: str = _setting(DEFAULT_PLATFORM_VERSION, str, "default platform.version")
     worker_pool: str = _setting(
         DEFAULT_WORKER_POOL, _choice("threads", "prefork", "solo"), "worker pool"
     )
-    worker_concurrency: int = _setting(
-        DEFAULT_WORKER_CONCURRENCY, _count(1, MAX_WORKER_CONCURRENCY), "concurrency"
-    )
-    worker_batch: int = _setting(
-        DEFAULT_WORKER_BATCH, _count(1, MAX_WORKER_BATCH), "updates per task at most"
-    )
-    metrics_port: int = _setting(DEFAULT_METRICS_PORT, _port, "metrics port")
+    worker_concurrency: int = _setting(DEFAULT_WORKER_CONCURRENCY, _positive_int, "concurrency")
+    worker_batch: int = _setting(DEFAULT_WORKER_BATCH, _positive_int, "updates per task at most")
+    metrics_port: int = _setting(DEFAULT_METRICS_PORT, _positive_int, "metrics port")
     status_max_dead_age_s: float = _setting(
-        DEFAULT_STATUS_MAX_DEAD_AGE_S, _seconds(0, MAX_PERIOD_S), "health threshold"
+        DEFAULT_STATUS_MAX_DEAD_AGE_S, _positive_float, "health threshold"
     )
     idempotency_ttl_s: float = _setting(
-        DEFAULT_IDEMPOTENCY_TTL_S, _seconds(0, MAX_PERIOD_S), "update id memory"
+        DEFAULT_IDEMPOTENCY_TTL_S, _positive_float, "update id memory"
     )
     producers_file: str = _setting(DEFAULT_PRODUCERS_FILE, str, "HTTP API producers file")
 
@@ -420,7 +434,9 @@ def _shown(name: str, metadata: Mapping[str, Any], value: Any) -> str:
 
 def _parse_field(name: str, metadata: Mapping[str, Any], value: Any, shown: str) -> Any:
     try:
-        return metadata["parse"](value)
+        parsed = metadata["parse"](value)
+        check = BOUNDS.get(name)
+        return parsed if check is None else check(parsed)
     except (ValueError, TypeError) as exc:
         problem = str(exc) if isinstance(exc, ValueError) else "expected text"
         raise InvalidSetting(
