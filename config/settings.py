@@ -438,7 +438,8 @@ def _parse_field(name: str, metadata: Mapping[str, Any], value: Any, shown: str)
         check = BOUNDS.get(name)
         return parsed if check is None else check(parsed)
     except (ValueError, TypeError) as exc:
-        problem = str(exc) if isinstance(exc, ValueError) else "expected text"
+        wrong_type = f"has the wrong type ({type(value).__name__})"
+        problem = str(exc) if isinstance(exc, ValueError) else wrong_type
         raise InvalidSetting(
             name, problem, f"{env_name(name)}={shown} is not valid: {problem}"
         ) from None
