@@ -3,18 +3,52 @@
 Every setting has a default here, as a named constant with a ``#:`` comment, and is read in
 exactly one place: :func:`load_settings`. ``docs/CONFIGURATION.md`` lists them all; a test
 keeps the two in step.
+
+Each field names one parse function, which takes the variable's text or an already typed value
+(``Settings.with_overrides``, the CLI's options) and returns the value or raises ValueError
+saying what is wrong with it; :data:`BOUNDS` adds the limits a value must keep. Every
+:class:`Settings`, however it was made, has passed both and the rules between fields
+(:meth:`Settings.__post_init__`), so a process that holds one holds a usable configuration: a
+bad value stops it at start-up with one line naming the variable, never later in the middle
+of a delivery.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 from cartsync.worker.errors import ConfigurationError
 
 PREFIX = "CARTSYNC_"
+
+#: Longest connect or read time-out of a call to seQura a setting may ask for (ten minutes):
+#: a worker thread waits that long, holding the order's lock.
+MAX_CALL_TIMEOUT_S = 600.0
+#: Longest wait, window, lease or TTL a setting may ask for (a year). Anything longer is a
+#: typo; and Redis refuses expiry times in milliseconds beyond 64 bits.
+MAX_PERIOD_S = 365 * 24 * 3600.0
+#: Shortest pause between an idle worker's looks at the schedule: below it the pump spins.
+MIN_SCHEDULER_INTERVAL_S = 0.01
+#: Longest pause between an idle worker's looks at the schedule (retries wait that long more).
+MAX_SCHEDULER_INTERVAL_S = 60.0
+#: Most attempts an update may be given before it is parked.
+MAX_RETRY_ATTEMPTS = 10_000
+#: Most threads (or processes) one worker may run; each holds a Redis connection.
+MAX_WORKER_CONCURRENCY = 1024
+#: Most updates one Celery task may carry (a task hands back the rest by half the
+#: visibility timeout, and its message holds every payload).
+MAX_WORKER_BATCH = 1000
+#: URL schemes redis-py and cartsync accept for Redis.
+REDIS_SCHEMES = ("redis", "rediss", "unix")
+#: seQura's own domain: reached over https only, whatever CARTSYNC_SEQURA_HTTP_HOSTS says.
+SEQURA_DOMAIN = "sequrapi.com"
+#: What a password in a URL is shown as (repr, messages).
+HIDDEN = "***"
 
 #: Redis for the Celery broker, the order ledger, the schedule and the dead letters.
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -95,8 +129,10 @@ DEFAULT_CONSOLE_SESSION_TTL_S = 8 * 3600.0
 DEFAULT_CONSOLE_SECURE_COOKIE = True
 
 
-def _bool(raw: str) -> bool:
-    lowered = raw.strip().lower()
+def _bool(raw: Any) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    lowered = str(raw).strip().lower()
     if lowered in {"1", "true", "yes", "on"}:
         return True
     if lowered in {"0", "false", "no", "off", ""}:
@@ -104,23 +140,98 @@ def _bool(raw: str) -> bool:
     raise ValueError("expected true or false")
 
 
-def _positive_float(raw: str) -> float:
-    value = float(raw)
+def _number(raw: Any) -> float:
+    if isinstance(raw, bool) or not isinstance(raw, (str, int, float)):
+        raise ValueError("expected a number")
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError("expected a number") from None
+    if not math.isfinite(value):
+        raise ValueError("expected a finite number")
+    return value
+
+
+def _plain(number: float) -> str:
+    """``number`` as a person writes it: 31536000, 0.01."""
+    return str(int(number)) if number == int(number) else repr(number)
+
+
+def _whole(raw: Any) -> int:
+    if isinstance(raw, bool) or not isinstance(raw, (str, int)):
+        raise ValueError("expected a whole number")
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError("expected a whole number") from None
+
+
+def _seconds(low: float, high: float, *, low_open: bool = True) -> Callable[[Any], float]:
+    """A number of seconds above ``low`` (or from it, when not ``low_open``) up to ``high``."""
+    bound = "greater than" if low_open else "at least"
+    between = f"{bound} {_plain(low)} and at most {_plain(high)}"
+
+    def parse(raw: Any) -> float:
+        value = _number(raw)
+        if value < low or (low_open and value == low) or value > high:
+            raise ValueError(f"expected seconds {between}")
+        return value
+
+    return parse
+
+
+def _count(low: int, high: int) -> Callable[[Any], int]:
+    """A whole number from ``low`` to ``high``."""
+
+    def parse(raw: Any) -> int:
+        value = _whole(raw)
+        if not low <= value <= high:
+            raise ValueError(f"expected a whole number from {low} to {high}")
+        return value
+
+    return parse
+
+
+def _positive_float(raw: Any) -> float:
+    value = _number(raw)
     if not value > 0:
         raise ValueError("expected a number greater than 0")
     return value
 
 
-def _positive_int(raw: str) -> int:
-    value = int(raw)
+def _positive_int(raw: Any) -> int:
+    value = _whole(raw)
     if value < 1:
         raise ValueError("expected a whole number of at least 1")
     return value
 
 
-def _choice(*allowed: str) -> Callable[[str], str]:
-    def parse(raw: str) -> str:
-        value = raw.strip().lower()
+def _port(raw: Any) -> int:
+    value = _whole(raw)
+    if not 1 <= value <= 65535:
+        raise ValueError("expected a port number from 1 to 65535")
+    return value
+
+
+def _text(raw: Any) -> str:
+    if not isinstance(raw, str):
+        raise ValueError("expected text")
+    if any(ord(c) < 32 or ord(c) == 127 for c in raw):
+        raise ValueError("holds a control character")
+    return raw
+
+
+def _name(raw: Any) -> str:
+    """A queue name or key prefix: Redis key material, also used in SCAN patterns."""
+    value = _text(raw)
+    if not value or any(c.isspace() or c in "*?[]" for c in value):
+        raise ValueError("expected a non-empty name without spaces or any of * ? [ ]")
+    return value
+
+
+def _choice(*allowed: str) -> Callable[[Any], str]:
+    def parse(raw: Any) -> str:
+        value = str(raw).strip().lower()
         if value not in allowed:
             raise ValueError("expected one of " + ", ".join(repr(a) for a in allowed))
         return value
@@ -128,13 +239,124 @@ def _choice(*allowed: str) -> Callable[[str], str]:
     return parse
 
 
-def _setting(default: Any, parse: Callable[[str], Any], doc: str, secret: bool = False) -> Any:
+def _redis_url(raw: Any) -> str:
+    """A URL redis-py and kombu can both use: ``redis://``, ``rediss://`` or ``unix://``.
+
+    Anything else would reach kombu, which reads an unknown scheme as another transport (an
+    empty URL as AMQP on localhost) and retries it a hundred times instead of failing.
+    """
+    url = _text(raw).strip()
+    scheme = url.partition("://")[0]
+    if "://" not in url or scheme not in REDIS_SCHEMES:
+        raise ValueError(
+            "expected a redis://, rediss:// or unix:// URL, like redis://127.0.0.1:6379/0"
+        )
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError("the port must be a number from 1 to 65535") from None
+    if scheme == "unix":
+        if not parts.path:
+            raise ValueError("a unix:// URL names the socket's path, like unix:///run/redis.sock")
+    else:
+        if not parts.hostname:
+            raise ValueError("the URL names no host, like redis://127.0.0.1:6379/0")
+        if port == 0:
+            raise ValueError("the port must be a number from 1 to 65535")
+        db = parts.path.strip("/")
+        if db and not db.isdigit():
+            raise ValueError("the database (the URL's path) must be a number, like /0")
+    db_query = dict(parse_qsl(parts.query)).get("db")
+    if db_query is not None and not db_query.isdigit():
+        raise ValueError("the db in the URL's query must be a number")
+    return url
+
+
+def is_sequra_host(host: str) -> bool:
+    """True for seQura's own hosts (``sequrapi.com`` and everything under it)."""
+    name = host.strip().lower().rstrip(".")
+    return name == SEQURA_DOMAIN or name.endswith("." + SEQURA_DOMAIN)
+
+
+def _http_hosts(raw: Any) -> str:
+    value = _text(raw)
+    named = [name for name in value.split(",") if is_sequra_host(name)]
+    if named:
+        raise ValueError(
+            f"must not name seQura's own hosts ({named[0].strip()}): seQura is reached over "
+            "https only"
+        )
+    return value
+
+
+def hide_password(url: str) -> str:
+    """``url`` with the password in it (user info or ``password=`` in the query) replaced."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    rest, question, query = rest.partition("?")
+    location, slash, path = rest.partition("/")
+    userinfo, at, hostport = location.rpartition("@")
+    if at and ":" in userinfo:
+        location = f"{userinfo.partition(':')[0]}:{HIDDEN}@{hostport}"
+    if question:
+        pairs = [
+            f"{k}={HIDDEN}" if k.lower() == "password" else f"{k}={v}"
+            for k, v in parse_qsl(query, keep_blank_values=True)
+        ]
+        query = "&".join(pairs)
+    return f"{scheme}{sep}{location}{slash}{path}{question}{query}"
+
+
+#: Bounds each setting's value must also keep, once its field's parse function has read it
+#: (the field table below stays one line per setting: type, default, description).
+BOUNDS: dict[str, Callable[[Any], Any]] = {
+    "redis_url": _redis_url,
+    "sequra_http_hosts": _http_hosts,
+    "connect_timeout_s": _seconds(0, MAX_CALL_TIMEOUT_S),
+    "read_timeout_s": _seconds(0, MAX_CALL_TIMEOUT_S),
+    "retry_base_s": _seconds(0, MAX_PERIOD_S),
+    "retry_cap_s": _seconds(0, MAX_PERIOD_S),
+    "retry_max_attempts": _count(1, MAX_RETRY_ATTEMPTS),
+    "retry_min_window_s": _seconds(0, MAX_PERIOD_S, low_open=False),
+    "lock_ttl_s": _seconds(0, MAX_PERIOD_S),
+    "visibility_timeout_s": _seconds(0, MAX_PERIOD_S),
+    "scheduler_interval_s": _seconds(
+        MIN_SCHEDULER_INTERVAL_S, MAX_SCHEDULER_INTERVAL_S, low_open=False
+    ),
+    "scheduler_lease_s": _seconds(0, MAX_PERIOD_S),
+    "queue": _name,
+    "key_prefix": _name,
+    "worker_concurrency": _count(1, MAX_WORKER_CONCURRENCY),
+    "worker_batch": _count(1, MAX_WORKER_BATCH),
+    "metrics_port": _port,
+    "status_max_dead_age_s": _seconds(0, MAX_PERIOD_S),
+    "idempotency_ttl_s": _seconds(0, MAX_PERIOD_S),
+}
+
+
+class InvalidSetting(ConfigurationError):
+    """One setting's value is wrong. ``field`` is the Settings field, ``problem`` what is
+    wrong with the value (without the value), so that a command can name its own option."""
+
+    def __init__(self, field_name: str, problem: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field_name
+        self.problem = problem
+
+
+def _setting(default: Any, parse: Callable[[Any], Any], doc: str, secret: bool = False) -> Any:
     return field(default=default, metadata={"parse": parse, "doc": doc, "secret": secret})
 
 
 @dataclass(frozen=True)
 class Settings:
-    """cartsync's configuration. Field ``x`` comes from ``CARTSYNC_X``."""
+    """cartsync's configuration. Field ``x`` comes from ``CARTSYNC_X``.
+
+    Made only of valid values: :meth:`__post_init__` checks every field and the rules between
+    them, whether the values come from the environment or from :meth:`with_overrides`.
+    """
 
     redis_url: str = _setting(DEFAULT_REDIS_URL, str, "Redis URL")
     sequra_url: str = _setting(DEFAULT_SEQURA_URL, str, "seQura base URL")
@@ -203,15 +425,77 @@ class Settings:
         for f in fields(self):
             value = getattr(self, f.name)
             if f.metadata["secret"] and value:
-                value = "***"
+                value = HIDDEN
+            elif f.name in URL_FIELDS:
+                value = hide_password(value)
             shown.append(f"{f.name}={value!r}")
         return f"Settings({', '.join(shown)})"
 
+    def __post_init__(self) -> None:
+        """Check every field (normalising it: ``INFO`` becomes ``info``), then the rules
+        between fields; InvalidSetting names the first variable that is wrong."""
+        for f in fields(self):
+            value = getattr(self, f.name)
+            parsed = _parse_field(f.name, f.metadata, value, _shown(f.name, f.metadata, value))
+            if parsed is not value:
+                object.__setattr__(self, f.name, parsed)
+        for name, problem in cross_field_problems(self):
+            raise InvalidSetting(name, problem, f"{env_name(name)} {problem}")
+
     def with_overrides(self, **changes: Any) -> Settings:
-        """A copy with some settings replaced (tests, the demo, the CLI's options)."""
+        """A copy with some settings replaced (tests, the demo, the CLI's options), checked
+        as the environment's values are: InvalidSetting when one is wrong."""
         values = {f.name: getattr(self, f.name) for f in fields(self)}
         values.update(changes)
         return Settings(**values)
+
+
+#: Fields holding a URL that may carry a password (shown without it).
+URL_FIELDS = frozenset({"redis_url", "sequra_url"})
+
+
+def _shown(name: str, metadata: Mapping[str, Any], value: Any) -> str:
+    """How a value appears in a message: never a secret, nor a password inside a URL."""
+    if metadata["secret"]:
+        return "(hidden)"
+    if name in URL_FIELDS and isinstance(value, str):
+        return repr(hide_password(value))
+    return repr(value)
+
+
+def _parse_field(name: str, metadata: Mapping[str, Any], value: Any, shown: str) -> Any:
+    try:
+        parsed = metadata["parse"](value)
+        check = BOUNDS.get(name)
+        return parsed if check is None else check(parsed)
+    except (ValueError, TypeError) as exc:
+        wrong_type = f"has the wrong type ({type(value).__name__})"
+        problem = str(exc) if isinstance(exc, ValueError) else wrong_type
+        raise InvalidSetting(
+            name, problem, f"{env_name(name)}={shown} is not valid: {problem}"
+        ) from None
+
+
+def cross_field_problems(settings: Settings) -> list[tuple[str, str]]:
+    """(field, problem) for each rule between settings that ``settings`` breaks."""
+    problems = []
+    call_s = settings.connect_timeout_s + settings.read_timeout_s
+    if settings.lock_ttl_s <= call_s:
+        problems.append(
+            (
+                "lock_ttl_s",
+                f"must exceed one whole call to seQura (connect + read timeout = {call_s:g}s)",
+            )
+        )
+    if settings.retry_base_s > settings.retry_cap_s:
+        problems.append(
+            (
+                "retry_base_s",
+                f"({settings.retry_base_s:g}s) must not exceed "
+                f"{env_name('retry_cap_s')} ({settings.retry_cap_s:g}s)",
+            )
+        )
+    return problems
 
 
 def env_name(field_name: str) -> str:
@@ -227,25 +511,14 @@ def setting_names() -> list[str]:
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Read settings from ``environ`` (default ``os.environ``).
 
-    A value that does not parse raises :class:`ConfigurationError` naming the variable;
-    secret values are never repeated in the message.
+    A value that does not parse, or is out of bounds, raises :class:`InvalidSetting` (a
+    :class:`ConfigurationError`) naming the variable; secret values are never repeated in
+    the message, nor the password of a URL.
     """
     source = os.environ if environ is None else environ
     values: dict[str, Any] = {}
     for f in fields(Settings):
-        name = env_name(f.name)
-        raw = source.get(name)
-        if raw is None:
-            continue
-        try:
-            values[f.name] = f.metadata["parse"](raw)
-        except ValueError as exc:
-            shown = "(hidden)" if f.metadata["secret"] else repr(raw)
-            raise ConfigurationError(f"{name}={shown} is not valid: {exc}") from None
-    settings = Settings(**values)
-    if settings.lock_ttl_s <= settings.connect_timeout_s + settings.read_timeout_s:
-        raise ConfigurationError(
-            f"{env_name('lock_ttl_s')} must exceed one whole call to seQura "
-            f"(connect + read timeout = {settings.connect_timeout_s + settings.read_timeout_s}s)"
-        )
-    return settings
+        raw = source.get(env_name(f.name))
+        if raw is not None:
+            values[f.name] = _parse_field(f.name, f.metadata, raw, _shown(f.name, f.metadata, raw))
+    return Settings(**values)

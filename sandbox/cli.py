@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import signal
 import sys
 from types import FrameType
@@ -9,7 +10,7 @@ from types import FrameType
 import click
 
 from cartsync.config.merchants import load_merchants_file
-from cartsync.sandbox.server import SandboxServer
+from cartsync.sandbox.server import ADMIN, SandboxServer
 from cartsync.sandbox.state import ACCEPT_STATUSES, Account, Faults, parse_account
 from cartsync.worker.errors import ConfigurationError
 
@@ -34,6 +35,27 @@ def _accounts(merchants_file: str | None, specs: tuple[str, ...]) -> list[Accoun
             # The value may hold a password: name the option, not the value.
             raise click.BadParameter(str(exc), param_hint="--account") from None
     return accounts
+
+
+def is_loopback(host: str) -> bool:
+    """True for a host only this machine can reach: localhost, 127.0.0.0/8, ::1."""
+    if host.lower().rstrip(".") == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def exposure_warning(host: str) -> str | None:
+    """The warning for a sandbox listening beyond this machine, or None on loopback."""
+    if is_loopback(host):
+        return None
+    return (
+        f"cartsync sandbox: warning: listening on {host or 'every interface'}, reachable from "
+        f"other machines, and its admin endpoints ({ADMIN}/...) are unauthenticated: anyone "
+        "who reaches this port can read every order, add accounts and inject faults"
+    )
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
@@ -144,6 +166,9 @@ def sandbox(
     except OSError as exc:
         raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror}") from None
     signal.signal(signal.SIGTERM, _interrupt)
+    warning = exposure_warning(host)
+    if warning is not None:
+        click.echo(warning, err=True)
     who = f"{len(accounts)} account(s)" if accounts else "any credentials"
     click.echo(
         f"sandbox listening on {server.url} ({who}, auto-create {'on' if auto_create else 'off'})"

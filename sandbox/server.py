@@ -52,8 +52,13 @@ from cartsync.sandbox.state import (
 
 #: Largest request body read, in bytes.
 MAX_BODY = 10 * 1024 * 1024
-#: Seconds an idle kept-alive connection stays open.
-IDLE_TIMEOUT_S = 120.0
+#: Seconds a connection may wait for its next request (a kept-alive one between calls, a new
+#: one before its first): a worker's pooled connections are reused long before.
+IDLE_TIMEOUT_S = 30.0
+#: Seconds a request, once its first byte has come, may pause while sending the rest (and its
+#: client while reading the answer): a half-sent request is dropped then, not left holding a
+#: thread.
+REQUEST_TIMEOUT_S = 10.0
 #: Request headers an accepted update's history entry keeps (never Authorization).
 RECORDED_HEADERS = (
     "Content-Type",
@@ -70,8 +75,16 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 1024  # bursts of new pooled connections must not hit SYN retries
 
-    def __init__(self, address: tuple[str, int], state: SandboxState) -> None:
+    def __init__(
+        self,
+        address: tuple[str, int],
+        state: SandboxState,
+        idle_timeout_s: float = IDLE_TIMEOUT_S,
+        request_timeout_s: float = REQUEST_TIMEOUT_S,
+    ) -> None:
         self.state = state
+        self.idle_timeout_s = idle_timeout_s
+        self.request_timeout_s = request_timeout_s
         self.stopping = threading.Event()
         self.log: Callable[[str], None] | None = None
         self._open: set[socket.socket] = set()
@@ -103,8 +116,25 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "cartsync-sandbox"
     sys_version = ""
     disable_nagle_algorithm = True
-    timeout = IDLE_TIMEOUT_S
     server: _Server
+
+    def handle_one_request(self) -> None:
+        """Wait up to the idle time-out for a request to start, then up to the request
+        time-out for each further part of it: an idle or half-sent connection is closed, and
+        its thread freed, instead of being held open."""
+        try:
+            self.connection.settimeout(self.server.idle_timeout_s)
+            started = self.rfile.peek(1)  # type: ignore[attr-defined]
+            self.connection.settimeout(self.server.request_timeout_s)
+        except OSError:  # the time-out, or a connection reset while idle
+            started = b""
+        if not started:
+            self.close_connection = True
+            return
+        try:
+            super().handle_one_request()
+        except OSError:  # a time-out part way through the request line or the headers
+            self.close_connection = True
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # request lines go through _log, which never shows bodies or credentials
@@ -158,7 +188,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _guard(self, work: Callable[[], None]) -> None:
         try:
             work()
-        except (BrokenPipeError, ConnectionResetError):
+        except OSError:  # the client went away, or stalled past the request time-out
             self.close_connection = True
         except Exception:  # a sandbox bug: answer 500 and show it, rather than hang a client
             traceback.print_exc(file=sys.stderr)
@@ -343,13 +373,16 @@ class SandboxServer:
         faults: Faults | None = None,
         seed: int | None = None,
         log: Callable[[str], None] | None = None,
+        idle_timeout_s: float = IDLE_TIMEOUT_S,
+        request_timeout_s: float = REQUEST_TIMEOUT_S,
     ) -> None:
         """``accounts``: ``{ref: (username, password)}`` or MerchantAccount-like objects;
-        none at all means any credentials are accepted."""
+        none at all means any credentials are accepted. The time-outs: :data:`IDLE_TIMEOUT_S`,
+        :data:`REQUEST_TIMEOUT_S`."""
         self.state = SandboxState(
             accounts_from(accounts), auto_create=auto_create, faults=faults, seed=seed
         )
-        self._server = _Server((host, port), self.state)
+        self._server = _Server((host, port), self.state, idle_timeout_s, request_timeout_s)
         self._server.log = log
         self._thread: threading.Thread | None = None
         self._admin: SandboxAdmin | None = None

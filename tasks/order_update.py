@@ -31,10 +31,10 @@ from pathlib import PurePath
 from typing import Any, Protocol
 
 import redis
-import structlog
 from celery import shared_task
 from celery.exceptions import Reject
 
+from cartsync.config.logging import get_logger
 from cartsync.config.merchants import MerchantDirectory
 from cartsync.config.settings import Settings
 from cartsync.tasks.message import TASK_NAME, UpdateMessage
@@ -50,7 +50,7 @@ from cartsync.worker.metrics import Metrics
 from cartsync.worker.outcomes import CallResult, Outcome, Reason, verdict
 from cartsync.worker.schedule import Schedule
 
-log = structlog.get_logger("cartsync.order_update")
+log = get_logger("cartsync.order_update")
 
 #: Seconds to wait before trying again when another worker holds the order's lock.
 LOCK_BUSY_DELAY_S = 1.0

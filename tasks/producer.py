@@ -22,8 +22,8 @@ from functools import cached_property
 from typing import Any
 
 import redis
-import structlog
 
+from cartsync.config.logging import get_logger
 from cartsync.config.merchants import MerchantDirectory, load_merchants
 from cartsync.config.settings import REDIS_TIMEOUT_S, Settings, load_settings
 from cartsync.tasks.message import UpdateMessage, version_problem
@@ -32,7 +32,7 @@ from cartsync.tasks.validation import validate_update
 from cartsync.worker.errors import BrokerUnavailable, InvalidUpdate
 from cartsync.worker.ledger import Ledger
 
-log = structlog.get_logger("cartsync.producer")
+log = get_logger("cartsync.producer")
 
 #: The paths of the two identifiers that name an order.
 MERCHANT_PATH, ORDER_REF_PATH = "order.merchant.id", "order.merchant_reference.order_ref_1"

@@ -17,6 +17,7 @@ import logging
 import time
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import parse_qsl, urlencode
 
 import structlog
 from celery import Celery, signals
@@ -25,6 +26,7 @@ from cartsync.config.logging import configure_logging
 from cartsync.config.merchants import load_merchants
 from cartsync.config.settings import Settings, load_settings
 from cartsync.tasks.message import TASK_NAME
+from cartsync.worker.client import check_base_url
 from cartsync.worker.errors import CartsyncError, ConfigurationError
 from cartsync.worker.runtime import RuntimeTask, runtime
 
@@ -34,10 +36,35 @@ log = structlog.get_logger("cartsync.broker")
 TASK_MODULES = ["cartsync.tasks.order_update"]
 
 
+def broker_url(redis_url: str) -> str:
+    """``redis_url`` as kombu reads it: a unix socket is ``redis+socket://PATH`` there (with
+    the database as ``virtual_host``), ``unix://PATH`` for redis-py."""
+    if not redis_url.startswith("unix://"):
+        return redis_url
+    rest, _, query = redis_url[len("unix://") :].partition("?")
+    pairs = [("virtual_host" if k == "db" else k, v) for k, v in parse_qsl(query)]
+    return f"redis+socket://{rest}" + (f"?{urlencode(pairs)}" if pairs else "")
+
+
+def load_checked_settings() -> Settings:
+    """The environment's settings, the seQura URL and the merchant accounts checked too; a
+    wrong one stops the worker here with one line, before it takes any task."""
+    try:
+        settings = load_settings()
+        check_base_url(settings.sequra_url, settings.sequra_http_hosts.split(","))
+        load_merchants(settings)
+    except ConfigurationError as exc:
+        raise SystemExit(f"cartsync worker: {exc}") from None
+    return settings
+
+
 def make_app(settings: Settings) -> Celery:
     """The Celery app for ``settings``. Its task class gives tasks the process's runtime."""
     app = Celery(
-        "cartsync", broker=settings.redis_url, include=TASK_MODULES, task_cls=RuntimeTask
+        "cartsync",
+        broker=broker_url(settings.redis_url),
+        include=TASK_MODULES,
+        task_cls=RuntimeTask,
     )
     app.conf.update(
         task_serializer="json",
@@ -84,7 +111,7 @@ def make_publisher(settings: Settings) -> Callable[[list[str]], None]:
     ``settings``."""
     target = (
         app
-        if (settings.redis_url, settings.queue) == (app.conf.broker_url, _queue)
+        if (broker_url(settings.redis_url), settings.queue) == (app.conf.broker_url, _queue)
         else (make_app(settings))
     )
 
@@ -102,22 +129,7 @@ def make_publisher(settings: Settings) -> Callable[[list[str]], None]:
     return publish
 
 
-def checked_settings() -> Settings:
-    """The settings, with the merchant accounts they name, checked before a worker starts.
-
-    A mistake there stops the worker at once with one line naming the variable or the file.
-    Left to the first update, a broken merchants file would fail every update instead, each
-    one parked after ``CARTSYNC_WORKER_MAX_FAILURES`` tries (``tasks.order_update``).
-    """
-    try:
-        loaded = load_settings()
-        load_merchants(loaded)
-    except ConfigurationError as exc:
-        raise SystemExit(f"cartsync: {exc}") from None
-    return loaded
-
-
-settings = checked_settings()
+settings = load_checked_settings()
 app = make_app(settings)
 _queue = settings.queue
 publish = make_publisher(settings)

@@ -36,7 +36,7 @@ from requests.structures import CaseInsensitiveDict
 from requests.utils import resolve_proxies
 
 from cartsync.config.merchants import MerchantAccount
-from cartsync.config.settings import Settings
+from cartsync.config.settings import Settings, is_sequra_host
 from cartsync.tasks import codec
 from cartsync.worker.clock import ms_since
 from cartsync.worker.errors import ConfigurationError
@@ -79,7 +79,8 @@ def check_base_url(url: str, http_hosts: Collection[str] = ()) -> str:
     """The base URL without a trailing slash; ConfigurationError when it is unsafe or malformed.
 
     Plain http is allowed on loopback only (the local sandbox), and for the hosts an operator
-    names in ``http_hosts`` (a sandbox container on a private network). The message never
+    names in ``http_hosts`` (a sandbox container on a private network), never for seQura's
+    own hosts (``config.settings.is_sequra_host``), even when named there. The message never
     repeats user information a URL might carry.
     """
     try:
@@ -100,6 +101,10 @@ def check_base_url(url: str, http_hosts: Collection[str] = ()) -> str:
     if parts.query or parts.fragment:
         raise ConfigurationError("CARTSYNC_SEQURA_URL must not have a query or a fragment")
     allowed = {name.strip().lower() for name in http_hosts if name.strip()}
+    if parts.scheme == "http" and is_sequra_host(host):
+        raise ConfigurationError(
+            f"CARTSYNC_SEQURA_URL uses http:// for {host}: seQura is only reached over https"
+        )
     if parts.scheme == "http" and not is_loopback(host) and host.lower() not in allowed:
         raise ConfigurationError(
             f"CARTSYNC_SEQURA_URL uses http:// for {host}: seQura is only reached over https "

@@ -26,7 +26,6 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import redis
-import structlog
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -36,13 +35,14 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector, CollectorRegistry
 
+from cartsync.config.logging import get_logger
 from cartsync.config.settings import Settings
 from cartsync.worker import keys
 from cartsync.worker.health import take_snapshot
 from cartsync.worker.redistext import text
 from cartsync.worker.versions import versions
 
-log = structlog.get_logger("cartsync.metrics")
+log = get_logger("cartsync.metrics")
 
 #: Upper bounds (seconds) of the seQura latency histogram's buckets. The read timeout
 #: defaults to 20 s, so the last finite bucket catches calls that ran into it.

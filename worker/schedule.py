@@ -46,12 +46,12 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import redis
-import structlog
 
+from cartsync.config.logging import get_logger
 from cartsync.worker import keys, scripts
 from cartsync.worker.redistext import text
 
-log = structlog.get_logger("cartsync.schedule")
+log = get_logger("cartsync.schedule")
 
 #: Entries one claim takes at most, so one worker does not hoard a large backlog.
 CLAIM_BATCH = 500

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -104,3 +108,36 @@ def test_same_update_id_twice_is_queued_once(run, redis_client, settings):
     assert again.exit_code == 0
     assert "enqueued before" in again.output
     assert queue_length(redis_client, settings) == 1
+
+
+def test_standard_output_holds_the_update_id_alone(redis_url, redis_client, tmp_path):
+    """Run as a shell would (``ID=$(cartsync enqueue f)``): standard output is the update id
+    and a newline, nothing else; the log goes to standard error."""
+    path = tmp_path / "order.json"
+    path.write_text(json.dumps(two_item_body()), encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CARTSYNC_")}
+    env.update(CARTSYNC_REDIS_URL=redis_url, CARTSYNC_SEQURA_USERNAME="u",
+               CARTSYNC_SEQURA_PASSWORD="p", CARTSYNC_LOG_LEVEL="info")  # fmt: skip
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("cartsync")), "enqueue", str(path)],
+        env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert re.fullmatch(r"[0-9a-f]{32}\n", done.stdout)
+    assert '"event": "enqueue"' in done.stderr
+
+
+def test_a_bad_redis_url_option_is_named_in_one_line(run):
+    """--redis-url with a wrong scheme or port is a usage error naming the option."""
+    for url in ("http://127.0.0.1:6379/0", "nonsense", "redis://127.0.0.1:99999/0"):
+        result = run("-", "--redis-url", url, input=json.dumps(two_item_body()))
+        assert result.exit_code == 2
+        assert "Invalid value for '--redis-url'" in result.output
+
+
+def test_a_bad_setting_in_the_environment_is_named_in_one_line(run):
+    """A wrong CARTSYNC_* variable stops the command with exit 2, naming the variable."""
+    for name, value in (("CARTSYNC_RETRY_CAP_S", "nan"), ("CARTSYNC_REDIS_URL", "http://x")):
+        result = run("-", input=json.dumps(two_item_body()), **{name: value})
+        assert result.exit_code == 2
+        assert name in result.output

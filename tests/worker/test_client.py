@@ -365,3 +365,14 @@ class _AlwaysOK(BaseHTTPRequestHandler):
 
 def _sandbox_account(account):
     return Account(account.ref, account.username, account.password)
+
+
+@pytest.mark.parametrize(
+    "url", ["http://sandbox.sequrapi.com", "http://LIVE.sequrapi.com.", "http://sequrapi.com:80"]
+)
+def test_plain_http_to_sequra_is_refused_even_when_named_as_an_http_host(url):
+    """seQura's own hosts are reached over https only: naming them in
+    CARTSYNC_SEQURA_HTTP_HOSTS does not open plain http to them."""
+    host = url.split("//")[1].split(":")[0]
+    with pytest.raises(ConfigurationError, match="only reached over https"):
+        check_base_url(url, [host, "sandbox"])

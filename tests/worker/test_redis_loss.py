@@ -8,7 +8,6 @@ from typing import Any
 import pytest
 import redis
 from celery.exceptions import Reject
-from structlog.testing import capture_logs
 
 from cartsync.config.settings import load_settings
 from cartsync.tasks.builders import Item, fully_shipped
@@ -19,6 +18,7 @@ from cartsync.worker.celeryapp import UnsettledMessageFilter  # also guards komb
 from cartsync.worker.redisserver import EmbeddedRedis
 from cartsync.worker.runtime import Runtime
 from cartsync.worker.schedule import member_of
+from tests.log_events import captured_events
 from tests.sandbox_fixtures import SHOP
 from tests.support import running_worker, wait_for, worker_env
 
@@ -48,7 +48,7 @@ def test_task_hands_its_message_back_when_redis_is_down(settings):
         "body": {"order": {"customer": {"nin": "12345678Z"}}},
         "enqueued_at": 1.0,
     }
-    with capture_logs() as logs, pytest.raises(Reject) as rejected:
+    with captured_events() as logs, pytest.raises(Reject) as rejected:
         run_batch([member_of(message)], Runtime(down))
     assert rejected.value.requeue is True
     [event] = [e for e in logs if e.get("outcome") == "interrupted"]

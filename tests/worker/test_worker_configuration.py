@@ -17,13 +17,12 @@ pytestmark = pytest.mark.slow
         (
             "CARTSYNC_MERCHANTS_FILE",
             "/nonexistent/merchants.toml",
-            "cartsync: merchants file /nonexistent/merchants.toml does not exist",
+            "cartsync worker: merchants file /nonexistent/merchants.toml does not exist",
         ),
         (
             "CARTSYNC_RETRY_BASE_S",
             "soon",
-            "cartsync: CARTSYNC_RETRY_BASE_S='soon' is not valid: "
-            "could not convert string to float: 'soon'",
+            "cartsync worker: CARTSYNC_RETRY_BASE_S='soon' is not valid: expected a number",
         ),
     ],
 )

@@ -12,12 +12,13 @@ line (:class:`UnreadableJson`) naming the path and the rule, never a traceback.
 from __future__ import annotations
 
 import math
+import os
 import sys
 from typing import Any
 
 import click
 
-from cartsync.config.settings import Settings, load_settings
+from cartsync.config.settings import InvalidSetting, Settings, env_name, load_settings
 from cartsync.tasks import codec
 from cartsync.tasks.schemas.paths import ROOT
 from cartsync.worker.errors import ConfigurationError, InvalidUpdate, UnreadableBody
@@ -107,13 +108,54 @@ def read_json_body(source: str) -> Any:
 
 
 def settings_from_env(**overrides: Any) -> Settings:
-    """Settings from the environment with the non-None ``overrides``; bad values exit 2."""
-    try:
-        settings = load_settings()
-    except ConfigurationError as exc:
-        raise click.UsageError(str(exc)) from None
+    """Settings from the environment with the non-None ``overrides`` (the command's options,
+    by field name); a bad value exits 2 with one line naming the option or the variable.
+
+    A variable that an option overrides is not read, so a wrong one in the environment does
+    not stop a command told better on its command line.
+    """
     changes = {k: v for k, v in overrides.items() if v is not None}
-    return settings.with_overrides(**changes) if changes else settings
+    skipped = {env_name(name) for name in changes}
+    try:
+        settings = load_settings({k: v for k, v in os.environ.items() if k not in skipped})
+    except ConfigurationError as exc:
+        raise BadSetting(str(exc)) from None
+    try:
+        return settings.with_overrides(**changes) if changes else settings
+    except InvalidSetting as exc:
+        if exc.field not in changes or _from_environment(exc.field):
+            raise BadSetting(str(exc)) from None  # names the variable(s)
+        option = "'--" + exc.field.replace("_", "-") + "'"
+        raise click.BadParameter(exc.problem, param_hint=option) from None
+    except ConfigurationError as exc:
+        raise BadSetting(str(exc)) from None
+
+
+class BadSetting(click.ClickException):
+    """A wrong ``CARTSYNC_*`` variable: ``Error:`` and the one line naming it, exit 2 (not a
+    usage error: the command line was fine, so no usage text)."""
+
+    exit_code = 2
+
+
+def log_to_stderr(settings: Settings) -> None:
+    """Send the current command's log to standard error (its standard output is its result),
+    warnings only unless CARTSYNC_LOG_LEVEL is set; the set-up it replaced comes back when
+    the command ends."""
+    from cartsync.config.logging import LiveStderr, configure_logging
+
+    if env_name("log_level") not in os.environ:
+        settings = settings.with_overrides(log_level="warning")
+    restore = configure_logging(settings, stream=LiveStderr(), cache=False)
+    click.get_current_context().call_on_close(restore)
+
+
+def _from_environment(field_name: str) -> bool:
+    """Whether the current command's option for ``field_name`` took its value from the
+    environment variable it reads (``envvar``), not from the command line."""
+    ctx = click.get_current_context(silent=True)
+    source = ctx.get_parameter_source(field_name) if ctx is not None else None
+    return source is click.core.ParameterSource.ENVIRONMENT
 
 
 class FiniteFloat(click.FloatRange):

@@ -1,11 +1,16 @@
-"""``cartsync enqueue FILE|-``: validate one update and queue it; prints the update id."""
+"""``cartsync enqueue FILE|-``: validate one update and queue it; prints the update id.
+
+Standard output carries the update id and nothing else (``ID=$(cartsync enqueue f)``):
+warnings, refusals and the log (warnings only, unless ``CARTSYNC_LOG_LEVEL`` is set) go to
+standard error.
+"""
 
 from __future__ import annotations
 
 import click
 
 from cartsync.tasks.message import MAX_VERSION
-from cartsync.worker.cli.common import read_json_body, settings_from_env
+from cartsync.worker.cli.common import log_to_stderr, read_json_body, settings_from_env
 from cartsync.worker.errors import BrokerUnavailable, ConfigurationError, InvalidUpdate
 
 
@@ -32,6 +37,7 @@ def enqueue(source: str, version: int | None, update_id: str | None, redis_url: 
     from cartsync.tasks.producer import Producer
 
     settings = settings_from_env(redis_url=redis_url)
+    log_to_stderr(settings)
     try:
         body = read_json_body(source)
         receipt = Producer(settings).enqueue(body, version=version, update_id=update_id)

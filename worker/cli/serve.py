@@ -7,6 +7,7 @@ fork (``cartsync.worker.web.app.create_app``), so no Redis connection crosses a 
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Any
 
@@ -103,9 +104,13 @@ def serve(
     from cartsync.config.producers import new_token as make_token
 
     if new_token is not None:
+        if not new_token.strip():
+            raise click.BadParameter("a producer needs a name", param_hint="'--new-token'")
         token, digest = make_token()
         click.echo(f"token (give it to the producer; it is not stored): {token}", err=True)
-        click.echo(f'[producers."{new_token}"]\ntoken_sha256 = "{digest}"\nmerchants = ["*"]')
+        # A JSON string is a TOML basic string too: any name comes out quoted and escaped.
+        name = json.dumps(new_token)
+        click.echo(f'[producers.{name}]\ntoken_sha256 = "{digest}"\nmerchants = ["*"]')
         return
 
     from gunicorn.app.base import BaseApplication

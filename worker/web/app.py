@@ -14,7 +14,6 @@ import time
 from typing import Any
 
 import redis
-import structlog
 from flask import Flask, Response, g, request
 from flask_smorest import Api, Blueprint
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -22,6 +21,7 @@ from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 from werkzeug.exceptions import HTTPException
 
+from cartsync.config.logging import get_logger
 from cartsync.config.merchants import MerchantDirectory, load_merchants
 from cartsync.config.producers import ProducerDirectory, load_producers
 from cartsync.config.settings import Settings, load_settings
@@ -39,7 +39,7 @@ from cartsync.worker.web.receipts import Receipts
 from cartsync.worker.web.schemas import AnyErrors, Health
 from cartsync.worker.web.sequra_api import blp as sequra_blp
 
-log = structlog.get_logger("cartsync.web")
+log = get_logger("cartsync.web")
 
 #: Seconds to wait for a connection to Redis before answering 503.
 REDIS_CONNECT_TIMEOUT_S = 1.0

@@ -12,15 +12,15 @@ from collections.abc import Iterator
 from typing import Any
 
 import redis
-import structlog
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
+from cartsync.config.logging import get_logger
 from cartsync.worker import keys
 from cartsync.worker.metrics import bucket_label
 from cartsync.worker.redistext import text
 
-log = structlog.get_logger("cartsync.web")
+log = get_logger("cartsync.web")
 
 #: Upper bounds (seconds) of the enqueue latency histogram: validation plus one Redis step.
 ENQUEUE_BUCKETS_S: tuple[float, ...] = (

@@ -162,6 +162,6 @@ def quiet_logging(settings: Settings) -> Settings:
         structlog.configure(**saved)
         root.handlers, root.level = saved_handlers, saved_level
 
-    configure_logging(settings, stream=_Stderr(), cache=False)  # type: ignore[arg-type]
+    configure_logging(settings, stream=_Stderr(), cache=False)
     click.get_current_context().call_on_close(restore)
     return settings
