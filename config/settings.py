@@ -330,9 +330,11 @@ BOUNDS: dict[str, Callable[[Any], Any]] = {
     "key_prefix": _name,
     "worker_concurrency": _count(1, MAX_WORKER_CONCURRENCY),
     "worker_batch": _count(1, MAX_WORKER_BATCH),
+    "worker_max_failures": _count(1, MAX_RETRY_ATTEMPTS),
     "metrics_port": _port,
     "status_max_dead_age_s": _seconds(0, MAX_PERIOD_S),
     "idempotency_ttl_s": _seconds(0, MAX_PERIOD_S),
+    "console_session_ttl_s": _seconds(0, MAX_PERIOD_S),
 }
 
 

@@ -19,10 +19,9 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
-import structlog
 from celery import Celery, signals
 
-from cartsync.config.logging import configure_logging
+from cartsync.config.logging import configure_logging, get_logger
 from cartsync.config.merchants import load_merchants
 from cartsync.config.settings import Settings, load_settings
 from cartsync.tasks.message import TASK_NAME
@@ -30,7 +29,7 @@ from cartsync.worker.client import check_base_url
 from cartsync.worker.errors import CartsyncError, ConfigurationError
 from cartsync.worker.runtime import RuntimeTask, runtime
 
-log = structlog.get_logger("cartsync.broker")
+log = get_logger("cartsync.broker")
 
 #: The modules whose tasks the worker registers (their shared tasks join the app).
 TASK_MODULES = ["cartsync.tasks.order_update"]
