@@ -11,7 +11,11 @@ WORKER = Path(__file__).resolve().parents[2] / "worker"
 
 def script_names():
     package = resources.files(scripts.SCRIPTS_PACKAGE)
-    return sorted(p.name.removesuffix(".lua") for p in package.iterdir() if p.name.endswith(".lua"))
+    return sorted(
+        p.name.removesuffix(".lua")
+        for p in package.iterdir()
+        if p.name.endswith(".lua") and not p.name.startswith(scripts.LIBRARY_PREFIX)
+    )
 
 
 def test_every_script_lists_its_keys_and_arguments_first():
@@ -37,3 +41,11 @@ def test_a_loaded_script_runs(redis_client):
     sweep = scripts.load(redis_client, "schedule_sweep")
     names = [keys.inflight("t"), keys.schedule("t"), "q"]
     assert sweep(keys=names, args=["1.0", 10]) == 0
+
+
+def test_libraries_are_copied_in_and_nothing_is_left_to_include():
+    """A script's ``-- #include versions`` becomes the library's functions, for every script."""
+    for name in script_names():
+        assert "#include" not in scripts.source(name), name
+    assert "local function less(a, b)" in scripts.source("ledger_claim")
+    assert "local function less(a, b)" not in scripts._read("ledger_claim")

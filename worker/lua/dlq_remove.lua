@@ -19,6 +19,9 @@
 -- ARGV[8] audit entry as a JSON list of field/value pairs ('' for none)
 -- ARGV[9] forced field ('' for none)         ARGV[10] forced version
 -- Returns 'removed', 'gone' or 'changed'.
+
+-- #include versions
+
 local body = redis.call('HGET', KEYS[1], ARGV[1])
 if not body then return 'gone' end
 if ARGV[2] ~= '' and redis.sha1hex(body) ~= ARGV[2] then return 'changed' end
@@ -35,16 +38,6 @@ if counted then
   end
 end
 if ARGV[9] ~= '' then
-  -- Versions are decimal text, compared by length, then digit by digit: as Lua numbers
-  -- (doubles) two versions past 2^53 could compare equal (see ledger_accept.lua).
-  local function less(a, b)
-    if #a ~= #b then return #a < #b end
-    for i = 1, #a do
-      local x, y = string.byte(a, i), string.byte(b, i)
-      if x ~= y then return x < y end
-    end
-    return false
-  end
   if less(redis.call('HGET', KEYS[6], ARGV[9]) or '0', ARGV[10]) then
     redis.call('HSET', KEYS[6], ARGV[9], ARGV[10])
   end

@@ -13,25 +13,9 @@
 -- ARGV[5] the message's in-flight member ('' for none)
 -- Returns 'parked', 'duplicate', 'superseded', 'busy' or 'send'.
 --
--- Versions stay decimal text, never Lua numbers (exact only up to 2^53): see
--- ledger_accept.lua, whose canonical and less these are.
+-- Versions are decimal text throughout (worker/lua/_versions.lua says why).
 
-local function canonical(stored)
-  if not stored then return '0' end
-  if string.find(stored, '^%d+$') then return (string.gsub(stored, '^0+(%d)', '%1')) end
-  local n = tonumber(stored) or 0
-  if n ~= n or n < 0 or n == math.huge then n = 0 end
-  return string.format('%.0f', n)
-end
-
-local function less(a, b)
-  if #a ~= #b then return #a < #b end
-  for i = 1, #a do
-    local x, y = string.byte(a, i), string.byte(b, i)
-    if x ~= y then return x < y end
-  end
-  return false
-end
+-- #include versions
 
 local found
 if redis.call('HEXISTS', KEYS[3], ARGV[1]) == 1 then

@@ -8,25 +8,9 @@
 -- ARGV[2] lock token            ARGV[3] the message's in-flight member
 -- Returns 1.
 --
--- Versions stay decimal text, never Lua numbers (exact only up to 2^53): see
--- ledger_accept.lua, whose canonical and less these are.
+-- Versions are decimal text throughout (worker/lua/_versions.lua says why).
 
-local function canonical(stored)
-  if not stored then return '0' end
-  if string.find(stored, '^%d+$') then return (string.gsub(stored, '^0+(%d)', '%1')) end
-  local n = tonumber(stored) or 0
-  if n ~= n or n < 0 or n == math.huge then n = 0 end
-  return string.format('%.0f', n)
-end
-
-local function less(a, b)
-  if #a ~= #b then return #a < #b end
-  for i = 1, #a do
-    local x, y = string.byte(a, i), string.byte(b, i)
-    if x ~= y then return x < y end
-  end
-  return false
-end
+-- #include versions
 
 local v = ARGV[1]
 if v ~= '0' and less(canonical(redis.call('HGET', KEYS[1], 'delivered')), v) then
