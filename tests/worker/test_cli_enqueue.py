@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from cartsync.tasks import codec
 from cartsync.tasks.examples import two_item_body
 from cartsync.worker import keys
 from cartsync.worker.cli import cli
@@ -141,3 +142,55 @@ def test_a_bad_setting_in_the_environment_is_named_in_one_line(run):
         result = run("-", input=json.dumps(two_item_body()), **{name: value})
         assert result.exit_code == 2
         assert name in result.output
+
+
+def body_for(order_ref: str, **changes) -> dict:
+    body = two_item_body()
+    body["order"]["merchant_reference"]["order_ref_1"] = order_ref
+    body["order"].update(changes)
+    return body
+
+
+def test_json_lines_enqueue_each_good_line_and_answer_each_line(run, redis_client, settings):
+    """--lines takes one body a line: each line gets one JSON result, a bad line is refused
+    by path without stopping the rest, and the exit status says one was refused."""
+    lines = [
+        json.dumps(body_for("L-1")),
+        json.dumps(body_for("L-2", note=None)).replace("null", "NaN"),
+        "",
+        "not json",
+        json.dumps(body_for("L-3")),
+    ]
+    result = run("--lines", "-", input="\n".join(lines) + "\n")
+    assert result.exit_code == 1, result.output
+    answers = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [a["line"] for a in answers] == [1, 2, 4, 5]
+    assert answers[0]["status"] == answers[3]["status"] == "enqueued"
+    assert answers[1]["errors"] == {"order.note": [codec.NOT_FINITE]}
+    assert list(answers[2]["errors"]) == ["body"]
+    assert queue_length(redis_client, settings) == 2
+
+
+def test_json_lines_all_good_exit_0(run, redis_client, settings):
+    """A file of good lines is queued whole, with exit status 0."""
+    text = "\n".join(json.dumps(body_for(f"G-{n}")) for n in range(5))
+    result = run("--lines", "-", input=text)
+    assert result.exit_code == 0, result.output
+    assert len(result.stdout.splitlines()) == 5
+    assert queue_length(redis_client, settings) == 5
+
+
+def test_json_lines_stop_when_redis_is_unreachable(run):
+    """With Redis gone, the first line says so on stderr and the command exits 2."""
+    result = run(
+        "--lines", "-", input=json.dumps(body_for("R-1")), CARTSYNC_REDIS_URL="redis://127.0.0.1:1/0"
+    )
+    assert result.exit_code == 2
+    assert "line 1:" in result.stderr
+
+
+def test_json_lines_take_no_version_or_update_id(run):
+    """--version and --update-id name one update, so --lines refuses them."""
+    result = run("--lines", "--version", "3", "-", input="")
+    assert result.exit_code == 2
+    assert "not with --lines" in result.stderr
