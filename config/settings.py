@@ -1,5 +1,9 @@
 """Settings from ``CARTSYNC_*`` environment variables.
 
+Longer than cartsync's other modules on purpose: it is two declarative tables (the fields with
+their defaults, and their bounds) over one small loader, and splitting the tables would put a
+setting's default and its limits in two places.
+
 Every setting has a default here, as a named constant with a ``#:`` comment, and is read in
 exactly one place: :func:`load_settings`. ``docs/CONFIGURATION.md`` lists them all; a test
 keeps the two in step.

@@ -4,6 +4,10 @@
 so the HTTP handler stays thin and the rules can be read in one place. Order of the checks, as
 a real deployment would meet them: faults first (they stand for the infrastructure in front of
 seQura), then credentials, then the order, then the body.
+
+Longer than cartsync's other modules on purpose: the sandbox is a separate program, and this
+is its whole memory (accounts, orders, history, faults, counters) in one place, with the
+pure rules in ``sandbox/rules.py``.
 """
 
 from __future__ import annotations

@@ -1,5 +1,8 @@
 """Field types of the Order Update payload.
 
+Longer than cartsync's other modules on purpose: one small class per kind of value in seQura's
+payload reference, declarative and read one at a time; the schemas import them from here.
+
 Every field hands back the producer's value unchanged (same object, same type): validation
 decides, it never converts. What goes on the wire is what the producer sent.
 
