@@ -10,45 +10,41 @@ Processing that raises unexpectedly (a bug, or a message that breaks the worker)
 leave the update to come back forever: each failure is counted in Redis, the update is tried
 again after a backoff, and after ``CARTSYNC_WORKER_MAX_FAILURES`` failures it is parked as
 ``invalid`` with the error, where ``cartsync status``, the metrics and the dead-letter CLI
-show it (:func:`run_batch`).
+show it (:func:`run_batch`, with ``tasks/failures.py``).
 
 A use case: importing this module loads no settings and builds no app. The task is a shared
 task that the worker's app registers (``worker.celeryapp``), and it reaches its process's
-collaborators through the app's task class (``worker.runtime``), typed here as
-:class:`Services`.
+collaborators through the app's task class (``worker.runtime``), typed as
+:class:`Services` (``tasks/services.py``).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import math
 import time
-import traceback
-from collections.abc import Callable
 from dataclasses import dataclass, replace
-from pathlib import PurePath
-from typing import Any, Protocol
+from typing import Any
 
 import redis
 from celery import shared_task
 from celery.exceptions import Reject
 
 from cartsync.config.logging import get_logger
-from cartsync.config.merchants import MerchantDirectory
-from cartsync.config.settings import Settings
+from cartsync.tasks.failures import (
+    after_failure,
+    fields_of,
+    park_letter,
+    park_undecodable,
+    text_field,
+    version_field,
+)
 from cartsync.tasks.message import TASK_NAME, UpdateMessage
+from cartsync.tasks.services import Services
 from cartsync.tasks.validation import validate_update
-from cartsync.worker import keys
 from cartsync.worker.backoff import compute_backoff, exhausted
-from cartsync.worker.client import SequraClient
 from cartsync.worker.clock import logged_ms_since
-from cartsync.worker.deadletters import DeadLetter, DeadLetterStore
 from cartsync.worker.errors import InvalidMessage, InvalidUpdate, UnknownMerchant
-from cartsync.worker.ledger import Claim, Ledger
-from cartsync.worker.metrics import Metrics
+from cartsync.worker.ledger import Claim
 from cartsync.worker.outcomes import CallResult, Outcome, Reason, verdict
-from cartsync.worker.schedule import Schedule
 
 log = get_logger("cartsync.order_update")
 
@@ -62,42 +58,6 @@ BATCH_TIME_SHARE = 0.5
 
 #: Outcomes logged at info level; the others are warnings (something to look at).
 QUIET_OUTCOMES = frozenset({Outcome.DELIVERED, Outcome.SUPERSEDED, Outcome.DUPLICATE})
-
-#: Seconds an update's count of unexpected failures is kept (``keys.failures``): far longer
-#: than the backoff between its tries, so that a worker restart in between loses no count.
-FAILURE_MEMORY_S = 24 * 3600
-
-#: Characters of an exception's message a dead letter keeps.
-FAILURE_TEXT_LIMIT = 500
-
-#: The folder holding cartsync's packages (``tasks/``, ``worker/``...). A dead letter shows
-#: where an exception was raised relative to it: an absolute path would say where cartsync is
-#: installed, nothing about the bug.
-SOURCE_ROOT = PurePath(__file__).parents[1]
-
-
-class Services(Protocol):
-    """What the task uses of its worker process: ``worker.runtime.Runtime`` provides it, and
-    tests build one around their own settings."""
-
-    @property
-    def settings(self) -> Settings: ...
-    @property
-    def clock(self) -> Callable[[], float]: ...
-    @property
-    def redis(self) -> redis.Redis: ...
-    @property
-    def ledger(self) -> Ledger: ...
-    @property
-    def schedule(self) -> Schedule: ...
-    @property
-    def dead_letters(self) -> DeadLetterStore: ...
-    @property
-    def merchants(self) -> MerchantDirectory: ...
-    @property
-    def client(self) -> SequraClient: ...
-    @property
-    def metrics(self) -> Metrics: ...
 
 
 #: Errors that mean Redis is unreachable or restarting right now.
@@ -142,119 +102,19 @@ def run_batch(members: list[Any], rt: Services) -> list[Outcome]:
             # instead. If Redis is still down, handing back fails as well and the task stays
             # unacknowledged until the visibility timeout returns it. Running the batch
             # again is harmless: the ledger ends the updates already done as duplicates.
-            fields = _fields(member)
+            fields = fields_of(member)
             log.warning(
                 "order_update",
                 outcome=Outcome.INTERRUPTED,
                 reason="redis_unavailable",
                 exception=type(exc).__name__,
-                update_id=_text_field(fields, "update_id"),
-                version=_version_field(fields),
+                update_id=text_field(fields, "update_id"),
+                version=version_field(fields),
             )
             raise Reject(type(exc).__name__, requeue=True) from None
         except Exception as exc:
             outcomes.append(after_failure(member, exc, rt))
     return outcomes
-
-
-def after_failure(member: Any, exc: Exception, rt: Services) -> Outcome:
-    """Deal with an update whose processing raised ``exc`` unexpectedly.
-
-    The failure is counted per update in Redis (``keys.failures``, so the count survives
-    worker restarts). Below ``CARTSYNC_WORKER_MAX_FAILURES`` the message leaves the in-flight
-    set for the schedule, due after a backoff (``worker.backoff``): a passing cause gets its
-    chance. At the limit the update is parked as ``invalid``, its letter naming the
-    exception's type, message and where it was raised. The log names the exception's type
-    only: its message may quote the payload. If recording the failure fails as well (Redis
-    gone), the message stays in flight and the schedule's sweep brings it back.
-    """
-    fields = _fields(member)
-    bound = log.bind(
-        merchant=_text_field(fields, "merchant"),
-        order_ref=_text_field(fields, "order_ref"),
-        update_id=_text_field(fields, "update_id"),
-        version=_version_field(fields),
-        exception=type(exc).__name__,
-    )
-    s = rt.settings
-    try:
-        failures = _count_failure(member, fields, rt)
-        if failures < s.worker_max_failures and isinstance(member, str):
-            delay = compute_backoff(failures, base=s.retry_base_s, cap=s.retry_cap_s)
-            rt.schedule.put_back([member], rt.clock() + delay)
-            bound.error(
-                "order_update",
-                outcome=Outcome.FAILED,
-                reason=type(exc).__name__,
-                next_retry_s=round(delay, 3),
-            )
-            rt.metrics.observe(Outcome.FAILED, type(exc).__name__, None, None)
-            return Outcome.FAILED
-        errors = [
-            f"processing failed unexpectedly {failures} time(s), the last with {failure_text(exc)}"
-        ]
-        letter_id = _park_failed(member, errors, rt)
-        if isinstance(member, str):
-            rt.schedule.done(member)
-        rt.redis.delete(_failure_key(member, fields, rt))
-    except Exception as handling:
-        bound.error(
-            "order_update",
-            outcome=Outcome.FAILED,
-            reason="unrecorded",
-            exception=f"{type(exc).__name__}, then {type(handling).__name__}",
-        )
-        return Outcome.FAILED
-    bound.error(
-        "order_update", outcome=Outcome.DEAD_LETTERED, reason=Reason.INVALID, letter_id=letter_id
-    )
-    rt.metrics.observe(Outcome.DEAD_LETTERED, Reason.INVALID, None, None)
-    return Outcome.DEAD_LETTERED
-
-
-def failure_text(exc: BaseException) -> str:
-    """``Type: message (at file:line in function)`` of an exception, for a dead letter. The
-    place is the innermost frame in cartsync's own code (else the innermost frame), where a
-    developer starts looking."""
-    message = str(exc)[:FAILURE_TEXT_LIMIT]
-    text = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
-    frames = traceback.extract_tb(exc.__traceback__)
-    own = [f for f in frames if PurePath(f.filename).is_relative_to(SOURCE_ROOT)]
-    if own or frames:
-        frame = (own or frames)[-1]
-        path = PurePath(frame.filename)
-        shown = path.relative_to(SOURCE_ROOT).as_posix() if own else path.name
-        text += f" (at {shown}:{frame.lineno} in {frame.name})"
-    return text
-
-
-def _failure_key(member: Any, fields: dict[str, Any], rt: Services) -> str:
-    """The failure counter of an update: by its id, or by its text when that does not say."""
-    update_id = fields.get("update_id")
-    if not isinstance(update_id, str) or not update_id:
-        raw = member if isinstance(member, str) else repr(member)
-        update_id = "text-" + hashlib.sha256(raw.encode("utf-8", "replace")).hexdigest()[:32]
-    return keys.failures(rt.settings.key_prefix, update_id)
-
-
-def _count_failure(member: Any, fields: dict[str, Any], rt: Services) -> int:
-    """Count one more failure of the update; returns its failures so far."""
-    key = _failure_key(member, fields, rt)
-    pipe = rt.redis.pipeline(transaction=True)
-    pipe.incr(key)
-    pipe.expire(key, FAILURE_MEMORY_S)
-    count, _ = pipe.execute()
-    return int(count)
-
-
-def _park_failed(member: Any, errors: list[str], rt: Services) -> str:
-    """Park an update that kept failing: as its message when that decodes and parks, else as
-    the text it came as (the message's own fields may be what breaks)."""
-    try:
-        message = UpdateMessage.from_json(member)
-        return _park(message, Reason.INVALID, rt, status=None, errors=errors).letter_id or ""
-    except Exception:  # whatever breaks, the text still gets parked
-        return _park_undecodable(member, errors, rt)
 
 
 @dataclass(frozen=True)
@@ -278,7 +138,7 @@ def process(member: Any, rt: Services) -> Outcome:
     try:
         message = UpdateMessage.from_json(member)
     except InvalidMessage as exc:
-        letter_id = _park_undecodable(member, [str(exc)], rt)
+        letter_id = park_undecodable(member, [str(exc)], rt)
         if isinstance(member, str):
             rt.schedule.done(member)
         log.error(
@@ -459,70 +319,8 @@ def _park(
     status: int | None,
     errors: list[str],
 ) -> Result:
-    letter_id = rt.dead_letters.park(
-        DeadLetter(
-            update_id=message.update_id,
-            merchant=message.merchant,
-            order_ref=message.order_ref,
-            version=message.version,
-            reason=reason.value,
-            status=status,
-            errors=list(errors),
-            attempts=message.attempts,
-            enqueued_at=message.enqueued_at,
-            payload=message.body,
-            history=[{"at": rt.clock(), "action": "replayed_from", "letter": message.replay_of}]
-            if message.replay_of
-            else [],
-        )
-    )
+    letter_id = park_letter(message, reason, rt, status=status, errors=errors)
     return Result(Outcome.DEAD_LETTERED, reason=reason, status=status, letter_id=letter_id)
-
-
-def _fields(member: Any) -> dict[str, Any]:
-    """The fields of a message's text, as far as it is a JSON object; else none."""
-    try:
-        raw = json.loads(member) if isinstance(member, str) else member
-    except (ValueError, RecursionError):  # nested deeper than Python's recursion limit
-        return {}
-    return raw if isinstance(raw, dict) else {}
-
-
-def _text_field(fields: dict[str, Any], name: str) -> str | None:
-    value = fields.get(name)
-    return value if isinstance(value, str) else None
-
-
-def _version_field(fields: dict[str, Any]) -> int | None:
-    value = fields.get("version")
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _park_undecodable(member: Any, errors: list[str], rt: Services) -> str:
-    fields = _fields(member)
-
-    def text(name: str, default: str = "unknown") -> str:
-        value = fields.get(name)
-        return value if isinstance(value, str) and value else default
-
-    version = fields.get("version")
-    enqueued_at = fields.get("enqueued_at")
-    return rt.dead_letters.park(
-        DeadLetter(
-            update_id=text("update_id", f"invalid-{time.time_ns()}"),
-            merchant=text("merchant"),
-            order_ref=text("order_ref"),
-            version=version if isinstance(version, int) and not isinstance(version, bool) else None,
-            reason=Reason.INVALID.value,
-            status=None,
-            errors=list(errors),
-            attempts=[],
-            enqueued_at=float(enqueued_at)
-            if isinstance(enqueued_at, int | float) and math.isfinite(enqueued_at)
-            else rt.clock(),
-            payload=fields.get("body", fields or member),
-        )
-    )
 
 
 def _attempt_record(call: CallResult, now: float) -> dict[str, Any]:

@@ -86,7 +86,7 @@ class Outcome(StrEnum):
     INTERRUPTED = "interrupted"
     #: Cut short by an unexpected error (a bug, a message that breaks the worker): tried again
     #: after a backoff, and parked as ``invalid`` after ``CARTSYNC_WORKER_MAX_FAILURES`` such
-    #: failures (``tasks.order_update.after_failure``). Logged with the exception's type.
+    #: failures (``tasks.failures.after_failure``). Logged with the exception's type.
     FAILED = "failed"
 
 

@@ -3,7 +3,7 @@
 An entry point: :class:`Runtime` wires settings to the adapters (Redis, ledger, schedule, dead
 letters, merchant accounts, seQura client, metrics), and :class:`RuntimeTask`, the Celery app's
 task class (``worker.celeryapp``), hands it to the order-update task. The task itself
-(``tasks.order_update``) only names what it uses (``tasks.order_update.Services``), so that
+(``tasks.order_update``) only names what it uses (``tasks.services.Services``), so that
 importing it builds nothing.
 """
 

@@ -15,8 +15,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from cartsync.tasks.builders import Item, fully_shipped
+from cartsync.tasks.failures import FAILURE_MEMORY_S
 from cartsync.tasks.message import UpdateMessage
-from cartsync.tasks.order_update import FAILURE_MEMORY_S, identity_errors, process, run_batch
+from cartsync.tasks.order_update import identity_errors, process, run_batch
 from cartsync.tasks.producer import Producer
 from cartsync.worker import keys
 from cartsync.worker.backoff import backoff_ceiling

@@ -3,7 +3,8 @@
 Modules: ``letter`` (the model, its ids and validation), ``codec`` (a letter's stored bytes
 and their compare-and-set token), ``filters`` (which letters a command is about, pages and
 stats), ``audit`` (the audit log), ``changes`` (the Lua scripts that change the store) and
-``store`` (:class:`DeadLetterStore`, which reads and changes it). Every public name is
+``store`` (:class:`DeadLetterStore`, which changes it and reads it through ``reading``, and
+``damaged`` for finding a damaged letter's place). Every public name is
 importable from here.
 
 Layout in Redis (every key starts with ``keys.dead_letters(prefix)``, called ``base`` here;
@@ -76,7 +77,8 @@ from cartsync.worker.deadletters.letter import (
     valid_id,
     valid_time,
 )
-from cartsync.worker.deadletters.store import SCAN_BATCH, DeadLetterStore
+from cartsync.worker.deadletters.reading import SCAN_BATCH
+from cartsync.worker.deadletters.store import DeadLetterStore
 
 __all__ = [
     "COMPRESSION_LEVEL",

@@ -3,7 +3,7 @@
 An entry is written in the same Lua script as the change it describes (as a JSON list of
 field/value pairs, :func:`audit_arg`), so a change is never without its entry. The log is
 never trimmed. This module holds what an entry is; the store writes and walks the stream
-(``DeadLetterStore.record`` and ``audit_entries`` in worker/deadletters/store.py).
+(``DeadLetterStore.record`` in worker/deadletters/store.py, ``audit_entries`` in reading.py).
 """
 
 from __future__ import annotations

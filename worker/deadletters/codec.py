@@ -120,3 +120,9 @@ def _hints(data: Any) -> dict[str, Any]:
 
 def _escaped(raw: bytes) -> str:
     return repr(raw[: DAMAGED_TEXT_CHARS // 4])[2:-1]
+
+
+def member_text(raw: Any) -> str:
+    """An index member, hash field or value as text; bytes that are not UTF-8 (written by
+    hand) read as an id no letter has, rather than stopping the walk."""
+    return raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)

@@ -1,6 +1,6 @@
 """Which letters a command is about, and what a listing returns: pure values and decisions.
 
-The store (``worker/deadletters/store.py``) turns a :class:`Filters` into index reads; the
+The store (``worker/deadletters/reading.py``) turns a :class:`Filters` into index reads; the
 lexical bounds of those reads are decided here.
 """
 

@@ -14,40 +14,15 @@ removed by id like any letter (:meth:`remove_damaged`).
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import redis
 
-from cartsync.worker import keys
-from cartsync.worker.deadletters.audit import (
-    AUDIT_BATCH,
-    AuditEntry,
-    AuditNote,
-    audit_arg,
-    pairs,
-    parse_entry,
-)
-from cartsync.worker.deadletters.changes import (
-    SEP,
-    Changes,
-    Place,
-    StoreKeys,
-    forced_field,
-    place_of,
-)
-from cartsync.worker.deadletters.codec import Damaged, Stored, encode, stored_of
-from cartsync.worker.deadletters.filters import (
-    Filters,
-    Page,
-    Stats,
-    grep_matches,
-    lower_bound,
-    stats_from,
-    upper_bound,
-)
+from cartsync.worker.deadletters.audit import AuditNote, audit_arg, pairs
+from cartsync.worker.deadletters.changes import Changes, forced_field, place_of
+from cartsync.worker.deadletters.codec import Damaged, Stored, encode
 from cartsync.worker.deadletters.letter import (
     ID_PATTERN,
     DeadLetter,
@@ -55,47 +30,23 @@ from cartsync.worker.deadletters.letter import (
     imported_update_id,
     new_letter_id,
     repaired,
-    status_key,
-    valid_id,
 )
-from cartsync.worker.errors import DamagedLetter, DeadLetterNotFound, NoFreeLetterId
+from cartsync.worker.deadletters.reading import StoreReader
+from cartsync.worker.errors import NoFreeLetterId
 from cartsync.worker.redistext import text
 
-#: Letters fetched per round trip when a command walks many of them.
-SCAN_BATCH = 500
 #: Fresh ids tried before parking gives up: each is 32 random bits within one millisecond,
 #: so a second try is already next to impossible.
 PARK_ID_TRIES = 5
-#: Ids read from each end of the index by ``stats``, of which the first the store could have
-#: made is the oldest (newest) letter's; more are read only when all of those are damaged.
-EDGE_PROBE = 16
-#: Fields and members read per round trip while :meth:`DeadLetterStore.locate` searches the
-#: update-id hash and the order index for a damaged letter.
-LOCATE_BATCH = 2000
 
 
-class DeadLetterStore:
+class DeadLetterStore(StoreReader):
+    """The dead-letter store: its reads (:class:`StoreReader`, ``worker/deadletters/reading.py``,
+    and :class:`DamagedLookup`, ``worker/deadletters/damaged.py``) and its changes."""
+
     def __init__(self, client: redis.Redis, prefix: str) -> None:
-        self.client = client
-        self.names = StoreKeys(prefix)
-        self.base = keys.dead_letters(prefix)
-        self.letters_key = self.names.letters
-        self.by_update_key = self.names.by_update
-        self.imported_key = self.names.imported
-        self.by_order_key = self.names.by_order
-        self.counts_key = self.names.counts
-        self.forced_key = self.names.forced
-        self.audit_key = self.names.audit
-        self.all_key = self.names.everything
+        super().__init__(client, prefix)
         self._changes = Changes(client, self.names)
-
-    def index_key(self, reason: str | None, status: str | None, merchant: str | None) -> str:
-        """The index of letters with this reason, status and merchant (None: any)."""
-        return self.names.index(reason, status, merchant)
-
-    @staticmethod
-    def forced_field(merchant: str, order_ref: str) -> str:
-        return forced_field(merchant, order_ref)
 
     # -- writing -----------------------------------------------------------------------------
 
@@ -310,292 +261,3 @@ class DeadLetterStore:
         """Add an entry to the audit log that goes with no change to a letter."""
         entry_id = self.client.xadd(self.audit_key, pairs(note.flat(letter_id)))  # type: ignore[arg-type]
         return text(entry_id)
-
-    # -- reading -----------------------------------------------------------------------------
-
-    def holds_update(self, update_id: str) -> bool:
-        return bool(self.client.hexists(self.by_update_key, update_id))
-
-    def get(self, letter_id: str) -> DeadLetter:
-        return self.load(letter_id).letter
-
-    def load(self, letter_id: str) -> Stored:
-        """The letter with this id and its token; DeadLetterNotFound if there is none,
-        DamagedLetter (one) if what is stored there is not a letter."""
-        found = self.read(letter_id)
-        if isinstance(found, Damaged):
-            raise DamagedLetter(letter_id, found.problem)
-        return found
-
-    def read(self, letter_id: str) -> Stored | Damaged:
-        """What is stored under this id, letter or damaged; DeadLetterNotFound if nothing."""
-        raw = self.client.hget(self.letters_key, letter_id)
-        if raw is None:
-            raise DeadLetterNotFound(letter_id)
-        return stored_of(letter_id, raw)
-
-    def load_many(self, letter_ids: list[str]) -> list[Stored | Damaged | None]:
-        """What is stored under each id, in one round trip; None where there is nothing."""
-        if not letter_ids:
-            return []
-        raws = self.client.hmget(self.letters_key, letter_ids)
-        return [
-            None if raw is None else stored_of(letter_id, raw)
-            for letter_id, raw in zip(letter_ids, raws, strict=True)
-        ]
-
-    def page(self, filters: Filters, *, limit: int, cursor: str | None = None) -> Page:
-        """Up to ``limit`` letters newest first, older than ``cursor`` (an id) if given;
-        damaged letters among them (see :meth:`entries`)."""
-        # islice stops without asking the walk for more, so no second batch is fetched.
-        walk = self.entries(filters, below=cursor, batch=limit + 1)
-        found = list(itertools.islice(walk, limit + 1))
-        more = len(found) > limit
-        shown = found[:limit]
-        return Page(shown, _id_of(shown[-1]) if more and shown else None)
-
-    def scan(
-        self, filters: Filters, *, below: str | None = None, batch: int = SCAN_BATCH
-    ) -> Iterator[Stored]:
-        """Every letter that matches, newest first, fetched ``batch`` at a time; damaged ones
-        are left out (:meth:`entries` has them).
-
-        Safe to use while removing what it yields: it resumes below the last id it saw.
-        """
-        return (e for e in self.entries(filters, below=below, batch=batch) if isinstance(e, Stored))
-
-    def entries(
-        self, filters: Filters, *, below: str | None = None, batch: int = SCAN_BATCH
-    ) -> Iterator[Stored | Damaged]:
-        """:meth:`scan` with the damaged letters the filters select: those an index lists
-        under the filters, unless ``grep`` asks about texts a damaged letter cannot show."""
-        if filters.order_ref is not None:
-            yield from self._scan_order(filters, below)
-            return
-        key = self.index_key(filters.reason, filters.status, filters.merchant)
-        high = upper_bound(filters.until, below)
-        low = lower_bound(filters.since)
-        while True:
-            ids = [
-                _member(m)
-                for m in self.client.zrange(
-                    key, high, low, desc=True, bylex=True, offset=0, num=batch
-                )
-            ]
-            if not ids:
-                return
-            for found in self.load_many(ids):
-                # None: removed since the index was read.
-                if found is not None and _wanted(found, filters, by_index=True):
-                    yield found
-            if len(ids) < batch:
-                return
-            high = "(" + ids[-1]
-
-    def _scan_order(self, filters: Filters, below: str | None) -> Iterator[Stored | Damaged]:
-        assert filters.order_ref is not None
-        prefix = filters.order_ref + SEP
-        if filters.merchant is not None:
-            prefix += filters.merchant + SEP
-        start = prefix.encode()
-        members = self.client.zrange(
-            self.by_order_key, b"[" + start, b"[" + start + b"\xff", bylex=True
-        )
-        ids = sorted({_member(m).rsplit(SEP, 1)[-1] for m in members}, reverse=True)
-        if below is not None:
-            ids = [i for i in ids if i < below]
-        for offset in range(0, len(ids), SCAN_BATCH):
-            for found in self.load_many(ids[offset : offset + SCAN_BATCH]):
-                if found is not None and _wanted(found, filters, by_index=False):
-                    yield found
-
-    def count(self, filters: Filters) -> int:
-        """How many letters match: O(log n) for indexed filters, a walk otherwise."""
-        if not filters.indexed:
-            return sum(1 for _ in self.entries(filters))
-        key = self.index_key(filters.reason, filters.status, filters.merchant)
-        high = upper_bound(filters.until, None)
-        low = lower_bound(filters.since)
-        return int(self.client.zlexcount(key, low, high))
-
-    def stats(self) -> Stats:
-        """Counts by reason, status and merchant, and the oldest and newest letters' ids.
-
-        Those ids are the oldest and newest the store could have made: a damaged letter's id
-        (one written by hand, or by an import before the store made every id) is passed
-        over, so that an age can always be computed from them (:func:`id_time`).
-        """
-        pipe = self.client.pipeline(transaction=False)
-        pipe.hgetall(self.counts_key)
-        pipe.zrange(self.all_key, "[0", "(:", bylex=True, offset=0, num=EDGE_PROBE)
-        pipe.zrange(self.all_key, "(:", "[0", desc=True, bylex=True, offset=0, num=EDGE_PROBE)
-        counts, oldest, newest = pipe.execute()
-        return stats_from(
-            counts,
-            oldest_id=self._edge(oldest, desc=False),
-            newest_id=self._edge(newest, desc=True),
-        )
-
-    def _edge(self, probed: list[Any], *, desc: bool) -> str | None:
-        """The first valid id at one end of the index of every letter: among the ids already
-        ``probed`` there, walking on only while all of those are damaged."""
-        batch, size = [_member(m) for m in probed], EDGE_PROBE
-        while batch:
-            for letter_id in batch:
-                if valid_id(letter_id):
-                    return letter_id
-            if len(batch) < size:
-                return None
-            # Ids the store makes start with a digit: only "0" up to ":" can hold them.
-            after, size = "(" + batch[-1], SCAN_BATCH
-            batch = [
-                _member(m)
-                for m in self.client.zrange(
-                    self.all_key,
-                    after,
-                    "[0" if desc else "(:",
-                    desc=desc,
-                    bylex=True,
-                    offset=0,
-                    num=size,
-                )
-            ]
-        return None
-
-    def locate(self, damaged: Damaged) -> Place:
-        """Where a damaged letter is listed, found in the indexes themselves (its JSON's
-        hints are only tried first): its reason, status and merchant by the indexes that hold
-        its id, its order by the order index, its update id by the update-id hash.
-
-        Costs a few round trips, plus a walk of the update-id hash and the order index when
-        the hints do not name them: meant for the odd damaged letter, not for bulk use.
-        """
-        hints = damaged.hints
-        groups = self._labels_found(damaged.id, hints)
-        reason, status, merchant = (groups.get(kind) for kind in ("r", "s", "m"))
-        order_ref, merchant = self._order_of(damaged.id, hints, merchant)
-        return Place(
-            damaged.id, merchant, order_ref, reason, status, self._update_of(damaged.id, hints)
-        )
-
-    def _labels_found(self, letter_id: str, hints: Mapping[str, Any]) -> dict[str, str]:
-        """Of every reason, status and merchant the counters name (and the hints), those
-        whose own index lists ``letter_id``: kind (``r``, ``s``, ``m``) -> label."""
-        candidates: dict[str, set[str]] = {"r": set(), "s": set(), "m": set()}
-        for raw in self.client.hkeys(self.counts_key):
-            kind, _, label = _member(raw).partition(":")
-            if kind in candidates and label:
-                candidates[kind].add(label)
-        if isinstance(hints.get("reason"), str):
-            candidates["r"].add(hints["reason"])
-        status = hints.get("status")
-        candidates["s"].add(status_key(status) if isinstance(status, int) else "none")
-        if isinstance(hints.get("merchant"), str):
-            candidates["m"].add(hints["merchant"])
-        asked = [(kind, label) for kind, labels in candidates.items() for label in sorted(labels)]
-        pipe = self.client.pipeline(transaction=False)
-        for kind, label in asked:
-            key = self.index_key(
-                label if kind == "r" else None,
-                label if kind == "s" else None,
-                label if kind == "m" else None,
-            )
-            pipe.zscore(key, letter_id)
-        found: dict[str, str] = {}
-        for (kind, label), score in zip(asked, pipe.execute(), strict=True):
-            if score is not None:
-                found.setdefault(kind, label)
-        return found
-
-    def _order_of(
-        self, letter_id: str, hints: Mapping[str, Any], merchant: str | None
-    ) -> tuple[str | None, str | None]:
-        """(order-ref, merchant) of the letter's member in the order index, if it has one."""
-        order_ref = hints.get("order_ref")
-        if isinstance(order_ref, str) and merchant is not None:
-            member = f"{order_ref}{SEP}{merchant}{SEP}{letter_id}"
-            if self.client.zscore(self.by_order_key, member) is not None:
-                return order_ref, merchant
-        pattern = "*" + SEP + _glob_escape(letter_id)
-        for raw, _score in self.client.zscan_iter(
-            self.by_order_key, match=pattern, count=LOCATE_BATCH
-        ):
-            parts = _member(raw).rsplit(SEP, 2)
-            if len(parts) == 3 and merchant in (None, parts[1]):
-                return parts[0], parts[1]
-        return None, merchant
-
-    def _update_of(self, letter_id: str, hints: Mapping[str, Any]) -> str | None:
-        """The letter's field in the update-id hash, if it has one."""
-        update_id = hints.get("update_id")
-        if (
-            isinstance(update_id, str)
-            and _member(self.client.hget(self.by_update_key, update_id) or b"") == letter_id
-        ):
-            return update_id
-        for field, value in self.client.hscan_iter(self.by_update_key, count=LOCATE_BATCH):
-            if _member(value) == letter_id:
-                return _member(field)
-        return None
-
-    def forced_before(self, merchant: str, order_ref: str) -> int:
-        """The highest original version a forced replay sent for this order (0: none)."""
-        raw = self.client.hget(self.forced_key, forced_field(merchant, order_ref))
-        return int(raw) if raw is not None else 0
-
-    def audit_entries(
-        self,
-        *,
-        limit: int,
-        before: str | None = None,
-        action: str | None = None,
-        letter_id: str | None = None,
-    ) -> list[AuditEntry]:
-        """Audit entries newest first, older than the entry id ``before`` if given.
-
-        ``action`` and ``letter_id`` filter while walking the log (it has no index).
-        """
-        found: list[AuditEntry] = []
-        high = "(" + before if before else "+"
-        while len(found) < limit:
-            rows = self.client.xrevrange(self.audit_key, high, "-", count=AUDIT_BATCH)
-            if not rows:
-                break
-            for entry_id, values in rows:
-                entry = parse_entry(text(entry_id), values)
-                if (action is None or entry.action == action) and (
-                    letter_id is None or entry.letter == letter_id
-                ):
-                    found.append(entry)
-                    if len(found) == limit:
-                        break
-            if len(rows) < AUDIT_BATCH:
-                break
-            high = "(" + text(rows[-1][0])
-        return found
-
-
-def _member(raw: Any) -> str:
-    """An index member, hash field or value as text; bytes that are not UTF-8 (written by
-    hand) read as an id no letter has, rather than stopping the walk."""
-    return raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
-
-
-def _wanted(found: Stored | Damaged, filters: Filters, *, by_index: bool) -> bool:
-    """Whether what was read passes the filters: those an index did not answer already
-    (``by_index``: only ``grep``), or all of them (found by its order). A damaged letter
-    passes only filters that do not need its content."""
-    if isinstance(found, Damaged):
-        return filters.grep is None if by_index else filters.admits_damaged(found.id)
-    if by_index:
-        return filters.grep is None or grep_matches(filters.grep, found.letter)
-    return filters.matches(found.letter)
-
-
-def _id_of(entry: Stored | Damaged) -> str:
-    return entry.letter.id if isinstance(entry, Stored) else entry.id
-
-
-def _glob_escape(value: str) -> str:
-    """``value`` matched literally by a Redis MATCH pattern."""
-    return "".join("\\" + c if c in "*?[]\\" else c for c in value)

@@ -32,7 +32,13 @@ from cartsync.worker.cli.dlq.session import (
     who,
     with_session,
 )
-from cartsync.worker.deadletters import AuditNote, Damaged, Stored, replay_update_id
+from cartsync.worker.deadletters import (
+    AuditNote,
+    Damaged,
+    DeadLetterStore,
+    Stored,
+    replay_update_id,
+)
 from cartsync.worker.errors import ConfigurationError
 
 # -- edit --------------------------------------------------------------------------------------
@@ -73,8 +79,28 @@ def edit(session: Session, letter_id: str) -> None:
         if not click.confirm("Edit again? (no: abort and keep the letter as it was)", default=True):
             raise click.ClickException("edit aborted; the letter is as it was")
         text = edited
+    revision, outcome = save_revision(session.store, stored, body, who())
+    if outcome != "replaced":
+        raise click.ClickException(
+            f"letter {letter.id} was {'removed' if outcome == 'gone' else 'changed'} by someone "
+            "else while you edited it; nothing was saved"
+        )
+    for path, messages in sorted(warnings.items()):
+        for message in messages:
+            click.echo(f"warning: {path}: {message}", err=True)
+    click.echo(
+        f"Saved revision {revision} of letter {letter.id}. "
+        f"Replay it with: cartsync dlq replay {letter.id}"
+    )
+
+
+def save_revision(store: DeadLetterStore, stored: Stored, body: Any, by: str) -> tuple[int, str]:
+    """Save ``body`` as the next revision of a letter's payload, if the letter is still as
+    read (``stored``), with its history entry and audit note; returns the revision and the
+    store's outcome (``replaced``, ``gone`` or ``changed``). The CLI's ``dlq edit`` and the
+    console's edit both save through it."""
+    letter = stored.letter
     revision = letter.revision + 1
-    by = who()
     changed = replace(
         letter,
         payload=body,
@@ -96,19 +122,7 @@ def edit(session: Session, letter_id: str) -> None:
         f"saved revision {revision}",
         {"merchant": letter.merchant, "order_ref": letter.order_ref},
     )
-    outcome = session.store.replace(stored, changed, audit=note)
-    if outcome != "replaced":
-        raise click.ClickException(
-            f"letter {letter.id} was {'removed' if outcome == 'gone' else 'changed'} by someone "
-            "else while you edited it; nothing was saved"
-        )
-    for path, messages in sorted(warnings.items()):
-        for message in messages:
-            click.echo(f"warning: {path}: {message}", err=True)
-    click.echo(
-        f"Saved revision {revision} of letter {letter.id}. "
-        f"Replay it with: cartsync dlq replay {letter.id}"
-    )
+    return revision, store.replace(stored, changed, audit=note)
 
 
 def json_text(payload: Any) -> str:

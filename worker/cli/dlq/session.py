@@ -129,19 +129,6 @@ def progress(length: int, label: str) -> Any:
     return click.progressbar(length=length, label=label, file=sys.stderr, show_pos=True)
 
 
-class _Stderr:
-    """Whatever ``sys.stderr`` is at the time of writing (click's test runner swaps it)."""
-
-    def write(self, text: str) -> int:
-        return sys.stderr.write(text)
-
-    def flush(self) -> None:
-        sys.stderr.flush()
-
-    def isatty(self) -> bool:
-        return sys.stderr.isatty()
-
-
 def quiet_logging(settings: Settings) -> Settings:
     """Send the pipeline's log events to stderr, warnings only unless CARTSYNC_LOG_LEVEL is
     set, so that a replay of a million letters does not print a million lines. The previous
@@ -150,7 +137,7 @@ def quiet_logging(settings: Settings) -> Settings:
 
     import structlog
 
-    from cartsync.config.logging import configure_logging
+    from cartsync.config.logging import LiveStderr, configure_logging
 
     if "CARTSYNC_LOG_LEVEL" not in os.environ:
         settings = settings.with_overrides(log_level="warning")
@@ -162,6 +149,6 @@ def quiet_logging(settings: Settings) -> Settings:
         structlog.configure(**saved)
         root.handlers, root.level = saved_handlers, saved_level
 
-    configure_logging(settings, stream=_Stderr(), cache=False)
+    configure_logging(settings, stream=LiveStderr(), cache=False)
     click.get_current_context().call_on_close(restore)
     return settings

@@ -12,7 +12,7 @@ from typing import Any
 from flask import Response, abort, redirect, render_template, request, url_for
 
 from cartsync.worker import keys
-from cartsync.worker.cli.dlq.change import check_payload, contract_options, json_text
+from cartsync.worker.cli.dlq.change import check_payload, contract_options, json_text, save_revision
 from cartsync.worker.cli.dlq.session import new_run_id
 from cartsync.worker.deadletters import AuditNote, Stored, replay_update_id
 from cartsync.worker.replay import CHUNK, Replayer, Result, describe
@@ -149,30 +149,7 @@ def save_edit(stored: Stored, text: str) -> list[tuple[str, str]]:
     )
     if problems:
         return [split_problem(line) for line in problems]
-    revision = letter.revision + 1
-    who = by()
-    changed = replace(
-        letter,
-        payload=body,
-        history=[
-            *letter.history,
-            {
-                "at": time.time(),
-                "by": who,
-                "action": "edit",
-                "revision": revision,
-                "previous_payload": letter.payload,
-            },
-        ],
-    )
-    note = AuditNote(
-        "edit",
-        who,
-        new_run_id(),
-        f"saved revision {revision}",
-        {"merchant": letter.merchant, "order_ref": letter.order_ref},
-    )
-    outcome = c.store.replace(stored, changed, audit=note)
+    _revision, outcome = save_revision(c.store, stored, body, by())
     if outcome != "replaced":
         what = "removed" if outcome == "gone" else "changed"
         return [("", f"The letter was {what} by someone else meanwhile; nothing was saved.")]
