@@ -269,13 +269,8 @@ class Replayer:
             "reason": reason,
             "force": self.force,
         }
-        audit = self.note.with_result(
-            outcome,
-            reason=reason,
-            merchant=letter.merchant,
-            order_ref=letter.order_ref,
-            version=letter.version,
-        )
+        # The refusal's reason takes the place of the letter's.
+        audit = self.note.about(letter, outcome, reason=reason)
         if self.store.note(stored, entry, audit=audit) != "replaced":
             self.store.record(audit, letter.id)
         return Result(letter.id, outcome, reason, describe(letter))

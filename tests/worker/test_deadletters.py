@@ -352,3 +352,14 @@ def test_a_change_that_would_not_read_back_is_refused(store):
     with pytest.raises(ValueError, match="enqueued_at"):
         store.replace(stored, broken)
     assert store.load(letter.id).token == stored.token
+
+
+def test_an_audit_note_about_a_letter_names_it_and_lets_detail_win():
+    """``about`` carries the letter's merchant, order-ref, reason and version; a detail given
+    (a refusal's reason) takes the place of the letter's own."""
+    letter = make_letter(merchant="shop1", order_ref="A-1", version=3)
+    note = AuditNote("replay", "sam", "run-1")
+    assert note.about(letter, "dropped").detail == {
+        "merchant": "shop1", "order_ref": "A-1", "reason": letter.reason, "version": 3,
+    }  # fmt: skip
+    assert note.about(letter, "refused", reason="superseded").detail["reason"] == "superseded"

@@ -37,6 +37,17 @@ class AuditNote:
     def with_result(self, result: str, **detail: Any) -> AuditNote:
         return AuditNote(self.action, self.by, self.run, result, {**self.detail, **detail})
 
+    def about(self, letter: Any, result: str, **detail: Any) -> AuditNote:
+        """:meth:`with_result` naming the letter's merchant, order-ref, reason and version,
+        which every entry about one letter carries (so the audit can be searched by them)."""
+        about = {
+            "merchant": letter.merchant,
+            "order_ref": letter.order_ref,
+            "reason": letter.reason,
+            "version": letter.version,
+        }
+        return self.with_result(result, **{**about, **detail})
+
     def flat(self, letter_id: str = "") -> list[str]:
         """The stream entry's field/value list."""
         return [

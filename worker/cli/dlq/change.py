@@ -254,17 +254,7 @@ def remove_letters(
         with progress(count, doing) as bar:
             for batch in batches(selection, BATCH):
                 items = [
-                    (
-                        stored,
-                        note.with_result(
-                            done,
-                            merchant=stored.letter.merchant,
-                            order_ref=stored.letter.order_ref,
-                            reason=stored.letter.reason,
-                            version=stored.letter.version,
-                        ),
-                        None,
-                    )
+                    (stored, note.about(stored.letter, done), None)
                     for stored in batch
                     if isinstance(stored, Stored)
                 ]

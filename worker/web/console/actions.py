@@ -280,20 +280,7 @@ def remove(action: str) -> Any:
     done = _DONE[action]
     run, who = new_run_id(), by()
     note = AuditNote(action, who, run, done, {"why": reason})
-    items = [
-        (
-            stored,
-            note.with_result(
-                done,
-                merchant=stored.letter.merchant,
-                order_ref=stored.letter.order_ref,
-                reason=stored.letter.reason,
-                version=stored.letter.version,
-            ),
-            None,
-        )
-        for stored in selection.letters
-    ]
+    items = [(stored, note.about(stored.letter, done), None) for stored in selection.letters]
     outcomes = console().store.remove_many(items, check=False)
     removed = outcomes.count("removed")
     console().store.record(
