@@ -28,10 +28,10 @@ test: $(STAMP)
 	$(PY) -m cartsync.worker.redisserver -- $(PY) -m pytest $(PYTEST_ARGS)
 
 # mypy cannot follow the folder-to-package mapping of pyproject.toml, so it reads the
-# folders through a link named like the installed package (build/typecheck/cartsync).
+# folders through a link named like the installed package (.typecheck/cartsync).
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
-	@mkdir -p build/typecheck && ln -sfn ../.. build/typecheck/cartsync
+	@mkdir -p .typecheck && ln -sfn .. .typecheck/cartsync
 	$(VENV)/bin/mypy
 
 bench: $(STAMP)
