@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from cartsync.tasks.examples import two_item_body
 from cartsync.worker.cli import cli
-from cartsync.worker.deadletters import DeadLetterStore, Filters, replay_update_id
+from cartsync.worker.deadletters import Filters, replay_update_id
 from tests.support import wait_for
 from tests.worker.dlq_support import (
     TOTALS_409,
@@ -25,23 +25,6 @@ from tests.worker.dlq_support import (
 )
 
 DAY = 86400.0
-
-
-@pytest.fixture
-def env(redis_url):
-    """The environment of a dlq command: the test Redis, one merchant, nothing else."""
-    cleared = {name: None for name in os.environ if name.startswith("CARTSYNC_")}
-    return {
-        **cleared,
-        "CARTSYNC_REDIS_URL": redis_url,
-        "CARTSYNC_SEQURA_USERNAME": "user",
-        "CARTSYNC_SEQURA_PASSWORD": "secret-pw",
-    }
-
-
-@pytest.fixture
-def store(redis_client, settings):
-    return DeadLetterStore(redis_client, settings.key_prefix)
 
 
 @pytest.fixture

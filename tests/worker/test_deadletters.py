@@ -24,11 +24,6 @@ from tests.worker.dlq_support import make_letter
 NOTE = AuditNote(action="drop", by="tester", run="run-1")
 
 
-@pytest.fixture
-def store(redis_client, settings):
-    return DeadLetterStore(redis_client, settings.key_prefix)
-
-
 class CountingStore(DeadLetterStore):
     """A store that counts the letters it fetches, to show what a query costs."""
 

@@ -24,7 +24,6 @@ from cartsync.worker.cli import cli
 from cartsync.worker.cli.dlq import importfile
 from cartsync.worker.deadletters import (
     DeadLetter,
-    DeadLetterStore,
     Filters,
     repaired,
     replay_update_id,
@@ -36,23 +35,6 @@ from tests.worker.dlq_support import make_letter, plant, queued_update_ids
 
 #: Marks a field to leave out of a line.
 DROP = object()
-
-
-@pytest.fixture
-def env(redis_url):
-    """The environment of a dlq command: the test Redis, one merchant, nothing else."""
-    cleared = {name: None for name in os.environ if name.startswith("CARTSYNC_")}
-    return {
-        **cleared,
-        "CARTSYNC_REDIS_URL": redis_url,
-        "CARTSYNC_SEQURA_USERNAME": "user",
-        "CARTSYNC_SEQURA_PASSWORD": "secret-pw",
-    }
-
-
-@pytest.fixture
-def store(redis_client, settings):
-    return DeadLetterStore(redis_client, settings.key_prefix)
 
 
 @pytest.fixture

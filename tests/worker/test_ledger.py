@@ -4,6 +4,7 @@ import pytest
 
 from cartsync.worker import keys
 from cartsync.worker.ledger import Claim, Decision, Ledger, decide
+from tests.worker.ledger_support import accept
 
 PREFIX = "t"
 #: The dead-letter index a claim checks; empty here, so no update counts as parked.
@@ -13,20 +14,6 @@ PARKED = keys.dlq_by_update(PREFIX)
 @pytest.fixture
 def ledger(redis_client):
     return Ledger(redis_client, PREFIX)
-
-
-def accept(ledger, version=None, update_id="u1", allow_equal=False, order="o1"):
-    return ledger.accept(
-        "m1",
-        order,
-        update_id=update_id,
-        version=version,
-        due=1.0,
-        message_prefix='{"version":',
-        message_suffix=',"x":1}',
-        remember_ms=60_000,
-        allow_equal=allow_equal,
-    )
 
 
 def record_delivered(ledger, version):

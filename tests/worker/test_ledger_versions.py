@@ -10,6 +10,7 @@ import pytest
 from cartsync.tasks.message import MAX_VERSION
 from cartsync.worker import keys
 from cartsync.worker.ledger import Claim, Ledger, stored_version
+from tests.worker.ledger_support import accept
 
 PREFIX = "t"
 PARKED = keys.dlq_by_update(PREFIX)
@@ -20,20 +21,6 @@ EDGE = 2**53
 @pytest.fixture
 def ledger(redis_client):
     return Ledger(redis_client, PREFIX)
-
-
-def accept(ledger, version=None, update_id="u1", allow_equal=False):
-    return ledger.accept(
-        "m1",
-        "o1",
-        update_id=update_id,
-        version=version,
-        due=1.0,
-        message_prefix='{"version":',
-        message_suffix=',"x":1}',
-        remember_ms=60_000,
-        allow_equal=allow_equal,
-    )
 
 
 def claim(ledger, version, update_id="w"):

@@ -6,16 +6,11 @@ import pytest
 from cartsync.config.merchants import MerchantAccount, MerchantDirectory
 from cartsync.tasks.examples import two_item_body
 from cartsync.tasks.producer import Producer
-from cartsync.worker.deadletters import DeadLetterStore, Filters, replay_update_id
+from cartsync.worker.deadletters import Filters, replay_update_id
 from cartsync.worker.replay import Replayer, judge
 from tests.worker.dlq_support import make_letter, queued_messages, queued_update_ids
 
 ACCOUNT = MerchantAccount(ref="", username="user", password="secret-pw")
-
-
-@pytest.fixture
-def store(redis_client, settings):
-    return DeadLetterStore(redis_client, settings.key_prefix)
 
 
 @pytest.fixture
