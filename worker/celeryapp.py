@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import socket
 import time
 from collections.abc import Callable
 from typing import Any
@@ -375,6 +377,8 @@ def _start_pump(sender: Any = None, **_: Any) -> None:
         lease_s=settings.scheduler_lease_s,
         clock=time.time,
         watch_s=watch_s(settings.visibility_timeout_s),
+        # Host and pid: unique among running workers, and a restarted worker is a new one.
+        worker=f"{getattr(sender, 'hostname', None) or socket.gethostname()}:{os.getpid()}",
     )
     _pump.start()
 
