@@ -381,9 +381,26 @@ def _start_pump(sender: Any = None, **_: Any) -> None:
         worker=f"{getattr(sender, 'hostname', None) or socket.gethostname()}:{os.getpid()}",
     )
     _pump.start()
+    _start_notifier()
+
+
+_notifier: Any = None
+
+
+def _start_notifier() -> None:
+    """Dead-letter notifications, when configured: a thread in every worker, one of which
+    sends each interval's message (``worker/notify.py`` says why here)."""
+    global _notifier
+    from cartsync.worker.notify import Notifier, NotifierThread
+
+    if settings.notify_webhook_url:
+        _notifier = NotifierThread(Notifier(runtime().redis, settings))
+        _notifier.start()
 
 
 @signals.worker_shutting_down.connect
 def _stop_pump(**_: Any) -> None:
     if _pump is not None:
         _pump.stop()
+    if _notifier is not None:
+        _notifier.stop()
