@@ -9,12 +9,13 @@ agree through Redis that exactly one of them sends each interval's message:
 - time is cut into intervals of ``CARTSYNC_NOTIFY_INTERVAL_S``; at the start of each, every
   thread tries to take that interval's lock (``SET NX EX``, ``keys.notify_lock``) and only the
   one that gets it goes on;
-- a cursor in Redis (``keys.notify_cursor``) holds the id of the last letter notified. Letter ids start with the time of death in milliseconds and the index of every
-  letter is ordered by id, so the letters after the cursor are exactly the new ones. The
-  cursor moves only once the receiver has taken the message: a send that fails (after
-  retries with backoff, all within half an interval, so that it never overlaps the next
-  interval's sender) leaves the cursor where it was, and the next interval's message counts
-  those letters too. No letter is notified twice or skipped;
+- a cursor in Redis (``keys.notify_cursor``) holds the id of the last letter notified.
+  Letter ids start with the time of death in milliseconds and the index of every letter is
+  ordered by id, so the letters after the cursor are exactly the new ones. The cursor moves
+  only once the receiver has taken the message: a send that fails (after retries with
+  backoff, all within half an interval, so that it never overlaps the next interval's
+  sender) leaves the cursor where it was, and the next interval's message counts those
+  letters too. No letter is notified twice or skipped;
 - a letter is looked at only once it is :data:`SETTLE_S` old, so that a letter a worker was
   parking while the sender read (its id made a moment before) is not passed over.
 
