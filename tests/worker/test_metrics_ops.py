@@ -11,7 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import CollectorRegistry
 
 from cartsync.tasks.builders import Item, fully_shipped
-from cartsync.worker.deadletters import AuditNote, DeadLetter, DeadLetterStore
+from cartsync.worker.deadletters import AuditNote, DeadLetter
 from cartsync.worker.metrics import (
     OTHER_MERCHANT,
     WORKER_ALIVE_S,
@@ -82,7 +82,7 @@ def test_outcomes_by_merchant_and_delivery_latency(redis_client, settings):
     assert (
         samples[(by_merchant, (("merchant", "shop1"), ("outcome", "delivered"), ("reason", "")))]
         == 2
-    )  # noqa: E501
+    )
     assert (
         samples[
             (
@@ -91,7 +91,7 @@ def test_outcomes_by_merchant_and_delivery_latency(redis_client, settings):
             )
         ]
         == 1
-    )  # noqa: E501
+    )
     assert not [k for k in samples if ("merchant", "stranger") in k[1]]
     assert samples[("cartsync_delivery_latency_seconds_count", ())] == 2
     assert samples[("cartsync_delivery_latency_seconds_bucket", (("le", "0.25"),))] == 1
