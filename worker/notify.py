@@ -196,8 +196,11 @@ class Notifier:
         lock = keys.notify_lock(self.settings.key_prefix, slot_of(started, interval))
         if not self.client.set(lock, self.token, nx=True, ex=max(1, math.ceil(interval))):
             return "other"
-        cursor = self.client.get(self.cursor_key)
-        after = cursor.decode() if isinstance(cursor, bytes) else cursor
+        # The first interval ever starts the cursor one interval back: the letters from before
+        # notifications were switched on are not news (the alerts and the console show them).
+        start = id_bound(started - self.settle_s - interval)
+        self.client.set(self.cursor_key, start, nx=True)
+        after = _text(self.client.get(self.cursor_key) or start)
         new = self.find_new(after, started)
         if new is None:
             return "nothing"
@@ -209,14 +212,10 @@ class Notifier:
         log.info("notify.sent", count=new.total)
         return "sent"
 
-    def find_new(self, after: str | None, now: float) -> NewLetters | None:
-        """The letters after ``after`` (a letter id; None: since one interval ago) that are at
-        least :attr:`settle_s` old, counted by reason and merchant in one round trip."""
-        low = (
-            "(" + after
-            if after
-            else "[" + id_bound(now - self.settle_s - self.settings.notify_interval_s)
-        )
+    def find_new(self, after: str, now: float) -> NewLetters | None:
+        """The letters after ``after`` (a letter id, or the bound of a time) that are at least
+        :attr:`settle_s` old, counted by reason and merchant in one round trip."""
+        low = "(" + after
         high = "(" + id_bound(now - self.settle_s)
         if low[1:] >= high[1:]:
             return None
@@ -258,14 +257,14 @@ class Notifier:
             self.sleep(wait)
             wait *= 2
 
-    def _advance(self, before: str | None, last_id: str) -> None:
+    def _advance(self, before: str, last_id: str) -> None:
         """Move the cursor to ``last_id``, unless another sender moved it meanwhile (then its
         position, which covers at least as much, stands)."""
         with self.client.pipeline() as pipe:
             try:
                 pipe.watch(self.cursor_key)
                 now_at = pipe.get(self.cursor_key)
-                if (_text(now_at) if now_at is not None else None) != before:
+                if now_at is None or _text(now_at) != before:
                     return
                 pipe.multi()
                 pipe.set(self.cursor_key, last_id)
