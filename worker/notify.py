@@ -262,7 +262,7 @@ class Notifier:
         position, which covers at least as much, stands)."""
         with self.client.pipeline() as pipe:
             try:
-                pipe.watch(self.cursor_key)
+                pipe.watch(self.cursor_key)  # type: ignore[no-untyped-call]
                 now_at = pipe.get(self.cursor_key)
                 if now_at is None or _text(now_at) != before:
                     return
