@@ -20,6 +20,11 @@ from cartsync.worker.notify import (
     message,
     slot_of,
 )
+from tests import support
+from tests.sandbox_fixtures import SHOP
+from tests.support import running_worker, wait_for, worker_env
+
+sandbox = support.sandbox
 
 INTERVAL_S = 60.0
 #: Personal data in the letters' payloads: none of it may reach a message.
@@ -166,6 +171,31 @@ def test_the_thread_stops_promptly(redis_client, settings):
     thread.stop()
     thread.join(timeout=2)
     assert not thread.is_alive()
+
+
+@pytest.mark.slow
+def test_a_real_worker_sends_the_notification(redis_client, store, httpserver, sandbox):
+    """A Celery worker started with a webhook URL runs the notifier: a letter parked while
+    it runs reaches the receiver in the next interval's message."""
+    httpserver.expect_request("/hook", method="POST").respond_with_data("ok")
+    env = worker_env(
+        sandbox.url,
+        CARTSYNC_SEQURA_USERNAME=SHOP.username,
+        CARTSYNC_SEQURA_PASSWORD=SHOP.password,
+        CARTSYNC_NOTIFY_WEBHOOK_URL=httpserver.url_for("/hook"),
+        CARTSYNC_NOTIFY_INTERVAL_S="10",
+    )
+    with running_worker(env, concurrency=1) as worker:
+        park(store, 1, at=time.time() - 5, reason="unauthorized", merchant=SHOP.ref)
+        wait_for(
+            lambda: len(httpserver.log) >= 1,
+            timeout=40,
+            what="the notification",
+            on_fail=worker.log_text,
+        )
+    (body,) = posted(httpserver)
+    assert "1 new dead letter " in body["text"]
+    assert f"By merchant: {SHOP.ref} 1" in body["text"]
 
 
 @pytest.mark.parametrize(
