@@ -28,10 +28,10 @@ Live gauges besides :func:`cartsync.worker.health.take_snapshot`'s: the queue la
 long the oldest due update has been due), the age of the oldest update in flight, and the
 workers alive (each worker's pump writes a heartbeat, ``worker/schedule.py``).
 
-The seQura-independent latency of the Celery queue itself is not measured: Celery's messages
-carry no time of publishing, and reading the oldest message of the list at each scrape would
-decode a payload-sized body. The oldest in-flight entry stands for it (it was handed to the
-queue when published).
+How long a message waits in the Celery queue itself is not measured: Celery's messages carry
+no time of publishing, and reading the oldest message of the list at each scrape would decode
+a payload-sized body. The oldest in-flight entry stands for it (it was handed to the queue
+when published, and stays in flight until a worker has finished it).
 """
 
 from __future__ import annotations
@@ -385,8 +385,9 @@ def _merchant_updates(raw: dict[Any, Any]) -> Iterator[Metric]:
         labels=["outcome", "reason", "merchant"],
     )
     for field, count in sorted((text(k), int(v)) for k, v in raw.items()):
-        outcome, reason, merchant = field.split(_SEP, 2)
-        family.add_metric([outcome, reason, merchant], count)
+        parts = field.split(_SEP, 2)
+        if len(parts) == 3:  # else not written by cartsync: a scrape must still answer
+            family.add_metric(parts, count)
     yield family
 
 
