@@ -52,6 +52,8 @@ log = get_logger("cartsync.notify")
 SETTLE_S = 10.0
 #: Merchants named in a message, the largest counts first; the rest are summed up.
 MERCHANTS_SHOWN = 10
+#: Characters of a merchant-ref shown in a message (a ref is whatever a producer sent).
+NAME_LIMIT = 64
 #: Seconds one POST may take at most (less when the interval's budget is nearly spent).
 POST_TIMEOUT_S = 10.0
 #: Seconds before the first retry of a failed POST; doubled for each further one.
@@ -117,11 +119,22 @@ def _iso(seconds: float) -> str:
     return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def shown_name(name: str) -> str:
+    """A merchant-ref as a message shows it: cut to :data:`NAME_LIMIT` characters, and with
+    ``&``, ``<`` and ``>`` escaped as Slack asks, so that a ref cannot be read as markup
+    (``<!channel>`` would call everyone in the channel)."""
+    cut = name if len(name) <= NAME_LIMIT else name[: NAME_LIMIT - 1] + "…"
+    return cut.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def _listed(counts: Mapping[str, int], most: int) -> str:
     ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
-    shown = ", ".join(f"{name} {count}" for name, count in ranked[:most])
-    rest = sum(count for _, count in ranked[most:])
-    return f"{shown} and {rest} more" if rest else shown
+    shown = ", ".join(f"{shown_name(name)} {count}" for name, count in ranked[:most])
+    others = ranked[most:]
+    if not others:
+        return shown
+    rest = sum(count for _, count in others)
+    return f"{shown} and {rest} of {len(others)} other merchants"
 
 
 def message(new: NewLetters, link: str) -> dict[str, Any]:

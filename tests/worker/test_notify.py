@@ -173,6 +173,18 @@ def test_the_thread_stops_promptly(redis_client, settings):
     assert not thread.is_alive()
 
 
+def test_many_merchants_are_summed_up_and_refs_cannot_be_markup():
+    """Past ten merchants the rest are summed up; a merchant-ref is shown cut short and with
+    Slack's markup characters escaped."""
+    by_merchant = {f"m{n:02d}": 1 for n in range(12)} | {"<!channel> & " + "x" * 100: 5}
+    new = NewLetters(17, "1800000000000-aaaaaaaa", "1800000000001-bbbbbbbb", {"x": 17}, by_merchant)
+    text = message(new, "")["text"]
+    assert "&lt;!channel&gt; &amp; xxx" in text
+    assert "<!channel>" not in text
+    assert "x" * 70 not in text
+    assert "and 3 of 3 other merchants" in text
+
+
 @pytest.mark.slow
 def test_a_real_worker_sends_the_notification(redis_client, store, httpserver, sandbox):
     """A Celery worker started with a webhook URL runs the notifier: a letter parked while
