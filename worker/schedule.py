@@ -34,6 +34,10 @@ copies of a whole backlog would only make it longer. The watch time is twice the
 timeout, so that a message a killed worker held is brought back by kombu first.
 
 Each move is one Lua script (``worker/lua/schedule_*.lua``).
+
+The pump also says that its worker is alive: every :data:`HEARTBEAT_S` it writes its worker's
+id and the time into a sorted set (``keys.workers``), which the metrics count
+(``cartsync_workers_alive``), and it takes the id out when the worker shuts down.
 """
 
 from __future__ import annotations
