@@ -131,6 +131,14 @@ DEFAULT_CONSOLE_DEFAULT_ROLE = "viewer"
 DEFAULT_CONSOLE_SESSION_TTL_S = 8 * 3600.0
 #: Send the console's session cookie over https only.
 DEFAULT_CONSOLE_SECURE_COOKIE = True
+#: URL that receives a Slack-compatible message when dead letters appear (empty: none sent).
+DEFAULT_NOTIFY_WEBHOOK_URL = ""
+#: Seconds between dead-letter notifications: new letters are counted into one message each.
+DEFAULT_NOTIFY_INTERVAL_S = 60.0
+#: Shortest notification interval: a message's retries must fit in half of one.
+MIN_NOTIFY_INTERVAL_S = 10.0
+#: Base URL the console is reached at (https://cartsync.example.com), for links in messages.
+DEFAULT_CONSOLE_BASE_URL = ""
 
 
 def _bool(raw: Any) -> bool:
@@ -277,6 +285,21 @@ def _redis_url(raw: Any) -> str:
     return url
 
 
+def _web_url(raw: Any) -> str:
+    """Empty, or an http(s) URL naming a host (a webhook, the console's address)."""
+    url = _text(raw).strip()
+    if not url:
+        return ""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("expected an http:// or https:// URL naming a host")
+    try:
+        _ = parts.port
+    except ValueError:
+        raise ValueError("the port must be a number from 1 to 65535") from None
+    return url
+
+
 def is_sequra_host(host: str) -> bool:
     """True for seQura's own hosts (``sequrapi.com`` and everything under it)."""
     name = host.strip().lower().rstrip(".")
@@ -339,6 +362,9 @@ BOUNDS: dict[str, Callable[[Any], Any]] = {
     "status_max_dead_age_s": _seconds(0, MAX_PERIOD_S),
     "idempotency_ttl_s": _seconds(0, MAX_PERIOD_S),
     "console_session_ttl_s": _seconds(0, MAX_PERIOD_S),
+    "notify_webhook_url": _web_url,
+    "notify_interval_s": _seconds(MIN_NOTIFY_INTERVAL_S, MAX_PERIOD_S, low_open=False),
+    "console_base_url": _web_url,
 }
 
 
@@ -425,6 +451,14 @@ class Settings:
     console_secure_cookie: bool = _setting(
         DEFAULT_CONSOLE_SECURE_COOKIE, _bool, "console cookie over https only"
     )
+    # A Slack webhook's URL is its credential.
+    notify_webhook_url: str = _setting(
+        DEFAULT_NOTIFY_WEBHOOK_URL, str, "dead-letter notification webhook", True
+    )
+    notify_interval_s: float = _setting(
+        DEFAULT_NOTIFY_INTERVAL_S, _positive_float, "dead-letter notification interval"
+    )
+    console_base_url: str = _setting(DEFAULT_CONSOLE_BASE_URL, str, "console URL for links")
 
     def __repr__(self) -> str:
         shown = []
@@ -457,7 +491,7 @@ class Settings:
 
 
 #: Fields holding a URL that may carry a password (shown without it).
-URL_FIELDS = frozenset({"redis_url", "sequra_url"})
+URL_FIELDS = frozenset({"redis_url", "sequra_url", "console_base_url"})
 
 
 def _shown(name: str, metadata: Mapping[str, Any], value: Any) -> str:

@@ -220,7 +220,15 @@ def _finish_and_count(
     rt.ledger.finish(
         message.merchant, message.order_ref, token, delivered=delivered, member=member, pipe=pipe
     )
-    rt.metrics.count_into(pipe, result.outcome, result.reason, result.status, result.latency_ms)
+    rt.metrics.count_into(
+        pipe,
+        result.outcome,
+        result.reason,
+        result.status,
+        result.latency_ms,
+        merchant=message.merchant,
+        enqueued_at=message.enqueued_at,
+    )
     try:
         pipe.execute()
     except redis.exceptions.NoScriptError:

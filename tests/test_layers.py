@@ -56,6 +56,7 @@ LAYERS: dict[str, str] = {
     "cartsync.worker.client": ADAPTER,
     "cartsync.worker.metrics": ADAPTER,
     "cartsync.worker.health": ADAPTER,
+    "cartsync.worker.notify": ADAPTER,
     "cartsync.worker.redisserver": ADAPTER,
     "cartsync.worker.scripts": ADAPTER,
     "cartsync.worker.lua": ADAPTER,  # the scripts' folder

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import socket
 import time
 from collections.abc import Callable
 from typing import Any
@@ -375,11 +377,30 @@ def _start_pump(sender: Any = None, **_: Any) -> None:
         lease_s=settings.scheduler_lease_s,
         clock=time.time,
         watch_s=watch_s(settings.visibility_timeout_s),
+        # Host and pid: unique among running workers, and a restarted worker is a new one.
+        worker=f"{getattr(sender, 'hostname', None) or socket.gethostname()}:{os.getpid()}",
     )
     _pump.start()
+    _start_notifier()
+
+
+_notifier: Any = None
+
+
+def _start_notifier() -> None:
+    """Dead-letter notifications, when configured: a thread in every worker, one of which
+    sends each interval's message (``worker/notify.py`` says why here)."""
+    global _notifier
+    from cartsync.worker.notify import Notifier, NotifierThread
+
+    if settings.notify_webhook_url:
+        _notifier = NotifierThread(Notifier(runtime().redis, settings))
+        _notifier.start()
 
 
 @signals.worker_shutting_down.connect
 def _stop_pump(**_: Any) -> None:
     if _pump is not None:
         _pump.stop()
+    if _notifier is not None:
+        _notifier.stop()

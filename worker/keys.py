@@ -146,6 +146,39 @@ def metrics_http_enqueue(prefix: str) -> str:
     return f"{prefix}:metrics:http_enqueue"
 
 
+def metrics_merchant_updates(prefix: str) -> str:
+    """Hash of ``{outcome}|{reason}|{merchant}`` -> updates sent to seQura (the merchant is a
+    configured one or ``other``: worker/metrics.py)."""
+    return f"{prefix}:metrics:merchant_updates"
+
+
+def metrics_delivery(prefix: str) -> str:
+    """Hash of the enqueue-to-delivered latency histogram's buckets and sum."""
+    return f"{prefix}:metrics:delivery"
+
+
+def metrics_dlq_actions(prefix: str) -> str:
+    """Hash of ``{action}|{result}`` -> dead letters replayed, edited, dropped, purged...
+    (counted with their audit entries, worker/deadletters/audit.py)."""
+    return f"{prefix}:metrics:dlq_actions"
+
+
+def workers(prefix: str) -> str:
+    """Sorted set of worker id -> when its pump last said it was alive (worker/schedule.py)."""
+    return f"{prefix}:workers"
+
+
+def notify_lock(prefix: str, slot: int) -> str:
+    """Taken (SET NX EX) by the one process that sends the dead-letter notification of
+    interval number ``slot`` (worker/notify.py)."""
+    return f"{prefix}:notify:lock:{slot}"
+
+
+def notify_cursor(prefix: str) -> str:
+    """The id of the last dead letter a notification was sent for (worker/notify.py)."""
+    return f"{prefix}:notify:cursor"
+
+
 # -- the Celery queue (kombu's names) --------------------------------------------------------
 
 

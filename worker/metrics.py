@@ -15,14 +15,31 @@ Keys (``{prefix}:metrics:...``, named in ``worker/keys.py``):
 - ``latency``: fields ``{status_class}|{le}`` (one per bucket, not cumulative; the count is
   their sum, so it always agrees with the buckets) and ``{status_class}|sum``;
 - ``dropped``: field ``{queue}`` -> Celery messages dropped because they did not decode
-  (``worker/celeryapp.py``).
+  (``worker/celeryapp.py``);
+- ``merchant_updates``: field ``{outcome}|{reason}|{merchant}`` -> updates sent to seQura, the
+  merchant being a configured one or ``other`` (:data:`OTHER_MERCHANT`);
+- ``delivery``: fields ``{le}`` and ``sum``: the enqueue-to-delivered histogram, like
+  ``latency``;
+- ``dlq_actions``: field ``{action}|{result}`` -> dead letters acted on (replayed, edited,
+  dropped, purged, imported, revealed), counted by the store with their audit entries
+  (``worker/deadletters/audit.py``).
+
+Live gauges besides :func:`cartsync.worker.health.take_snapshot`'s: the queue latency (how
+long the oldest due update has been due), the age of the oldest update in flight, and the
+workers alive (each worker's pump writes a heartbeat, ``worker/schedule.py``).
+
+How long a message waits in the Celery queue itself is not measured: Celery's messages carry
+no time of publishing, and reading the oldest message of the list at each scrape would decode
+a payload-sized body. The oldest in-flight entry stands for it (it was handed to the queue
+when published, and stays in flight until a worker has finished it).
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import redis
@@ -40,6 +57,7 @@ from cartsync.config.settings import Settings
 from cartsync.worker import keys
 from cartsync.worker.health import take_snapshot
 from cartsync.worker.redistext import text
+from cartsync.worker.schedule import Schedule, watch_s
 from cartsync.worker.versions import versions
 
 log = get_logger("cartsync.metrics")
@@ -52,6 +70,23 @@ LATENCY_BUCKETS_S: tuple[float, ...] = (
 
 #: Status classes of the latency histogram; ``error`` is a call that got no answer.
 STATUS_CLASSES = ("2xx", "3xx", "4xx", "5xx", "error")
+
+#: Upper bounds (seconds) of the enqueue-to-delivered histogram: from an update sent at once to
+#: one delivered after hours of retries (the retry window defaults to six hours).
+DELIVERY_BUCKETS_S: tuple[float, ...] = (
+    0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 1800.0, 3600.0,
+    7200.0, 21600.0, 86400.0,
+)  # fmt: skip
+
+#: The merchant label of every merchant-ref that is not a configured account. Each label value
+#: is a time series in Prometheus per outcome and reason: a label taken from whatever ref a
+#: producer sends would let one bad producer (or a single-merchant set-up, where any ref goes)
+#: create series without end. Configured accounts are few and chosen by the operator.
+OTHER_MERCHANT = "other"
+
+#: Seconds a worker counts as alive after its pump's last heartbeat, at least; the collector
+#: allows three scheduler intervals when that is longer (an idle pump looks once per interval).
+WORKER_ALIVE_S = 30.0
 
 _SEP = "|"
 
@@ -75,15 +110,38 @@ def _le(bound: float) -> str:
     return "+Inf" if math.isinf(bound) else repr(float(bound))
 
 
+def merchant_label(merchant: str, configured: frozenset[str]) -> str:
+    """The merchant label value of ``merchant``: itself when configured, else ``other``
+    (:data:`OTHER_MERCHANT` says why)."""
+    return merchant if merchant in configured else OTHER_MERCHANT
+
+
+def alive_window_s(scheduler_interval_s: float) -> float:
+    """Seconds since its last heartbeat within which a worker counts as alive."""
+    return max(WORKER_ALIVE_S, 3 * scheduler_interval_s)
+
+
 class Metrics:
     """Counts each update's outcome into Redis; safe to share between a worker's threads."""
 
-    def __init__(self, client: redis.Redis, prefix: str) -> None:
+    def __init__(
+        self,
+        client: redis.Redis,
+        prefix: str,
+        *,
+        merchants: Iterable[str] = (),
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        """``merchants``: the configured merchant-refs, the only ones labelled by name."""
         self.client = client
+        self.merchants = frozenset(merchants)
+        self.clock = clock
         self.updates_key = keys.metrics_updates(prefix)
         self.attempts_key = keys.metrics_attempts(prefix)
         self.latency_key = keys.metrics_latency(prefix)
         self.dropped_key = keys.metrics_dropped(prefix)
+        self.merchant_updates_key = keys.metrics_merchant_updates(prefix)
+        self.delivery_key = keys.metrics_delivery(prefix)
 
     def count_dropped(self, queue: str) -> None:
         """Count one message dropped from ``queue`` because it did not decode; best effort,
@@ -119,9 +177,24 @@ class Metrics:
         reason: str | None,
         status: int | None,
         latency_ms: float | None,
+        *,
+        merchant: str | None = None,
+        enqueued_at: float | None = None,
     ) -> None:
-        """Add :meth:`observe`'s counting to ``pipe``, to ride in a round trip made anyway."""
+        """Add :meth:`observe`'s counting to ``pipe``, to ride in a round trip made anyway.
+
+        With ``merchant`` the update also counts by merchant (:func:`merchant_label`); with
+        ``enqueued_at`` (when it was first enqueued, seconds since the epoch) a delivery also
+        counts in the enqueue-to-delivered histogram.
+        """
         pipe.hincrby(self.updates_key, f"{outcome}{_SEP}{reason or ''}", 1)
+        if merchant is not None:
+            label = merchant_label(merchant, self.merchants)
+            pipe.hincrby(self.merchant_updates_key, _SEP.join((outcome, reason or "", label)), 1)
+        if enqueued_at is not None and outcome == "delivered":
+            waited_s = max(0.0, self.clock() - enqueued_at)
+            pipe.hincrby(self.delivery_key, bucket_label(waited_s, DELIVERY_BUCKETS_S), 1)
+            pipe.hincrbyfloat(self.delivery_key, "sum", waited_s)
         if latency_ms is not None:
             group = status_class(status)
             latency_s = max(0.0, latency_ms / 1000.0)
@@ -147,6 +220,9 @@ class CartsyncCollector(Collector):
         self.attempts_key = keys.metrics_attempts(settings.key_prefix)
         self.latency_key = keys.metrics_latency(settings.key_prefix)
         self.dropped_key = keys.metrics_dropped(settings.key_prefix)
+        self.merchant_updates_key = keys.metrics_merchant_updates(settings.key_prefix)
+        self.delivery_key = keys.metrics_delivery(settings.key_prefix)
+        self.actions_key = keys.metrics_dlq_actions(settings.key_prefix)
 
     def collect(self) -> Iterator[Metric]:
         yield build_info()
@@ -156,8 +232,13 @@ class CartsyncCollector(Collector):
             pipe.hget(self.attempts_key, "total")
             pipe.hgetall(self.latency_key)
             pipe.hgetall(self.dropped_key)
-            updates, attempts, latency, dropped = pipe.execute()
-            snapshot = take_snapshot(self.client, self.settings, clock=self.clock)
+            pipe.hgetall(self.merchant_updates_key)
+            pipe.hgetall(self.delivery_key)
+            pipe.hgetall(self.actions_key)
+            updates, attempts, latency, dropped, by_merchant, delivery, actions = pipe.execute()
+            now = self.clock()
+            snapshot = take_snapshot(self.client, self.settings, clock=lambda: now)
+            live = _live(self.client, self.settings, now)
         except (redis.RedisError, OSError) as exc:
             log.warning("metrics.scrape_failed", exception=type(exc).__name__)
             yield _gauge("cartsync_redis_up", "1 when Redis answered this scrape, else 0.", 0)
@@ -209,6 +290,48 @@ class CartsyncCollector(Collector):
             "Updates handed to the queue whose attempt has not finished yet.",
             snapshot.in_flight,
         )
+        yield from _merchant_updates(by_merchant)
+        yield _delivery(delivery)
+        yield from _actions(actions)
+        yield _gauge(
+            "cartsync_queue_latency_seconds",
+            "How long the oldest due update in the schedule has been due; 0 when none is.",
+            live.queue_latency_s,
+        )
+        yield _gauge(
+            "cartsync_in_flight_oldest_age_seconds",
+            "Time since the oldest update in flight was handed to the Celery queue; 0 when none.",
+            live.oldest_in_flight_s,
+        )
+        yield _gauge(
+            "cartsync_workers_alive",
+            "Workers whose schedule pump sent a heartbeat recently.",
+            live.workers,
+        )
+
+
+@dataclass(frozen=True)
+class Live:
+    """The live gauges of the schedule that :class:`~cartsync.worker.health.Snapshot` lacks."""
+
+    queue_latency_s: float
+    oldest_in_flight_s: float
+    workers: int
+
+
+def _live(client: redis.Redis, settings: Settings, now: float) -> Live:
+    schedule = Schedule(client, settings.key_prefix)
+    earliest = schedule.earliest()
+    watched_until = schedule.earliest_watch()
+    handed_off = (
+        None if watched_until is None else watched_until - watch_s(settings.visibility_timeout_s)
+    )
+    since = now - alive_window_s(settings.scheduler_interval_s)
+    return Live(
+        queue_latency_s=0.0 if earliest is None else max(0.0, now - earliest),
+        oldest_in_flight_s=0.0 if handed_off is None else max(0.0, now - handed_off),
+        workers=schedule.workers_alive(since),
+    )
 
 
 def build_info() -> InfoMetricFamily:
@@ -251,6 +374,47 @@ def _latency(raw: dict[Any, Any]) -> HistogramMetricFamily:
         if not cumulative:
             continue
         family.add_metric([group], buckets, float(values.get(f"{group}{_SEP}sum", 0.0)))
+    return family
+
+
+def _merchant_updates(raw: dict[Any, Any]) -> Iterator[Metric]:
+    family = CounterMetricFamily(
+        "cartsync_merchant_updates",
+        "Updates sent to seQura, by outcome, reason and merchant (configured merchants by "
+        "name, any other as other).",
+        labels=["outcome", "reason", "merchant"],
+    )
+    for field, count in sorted((text(k), int(v)) for k, v in raw.items()):
+        parts = field.split(_SEP, 2)
+        if len(parts) == 3:  # else not written by cartsync: a scrape must still answer
+            family.add_metric(parts, count)
+    yield family
+
+
+def _actions(raw: dict[Any, Any]) -> Iterator[Metric]:
+    family = CounterMetricFamily(
+        "cartsync_dead_letter_actions",
+        "Dead letters acted on by people, by action (replay, edit, drop, purge, import, "
+        "reveal) and result.",
+        labels=["action", "result"],
+    )
+    for field, count in sorted((text(k), int(v)) for k, v in raw.items()):
+        action, _, result = field.partition(_SEP)
+        family.add_metric([action, result], count)
+    yield family
+
+
+def _delivery(raw: dict[Any, Any]) -> HistogramMetricFamily:
+    family = HistogramMetricFamily(
+        "cartsync_delivery_latency_seconds",
+        "Time from an update's first enqueue to its delivery to seQura, retries included.",
+    )
+    values = {text(k): text(v) for k, v in raw.items()}
+    cumulative, buckets = 0, []
+    for le in [*(_le(b) for b in DELIVERY_BUCKETS_S), "+Inf"]:
+        cumulative += int(values.get(le, 0))
+        buckets.append((le, float(cumulative)))
+    family.add_metric([], buckets, float(values.get("sum", 0.0)))
     return family
 
 

@@ -68,7 +68,7 @@ class Runtime:
 
     @cached_property
     def metrics(self) -> Metrics:
-        return Metrics(self.redis, self.settings.key_prefix)
+        return Metrics(self.redis, self.settings.key_prefix, merchants=self.merchants.refs())
 
 
 _runtime: Runtime | None = None

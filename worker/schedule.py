@@ -34,6 +34,10 @@ copies of a whole backlog would only make it longer. The watch time is twice the
 timeout, so that a message a killed worker held is brought back by kombu first.
 
 Each move is one Lua script (``worker/lua/schedule_*.lua``).
+
+The pump also says that its worker is alive: every :data:`HEARTBEAT_S` it writes its worker's
+id and the time into a sorted set (``keys.workers``), which the metrics count
+(``cartsync_workers_alive``), and it takes the id out when the worker shuts down.
 """
 
 from __future__ import annotations
@@ -55,6 +59,12 @@ log = get_logger("cartsync.schedule")
 
 #: Entries one claim takes at most, so one worker does not hoard a large backlog.
 CLAIM_BATCH = 500
+
+#: Seconds between a pump's heartbeats (at most once per look at the schedule): the metrics
+#: count a worker alive while its heartbeat is recent (``worker/metrics.py``).
+HEARTBEAT_S = 5.0
+#: Seconds a worker that stopped beating stays in the heartbeat set before it is forgotten.
+HEARTBEAT_FORGET_S = 24 * 3600.0
 
 #: An in-flight message is presumed lost this many visibility timeouts after it was published.
 WATCH_VISIBILITY_TIMEOUTS = 2
@@ -101,6 +111,7 @@ class Schedule:
         self.key = keys.schedule(prefix)
         self.inflight_key = keys.inflight(prefix)
         self.wake_key = keys.wake(prefix)
+        self.workers_key = keys.workers(prefix)
         self._claim = scripts.load(client, "schedule_claim")
         self._hand_off = scripts.load(client, "schedule_hand_off")
         self._give_back = scripts.load(client, "schedule_give_back")
@@ -177,6 +188,36 @@ class Schedule:
     def due(self, now: float) -> int:
         return int(self.client.zcount(self.key, "-inf", repr(now)))
 
+    def earliest(self) -> float | None:
+        """When the first waiting message is (or was) due; None when none waits."""
+        return _first_score(self.client, self.key)
+
+    def earliest_watch(self) -> float | None:
+        """Until when the oldest in-flight message is watched; None when none is in flight."""
+        return _first_score(self.client, self.inflight_key)
+
+    def heartbeat(self, worker: str, now: float) -> None:
+        """Say that ``worker``'s pump is alive at ``now`` (and forget long-silent ones), in
+        one round trip."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.zadd(self.workers_key, {worker: now})
+        pipe.zremrangebyscore(self.workers_key, "-inf", repr(now - HEARTBEAT_FORGET_S))
+        pipe.expire(self.workers_key, int(HEARTBEAT_FORGET_S))
+        pipe.execute()
+
+    def forget(self, worker: str) -> None:
+        """``worker`` stopped: no longer alive."""
+        self.client.zrem(self.workers_key, worker)
+
+    def workers_alive(self, since: float) -> int:
+        """Workers whose pump beat at ``since`` or later."""
+        return int(self.client.zcount(self.workers_key, repr(since), "+inf"))
+
+
+def _first_score(client: redis.Redis, key: str) -> float | None:
+    first = client.zrange(key, 0, 0, withscores=True)
+    return float(first[0][1]) if first else None
+
 
 #: Publishes one task carrying these members.
 Publish = Callable[[list[str]], None]
@@ -240,10 +281,12 @@ class Pump(threading.Thread):
         lease_s: float,
         clock: Callable[[], float],
         watch_s: float | None = None,
+        worker: str | None = None,
     ) -> None:
         """``slots``: tasks to keep waiting in ``queue`` (the worker's concurrency); ``batch``:
         updates per task at most; ``watch_s``: hand published entries off to the in-flight
-        set for that long, and sweep the ones presumed lost while ``queue`` is empty."""
+        set for that long, and sweep the ones presumed lost while ``queue`` is empty;
+        ``worker``: the id this pump's heartbeat names (none: no heartbeat)."""
         super().__init__(name="cartsync-schedule-pump", daemon=True)
         self.schedule = schedule
         self.publish = publish
@@ -254,13 +297,17 @@ class Pump(threading.Thread):
         self.lease_s = lease_s
         self.clock = clock
         self.watch_s = watch_s
+        self.worker = worker
         self.stopping = threading.Event()
 
     def run(self) -> None:
-        swept_at = float("-inf")
+        swept_at = beat_at = float("-inf")
         while not self.stopping.is_set():
             try:
                 now = self.clock()
+                if self.worker is not None and now - beat_at >= HEARTBEAT_S:
+                    beat_at = now
+                    self.schedule.heartbeat(self.worker, now)
                 if self.watch_s is not None and now - swept_at >= self.interval_s:
                     swept_at = now
                     lost = self.schedule.sweep(now, self.queue)
@@ -285,6 +332,10 @@ class Pump(threading.Thread):
                 # trying. Nothing is lost, entries stay in the schedule until published.
                 log.warning("schedule.pump_failed", exception=type(exc).__name__)
                 self.stopping.wait(self.interval_s)
+        if self.worker is not None:
+            # A worker shut down on purpose is gone at once, not after its heartbeat ages.
+            with contextlib.suppress(Exception):
+                self.schedule.forget(self.worker)
 
     def stop(self) -> None:
         self.stopping.set()

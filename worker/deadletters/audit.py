@@ -80,6 +80,20 @@ class AuditEntry:
     detail: dict[str, Any]
 
 
+#: Results of an action on a letter that the metrics count under their own name; any other
+#: (an edit's "saved revision 3") counts as ``done``, so that the label stays bounded.
+COUNTED_RESULTS = frozenset({"replayed", "refused", "failed", "dropped", "purged", "imported"})
+
+
+def counted_as(note: AuditNote | None, letter_id: str) -> str:
+    """The field of the metrics' dead-letter actions hash (``keys.metrics_dlq_actions``) an
+    entry counts under, ``{action}|{result}``; '' for no entry, or one about no single letter
+    (a run's summary, which would count its letters twice)."""
+    if note is None or not letter_id:
+        return ""
+    return f"{note.action}|{note.result if note.result in COUNTED_RESULTS else 'done'}"
+
+
 def audit_arg(note: AuditNote | None, letter_id: str) -> str:
     """The audit entry as a store script takes it: a JSON list, or '' for none."""
     return "" if note is None else json.dumps(note.flat(letter_id), ensure_ascii=False)

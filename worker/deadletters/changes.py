@@ -2,7 +2,7 @@
 
 A letter, its index entries, its counters and its audit entry change together or not at all
 because one script makes every change. The scripts take their keys and arguments by position
-(up to fourteen keys and ten arguments); this module is the one place that puts them in
+(up to fifteen keys and eleven arguments); this module is the one place that puts them in
 order, so the store calls each change with named parameters. Where a letter is listed is a
 :class:`Place`, so that a damaged letter, whose JSON cannot say it, can be removed from
 wherever the store finds it.
@@ -86,6 +86,11 @@ class StoreKeys:
         return keys.dlq_audit(self.prefix)
 
     @property
+    def actions(self) -> str:
+        """The metrics' count of audited actions (``worker/metrics.py``)."""
+        return keys.metrics_dlq_actions(self.prefix)
+
+    @property
     def everything(self) -> str:
         """The index of every letter."""
         return self.index(None, None, None)
@@ -144,6 +149,7 @@ class Changes:
         *,
         body: bytes,
         audit_entry: str,
+        audit_count: str = "",
         origin: str = "",
         present_as: str = "",
     ) -> Any:
@@ -157,7 +163,15 @@ class Changes:
         dedup_key, dedup_field = (n.imported, origin) if origin else (n.by_update, letter.update_id)
         place = place_of(letter)
         return self._park(
-            keys=[n.letters, dedup_key, n.by_order, n.counts, n.audit, *n.indexes(place)],
+            keys=[
+                n.letters,
+                dedup_key,
+                n.by_order,
+                n.counts,
+                n.audit,
+                n.actions,
+                *n.indexes(place),
+            ],
             args=[
                 letter.id,
                 dedup_field,
@@ -166,6 +180,7 @@ class Changes:
                 *counter_fields(place),
                 audit_entry,
                 present_as,
+                audit_count,
             ],
             client=client,
         )
@@ -179,6 +194,7 @@ class Changes:
         audit_entry: str,
         forced: str,
         forced_version: int,
+        audit_count: str = "",
     ) -> Any:
         """Take the letter at ``place`` out if its stored bytes still have ``token`` ('' for
         whatever is stored); with a ``forced`` field, remember ``forced_version`` there."""
@@ -191,6 +207,7 @@ class Changes:
                 n.counts,
                 n.audit,
                 n.forced,
+                n.actions,
                 *n.indexes(place),
             ],
             args=[
@@ -202,17 +219,26 @@ class Changes:
                 audit_entry,
                 forced,
                 forced_version,
+                audit_count,
             ],
             client=client,
         )
 
     def replace(
-        self, client: Any, letter: DeadLetter, *, token: str, body: bytes, audit_entry: str
+        self,
+        client: Any,
+        letter: DeadLetter,
+        *,
+        token: str,
+        body: bytes,
+        audit_entry: str,
+        audit_count: str = "",
     ) -> Any:
-        """Store ``body`` as ``letter``'s new form if its stored bytes still have ``token``."""
+        """Store ``body`` as ``letter``'s new form if its stored bytes still have ``token``;
+        ``audit_count``: the metrics field the audit entry counts under ('' for none)."""
         n = self.names
         return self._replace(
-            keys=[n.letters, n.audit],
-            args=[letter.id, token, body, audit_entry],
+            keys=[n.letters, n.audit, n.actions],
+            args=[letter.id, token, body, audit_entry, audit_count],
             client=client,
         )

@@ -20,7 +20,7 @@ from typing import Any
 
 import redis
 
-from cartsync.worker.deadletters.audit import AuditNote, audit_arg, pairs
+from cartsync.worker.deadletters.audit import AuditNote, audit_arg, counted_as, pairs
 from cartsync.worker.deadletters.changes import Changes, forced_field, place_of
 from cartsync.worker.deadletters.codec import Damaged, Stored, encode
 from cartsync.worker.deadletters.letter import (
@@ -103,6 +103,7 @@ class DeadLetterStore(StoreReader):
             letter,
             body=encode(letter),
             audit_entry=audit_arg(audit, letter.id),
+            audit_count=counted_as(audit, letter.id),
             origin=origin,
             present_as=present_as,
         )
@@ -193,6 +194,7 @@ class DeadLetterStore(StoreReader):
             place_of(letter),
             token=stored.token if check else "",
             audit_entry=audit_arg(audit, letter.id),
+            audit_count=counted_as(audit, letter.id),
             forced=(
                 forced_field(letter.merchant, letter.order_ref)
                 if forced_version is not None
@@ -221,6 +223,7 @@ class DeadLetterStore(StoreReader):
             self.locate(damaged),
             token=damaged.token if check else "",
             audit_entry=audit_arg(audit, damaged.id),
+            audit_count=counted_as(audit, damaged.id),
             forced="",
             forced_version=0,
         )
@@ -247,6 +250,7 @@ class DeadLetterStore(StoreReader):
             token=stored.token,
             body=encode(letter),
             audit_entry=audit_arg(audit, letter.id),
+            audit_count=counted_as(audit, letter.id),
         )
         return text(result)
 
@@ -258,6 +262,11 @@ class DeadLetterStore(StoreReader):
         return self.replace(stored, letter, audit=audit)
 
     def record(self, note: AuditNote, letter_id: str = "") -> str:
-        """Add an entry to the audit log that goes with no change to a letter."""
-        entry_id = self.client.xadd(self.audit_key, pairs(note.flat(letter_id)))  # type: ignore[arg-type]
-        return text(entry_id)
+        """Add an entry to the audit log that goes with no change to a letter (and count it for
+        the metrics in the same round trip, when it is about one letter)."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.xadd(self.audit_key, pairs(note.flat(letter_id)))  # type: ignore[arg-type]
+        field = counted_as(note, letter_id)
+        if field:
+            pipe.hincrby(self.names.actions, field, 1)
+        return text(pipe.execute()[0])

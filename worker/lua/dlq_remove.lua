@@ -10,7 +10,8 @@
 -- KEYS[1] letters hash          KEYS[2] by-update hash
 -- KEYS[3] by-order sorted set   KEYS[4] counts hash
 -- KEYS[5] audit stream          KEYS[6] forced hash
--- KEYS[7] the index of every letter          KEYS[8...] the letter's other index sorted sets
+-- KEYS[7] the metrics' dead-letter actions hash
+-- KEYS[8] the index of every letter          KEYS[9...] the letter's other index sorted sets
 -- ARGV[1] letter id
 -- ARGV[2] token: sha1 of the body as read ('' to remove whatever is stored)
 -- ARGV[3] update id ('' for none)            ARGV[4] by-order member ('' for none)
@@ -18,6 +19,7 @@
 -- ARGV[7] merchant counter field             ('' for none)
 -- ARGV[8] audit entry as a JSON list of field/value pairs ('' for none)
 -- ARGV[9] forced field ('' for none)         ARGV[10] forced version
+-- ARGV[11] the audit entry's field in KEYS[7] ('' for none)
 -- Returns 'removed', 'gone' or 'changed'.
 
 -- #include versions
@@ -30,8 +32,8 @@ if ARGV[3] ~= '' and redis.call('HGET', KEYS[2], ARGV[3]) == ARGV[1] then
   redis.call('HDEL', KEYS[2], ARGV[3])
 end
 if ARGV[4] ~= '' then redis.call('ZREM', KEYS[3], ARGV[4]) end
-local counted = redis.call('ZREM', KEYS[7], ARGV[1]) == 1
-for i = 8, #KEYS do redis.call('ZREM', KEYS[i], ARGV[1]) end
+local counted = redis.call('ZREM', KEYS[8], ARGV[1]) == 1
+for i = 9, #KEYS do redis.call('ZREM', KEYS[i], ARGV[1]) end
 if counted then
   for _, f in ipairs({'total', ARGV[5], ARGV[6], ARGV[7]}) do
     if f ~= '' and redis.call('HINCRBY', KEYS[4], f, -1) <= 0 then redis.call('HDEL', KEYS[4], f) end
@@ -43,4 +45,5 @@ if ARGV[9] ~= '' then
   end
 end
 if ARGV[8] ~= '' then redis.call('XADD', KEYS[5], '*', unpack(cjson.decode(ARGV[8]))) end
+if ARGV[11] ~= '' then redis.call('HINCRBY', KEYS[7], ARGV[11], 1) end
 return 'removed'
