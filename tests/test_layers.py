@@ -57,6 +57,7 @@ LAYERS: dict[str, str] = {
     "cartsync.worker.metrics": ADAPTER,
     "cartsync.worker.health": ADAPTER,
     "cartsync.worker.redisserver": ADAPTER,
+    "cartsync.worker.redisconn": ADAPTER,  # the one Redis client factory (and Sentinel)
     "cartsync.worker.scripts": ADAPTER,
     "cartsync.worker.lua": ADAPTER,  # the scripts' folder
     "cartsync.worker.versions": ADAPTER,  # reads what is installed
@@ -82,6 +83,7 @@ LAYERS: dict[str, str] = {
     "cartsync.worker.keys": FOUNDATION,
     "cartsync.worker.redistext": FOUNDATION,
     "cartsync.worker.urls": FOUNDATION,
+    "cartsync.worker.redisurl": FOUNDATION,  # the sentinel:// URL form
     "cartsync.worker.basicauth": FOUNDATION,  # HTTP Basic, shared with the sandbox
     # The sandbox.
     "cartsync.sandbox*": SANDBOX,
