@@ -233,7 +233,7 @@ class Producer:
         pipe = self.client.pipeline(transaction=False)
         self.ledger.queue_accept(pipe, step)
         try:
-            (reply,) = execute_confirmed(pipe, self.settings, what="the update")
+            reply, _ = execute_confirmed(pipe, self.settings, what="the update")
         except redis.exceptions.NoScriptError:
             # A new master (after a failover) or a restarted Redis forgot the script: load
             # it, then wait for the replicas on their own.

@@ -84,6 +84,11 @@ def decide(version: int, enqueued: int, delivered: int) -> Decision:
     return Decision.SEND
 
 
+#: Positions, in the accept script's keys and arguments, of the update id's marker and of how
+#: long it is remembered (``worker/lua/ledger_accept.lua``).
+ACCEPT_MARKER, ACCEPT_REMEMBER_MS = 2, 4
+
+
 class Step(NamedTuple):
     """One run of a ledger script: its keys and arguments."""
 
@@ -180,10 +185,18 @@ class Ledger:
         return accepted(self._accept(keys=step.keys, args=step.args))
 
     def queue_accept(self, pipe: redis.client.Pipeline, step: Step) -> None:
-        """Add an accept step to ``pipe`` by its script's digest; the caller executes it,
-        reads the reply with :func:`accepted`, and on ``NoScriptError`` (a new master after a
-        failover, a restarted Redis) runs it with :meth:`run_accept` (as :meth:`finish`)."""
+        """Add an accept step to ``pipe`` by its script's digest, then re-arm the update id's
+        marker; the caller executes it, reads the script's reply with :func:`accepted`, and
+        on ``NoScriptError`` (a new master after a failover, a restarted Redis) runs it with
+        :meth:`run_accept` (as :meth:`finish`).
+
+        The marker's ``PEXPIRE`` is for a ``WAIT`` that follows: ``WAIT`` waits for the writes
+        of its own connection, and an accept that finds a duplicate writes nothing, so the
+        original accept (another call, another connection) would go unconfirmed. Any write
+        covers everything written before it.
+        """
         pipe.evalsha(self._accept.sha, len(step.keys), *step.keys, *step.args)
+        pipe.pexpire(step.keys[ACCEPT_MARKER], int(step.args[ACCEPT_REMEMBER_MS]))
 
     def claim(
         self,
