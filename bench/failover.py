@@ -27,10 +27,13 @@ synced.
 At the end, once the queues are empty, it classifies every update a producer was told was
 accepted: delivered (the sandbox holds a state carrying its update id), parked, superseded
 (a worker found a newer version of its order and logged it so), or lost (none of these: no
-trace of it anywhere, whether or not a newer state of its order was delivered later). It checks that no order's history at the sandbox goes backwards, that
-every order ends in its newest accepted state (unless parked), and that the workers ran
-through without a restart. Exit status 1 when a check fails; with ``--min-replicas 0`` the
-loss is the figure, not a failure.
+trace of it anywhere, whether or not a newer state of its order was delivered later). It
+counts the accepted updates the new master never heard of (their update id's marker is not
+there: acknowledged writes the failover lost, even those a worker had sent before the kill).
+It checks that no order's history at the sandbox goes backwards, that every order ends in
+its newest accepted state (unless parked), and that the workers ran through without a
+restart. Exit status 1 when a check fails; with ``--min-replicas 0`` the losses are the
+figures, not failures.
 """
 
 from __future__ import annotations

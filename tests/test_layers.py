@@ -58,6 +58,7 @@ LAYERS: dict[str, str] = {
     "cartsync.worker.health": ADAPTER,
     "cartsync.worker.redisserver": ADAPTER,
     "cartsync.worker.redisconn": ADAPTER,  # the one Redis client factory (and Sentinel)
+    "cartsync.worker.redisgroup": ADAPTER,  # master, replicas, Sentinels (failover bench)
     "cartsync.worker.scripts": ADAPTER,
     "cartsync.worker.lua": ADAPTER,  # the scripts' folder
     "cartsync.worker.versions": ADAPTER,  # reads what is installed
