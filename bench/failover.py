@@ -409,7 +409,7 @@ class Failover:
                     kind = "lost"
                     report.lost.append(f"{uid} v{a['version']}")
                 report.classes[kind] += 1
-            versions = [h.get("version") for h in history]
+            versions = [int(h.get("version") or 0) for h in history]
             if any(b < a for a, b in itertools.pairwise(versions)):
                 report.reordered.append(f"{ref} {versions}")
             newest = max(updates, key=lambda a: (a["version"], a["at"]))

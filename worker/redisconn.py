@@ -45,14 +45,17 @@ def connect(settings: Settings, **options: Any) -> redis.Redis:
     }
     if settings.redis_sentinel_password:
         sentinel_options["password"] = settings.redis_sentinel_password
-    sentinel = Sentinel(list(parsed.sentinels), sentinel_kwargs=sentinel_options)
+    # redis-py's Sentinel carries no annotations; what master_for returns is a redis.Redis.
+    sentinel: Any = Sentinel
+    managed = sentinel(list(parsed.sentinels), sentinel_kwargs=sentinel_options)
     credentials = {"username": parsed.username, "password": parsed.password}
-    return sentinel.master_for(
+    client: redis.Redis = managed.master_for(
         settings.redis_sentinel_master,
         db=parsed.db,
         **{k: v for k, v in credentials.items() if v is not None},
         **options,
     )
+    return client
 
 
 def execute_confirmed(pipe: Pipeline, settings: Settings, *, what: str) -> list[Any]:
@@ -66,7 +69,7 @@ def execute_confirmed(pipe: Pipeline, settings: Settings, *, what: str) -> list[
     """
     wanted = settings.redis_min_replicas
     if wanted:
-        pipe.execute_command("WAIT", wanted, settings.redis_replica_timeout_ms)
+        pipe.wait(wanted, settings.redis_replica_timeout_ms)
     replies = list(pipe.execute())
     if wanted:
         confirmed = int(replies.pop())

@@ -252,8 +252,8 @@ class SentinelGroup:
                 return False
             for sentinel in self.sentinels:
                 client = sentinel.client()
-                known = client.execute_command("SENTINEL", "REPLICAS", MASTER_NAME)
-                others = client.execute_command("SENTINEL", "SENTINELS", MASTER_NAME)
+                known = _sentinel(client, "REPLICAS")
+                others = _sentinel(client, "SENTINELS")
                 if len(known) < len(self.replicas) or len(others) < len(self.sentinels) - 1:
                     return False
         except redis.RedisError:
@@ -264,9 +264,7 @@ class SentinelGroup:
         """The port of the master the Sentinels name now (None when none answers)."""
         for sentinel in self.sentinels:
             with contextlib.suppress(redis.RedisError):
-                found: Any = sentinel.client().execute_command(
-                    "SENTINEL", "GET-MASTER-ADDR-BY-NAME", MASTER_NAME
-                )
+                found = _sentinel(sentinel.client(), "GET-MASTER-ADDR-BY-NAME")
                 if found:
                     return int(found[1])
         return None
@@ -278,3 +276,10 @@ class SentinelGroup:
         self.relay.close()
         for node in [*self.sentinels, *self.data_nodes]:
             node.remove()
+
+
+def _sentinel(client: redis.Redis, subcommand: str) -> Any:
+    """``SENTINEL subcommand MASTER_NAME``'s raw reply (redis-py's sentinel_* methods answer
+    True instead, unless asked otherwise, and carry no annotations)."""
+    command: Any = client.execute_command
+    return command("SENTINEL", subcommand, MASTER_NAME)
