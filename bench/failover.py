@@ -2,6 +2,7 @@
 
     python -m bench.failover                         # replica confirmation on (min replicas 1)
     python -m bench.failover --min-replicas 0 --runs 3   # off: count what the failover lost
+    python -m bench.failover latency                 # what waiting for replicas costs
 
 What runs, each a real process on loopback:
 
@@ -483,7 +484,50 @@ def run_failover(config: Config, say: Any = print, keep_logs: bool = False) -> R
     return report
 
 
+def enqueue_latency(updates: int) -> dict[str, dict[str, float]]:
+    """Milliseconds one enqueue takes through the Sentinels, replica confirmation off and on
+    (min replicas 1 and 2), each ``updates`` times in turn, on a quiet group: no faults, no
+    workers, nothing cut. Median and 99th percentile per setting."""
+    from cartsync.config.settings import Settings
+    from cartsync.tasks.producer import Producer
+
+    group = SentinelGroup(replicas=2, relayed=False).start()
+    try:
+        base = Settings(redis_url=group.url, redis_sentinel_master=MASTER_NAME)
+        producers = {n: Producer(base.with_overrides(redis_min_replicas=n)) for n in (0, 1, 2)}
+        rng = random.Random(1)
+        timings: dict[int, list[float]] = {n: [] for n in producers}
+        for i in range(updates * len(producers)):
+            n = i % len(producers)
+            body = cart_changed(
+                merchant=MERCHANT,
+                order_ref=f"LAT-{i % 50}",
+                unshipped=rng.sample(PRODUCTS, 2),
+                **personal(rng),
+            )
+            started = time.perf_counter()
+            producers[n].enqueue(body)
+            timings[n].append((time.perf_counter() - started) * 1000)
+    finally:
+        group.remove()
+    result = {}
+    for n, ms in timings.items():
+        ms.sort()
+        result[f"min replicas {n}"] = {
+            "median_ms": round(statistics.median(ms), 3),
+            "p99_ms": round(ms[int(len(ms) * 0.99) - 1], 3),
+        }
+    return result
+
+
 def main(argv: list[str]) -> int:
+    if argv[:1] == ["latency"]:
+        parser = argparse.ArgumentParser(prog="python -m bench.failover latency")
+        parser.add_argument("--updates", type=int, default=2000, help="per setting")
+        args = parser.parse_args(argv[1:])
+        for name, figures in enqueue_latency(args.updates).items():
+            print(f"{name}: median {figures['median_ms']} ms, p99 {figures['p99_ms']} ms")
+        return 0
     if argv[:1] == ["produce"]:
         parser = argparse.ArgumentParser(prog="python -m bench.failover produce")
         parser.add_argument("out", type=Path)

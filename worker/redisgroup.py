@@ -197,13 +197,20 @@ class SentinelGroup:
     """A master, ``replicas`` replicas and three Sentinels, started and watched together."""
 
     def __init__(
-        self, *, replicas: int = 2, down_after_ms: int = 1000, failover_timeout_ms: int = 60000
+        self,
+        *,
+        replicas: int = 2,
+        relayed: bool = True,
+        down_after_ms: int = 1000,
+        failover_timeout_ms: int = 60000,
     ) -> None:
-        """``failover_timeout_ms`` is long because it is also how soon a Sentinel points a
-        replica that replicates through :attr:`relay` at the master directly."""
+        """``relayed``: the replicas replicate through :attr:`relay`, which can be cut, else
+        straight from the master. ``failover_timeout_ms`` is long because it is also how soon
+        a Sentinel points a relayed replica at the master directly."""
         self.master = DataNode()
         self.relay = Relay(self.master.port)
-        self.replicas = [DataNode(self.relay.port) for _ in range(replicas)]
+        upstream = self.relay.port if relayed else self.master.port
+        self.replicas = [DataNode(upstream) for _ in range(replicas)]
         self.sentinels = [
             SentinelNode(
                 self.master.port,
