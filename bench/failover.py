@@ -53,7 +53,14 @@ from pathlib import Path
 from typing import Any
 
 from bench.chaos import PRODUCTS, personal
-from bench.harness import MERCHANT, SandboxProcess, WorkerProcess, cartsync_env
+from bench.harness import (
+    MERCHANT,
+    PASSWORD,
+    USERNAME,
+    SandboxProcess,
+    WorkerProcess,
+    cartsync_env,
+)
 from cartsync.tasks.builders import cart_changed
 from cartsync.worker import keys
 from cartsync.worker.processes import ChildProcess, wait_for
@@ -493,7 +500,12 @@ def enqueue_latency(updates: int) -> dict[str, dict[str, float]]:
 
     group = SentinelGroup(replicas=2, relayed=False).start()
     try:
-        base = Settings(redis_url=group.url, redis_sentinel_master=MASTER_NAME)
+        base = Settings(
+            redis_url=group.url,
+            redis_sentinel_master=MASTER_NAME,
+            sequra_username=USERNAME,
+            sequra_password=PASSWORD,
+        )
         producers = {n: Producer(base.with_overrides(redis_min_replicas=n)) for n in (0, 1, 2)}
         rng = random.Random(1)
         timings: dict[int, list[float]] = {n: [] for n in producers}
