@@ -10,6 +10,7 @@ from cartsync.config.merchants import MerchantAccount, MerchantDirectory
 from cartsync.config.settings import Settings
 from cartsync.tasks.builders import Item, fully_shipped
 from cartsync.tasks.producer import Producer
+from cartsync.worker import keys
 from cartsync.worker.celeryapp import broker_url, sentinel_options
 from cartsync.worker.errors import BrokerUnavailable, ReplicasUnavailable
 from cartsync.worker.redisconn import connect, execute_confirmed
@@ -123,6 +124,20 @@ def test_the_producer_confirms_through_sentinel(group):
     assert producer.enqueue(body(), update_id="u-sentinel-1").status == "duplicate"
 
 
+def test_a_master_without_the_scripts_still_accepts_with_confirmation(group):
+    """A promoted replica has no Lua scripts cached (Redis does not replicate them): the
+    pipelined accept meets NOSCRIPT, loads the script, runs it and still waits for the
+    replica before answering accepted."""
+    settings = sentinel_settings(group, redis_min_replicas=1)
+    producer = Producer(settings, merchants=MERCHANTS)
+    producer.enqueue(body(), update_id="u-noscript-0")  # the script is loaded now...
+    producer.client.script_flush()  # ...and forgotten, as by a new master
+    receipt = producer.enqueue(body(), update_id="u-noscript-1")
+    assert receipt.status == "enqueued"
+    marker = keys.update(settings.key_prefix, "u-noscript-1")
+    assert any(replica.client().exists(marker) for replica in group.replicas)
+
+
 def test_a_client_follows_a_failover_by_itself(group):
     """After the master is killed, the same client object writes to the promoted replica,
     once the Sentinels have named it, without being rebuilt."""
@@ -142,3 +157,4 @@ def test_a_client_follows_a_failover_by_itself(group):
             time.sleep(0.2)
     assert group.master_port() != old
     assert client.get("redisconn:before") == b"1"
+
