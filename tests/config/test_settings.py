@@ -198,7 +198,8 @@ def test_the_documented_bounds_are_the_codes():
     accepted = doc.split("## Accepted values", 1)[1]
     names = ["MAX_CALL_TIMEOUT_S", "MAX_PERIOD_S", "MIN_SCHEDULER_INTERVAL_S",
              "MAX_SCHEDULER_INTERVAL_S", "MAX_RETRY_ATTEMPTS", "MAX_WORKER_CONCURRENCY",
-             "MAX_WORKER_BATCH"]  # fmt: skip
+             "MAX_WORKER_BATCH", "MAX_REDIS_MIN_REPLICAS",
+             "MAX_REDIS_REPLICA_TIMEOUT_MS"]  # fmt: skip
     bounds = [getattr(module, name) for name in names]
     missing = [b for b in bounds if f" {b:g} " not in accepted and f" {int(b)} " not in accepted]
     assert missing == []
