@@ -27,6 +27,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from cartsync.worker.errors import ConfigurationError
+from cartsync.worker.redisurl import SEPARATOR, is_sentinel_url, parse_sentinel_url
 
 PREFIX = "CARTSYNC_"
 
@@ -139,6 +140,20 @@ DEFAULT_NOTIFY_INTERVAL_S = 60.0
 MIN_NOTIFY_INTERVAL_S = 10.0
 #: Base URL the console is reached at (https://cartsync.example.com), for links in messages.
 DEFAULT_CONSOLE_BASE_URL = ""
+#: Name of the master the Sentinels watch (their ``SENTINEL MONITOR`` name); needed, and only
+#: allowed, when ``CARTSYNC_REDIS_URL`` lists Sentinels (``sentinel://...``).
+DEFAULT_REDIS_SENTINEL_MASTER = ""
+#: Replicas that must confirm an accepted update, or a parked letter, before cartsync counts
+#: it done (Redis's ``WAIT``). 0: off, Redis's asynchronous replication as it is (a failover
+#: may lose what the old master acknowledged last).
+DEFAULT_REDIS_MIN_REPLICAS = 0
+#: Milliseconds to wait for those replicas; past it the producer answers "unavailable".
+DEFAULT_REDIS_REPLICA_TIMEOUT_MS = 500
+#: Most replicas a write may wait for (more is a typo: Sentinel set-ups run one to a few).
+MAX_REDIS_MIN_REPLICAS = 16
+#: Longest wait for replicas, in milliseconds: it must end well before the shortest socket
+#: time-out of cartsync's Redis clients (the HTTP app's, 3 s), or the wait reads as Redis gone.
+MAX_REDIS_REPLICA_TIMEOUT_MS = 2000
 
 
 def _bool(raw: Any) -> bool:
@@ -252,16 +267,21 @@ def _choice(*allowed: str) -> Callable[[Any], str]:
 
 
 def _redis_url(raw: Any) -> str:
-    """A URL redis-py and kombu can both use: ``redis://``, ``rediss://`` or ``unix://``.
+    """A URL redis-py and kombu can both use: ``redis://``, ``rediss://`` or ``unix://``, or
+    the Sentinels' addresses (``sentinel://h1:26379;sentinel://h2:26379``, worker/redisurl.py).
 
     Anything else would reach kombu, which reads an unknown scheme as another transport (an
     empty URL as AMQP on localhost) and retries it a hundred times instead of failing.
     """
     url = _text(raw).strip()
+    if is_sentinel_url(url):
+        parse_sentinel_url(url)
+        return url
     scheme = url.partition("://")[0]
     if "://" not in url or scheme not in REDIS_SCHEMES:
         raise ValueError(
-            "expected a redis://, rediss:// or unix:// URL, like redis://127.0.0.1:6379/0"
+            "expected a redis://, rediss:// or unix:// URL, like redis://127.0.0.1:6379/0, "
+            "or Sentinels' addresses, like sentinel://10.0.0.1:26379;sentinel://10.0.0.2:26379"
         )
     parts = urlsplit(url)
     try:
@@ -319,6 +339,8 @@ def _http_hosts(raw: Any) -> str:
 
 def hide_password(url: str) -> str:
     """``url`` with the password in it (user info or ``password=`` in the query) replaced."""
+    if SEPARATOR in url:  # Sentinels' addresses: a password may be on any of them
+        return SEPARATOR.join(hide_password(part) for part in url.split(SEPARATOR))
     scheme, sep, rest = url.partition("://")
     if not sep:
         return url
@@ -334,6 +356,14 @@ def hide_password(url: str) -> str:
         ]
         query = "&".join(pairs)
     return f"{scheme}{sep}{location}{slash}{path}{question}{query}"
+
+
+def _master_name(raw: Any) -> str:
+    """The name of a master Sentinel watches, or empty (no Sentinel)."""
+    value = _text(raw).strip()
+    if any(c.isspace() for c in value):
+        raise ValueError("expected the master's name as Sentinel knows it, without spaces")
+    return value
 
 
 #: Bounds each setting's value must also keep, once its field's parse function has read it
@@ -365,6 +395,9 @@ BOUNDS: dict[str, Callable[[Any], Any]] = {
     "notify_webhook_url": _web_url,
     "notify_interval_s": _seconds(MIN_NOTIFY_INTERVAL_S, MAX_PERIOD_S, low_open=False),
     "console_base_url": _web_url,
+    "redis_sentinel_master": _master_name,
+    "redis_min_replicas": _count(0, MAX_REDIS_MIN_REPLICAS),
+    "redis_replica_timeout_ms": _count(1, MAX_REDIS_REPLICA_TIMEOUT_MS),
 }
 
 
@@ -459,6 +492,12 @@ class Settings:
         DEFAULT_NOTIFY_INTERVAL_S, _positive_float, "dead-letter notification interval"
     )
     console_base_url: str = _setting(DEFAULT_CONSOLE_BASE_URL, str, "console URL for links")
+    redis_sentinel_master: str = _setting(DEFAULT_REDIS_SENTINEL_MASTER, str, "Sentinel master")
+    redis_sentinel_password: str = _setting("", str, "password of the Sentinels", True)
+    redis_min_replicas: int = _setting(DEFAULT_REDIS_MIN_REPLICAS, _whole, "replicas to wait for")
+    redis_replica_timeout_ms: int = _setting(
+        DEFAULT_REDIS_REPLICA_TIMEOUT_MS, _positive_int, "wait for replicas (ms)"
+    )
 
     def __repr__(self) -> str:
         shown = []
@@ -534,6 +573,22 @@ def cross_field_problems(settings: Settings) -> list[tuple[str, str]]:
                 f"({settings.retry_base_s:g}s) must not exceed "
                 f"{env_name('retry_cap_s')} ({settings.retry_cap_s:g}s)",
             )
+        )
+    sentinel = is_sentinel_url(settings.redis_url)
+    if sentinel and not settings.redis_sentinel_master:
+        problems.append(
+            (
+                "redis_sentinel_master",
+                "must name the master the Sentinels watch (their SENTINEL MONITOR name) when "
+                f"{env_name('redis_url')} lists Sentinels (sentinel://...)",
+            )
+        )
+    if not sentinel and (settings.redis_sentinel_master or settings.redis_sentinel_password):
+        name = "redis_sentinel_master"
+        if not settings.redis_sentinel_master:
+            name = "redis_sentinel_password"
+        problems.append(
+            (name, f"is set, but {env_name('redis_url')} is not a sentinel:// URL: unset one")
         )
     return problems
 

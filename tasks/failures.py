@@ -26,6 +26,7 @@ from cartsync.worker import keys
 from cartsync.worker.backoff import compute_backoff
 from cartsync.worker.deadletters import DeadLetter
 from cartsync.worker.outcomes import Outcome, Reason
+from cartsync.worker.redisconn import execute_confirmed
 
 log = get_logger("cartsync.order_update")
 
@@ -151,7 +152,8 @@ def park_letter(
     errors: list[str],
 ) -> str:
     """Park an update message as a dead letter; returns the letter's id."""
-    return rt.dead_letters.park(
+    return _parked(
+        rt,
         DeadLetter(
             update_id=message.update_id,
             merchant=message.merchant,
@@ -166,8 +168,19 @@ def park_letter(
             history=[{"at": rt.clock(), "action": "replayed_from", "letter": message.replay_of}]
             if message.replay_of
             else [],
-        )
+        ),
     )
+
+
+def _parked(rt: Services, letter: DeadLetter) -> str:
+    """Park ``letter``; with ``CARTSYNC_REDIS_MIN_REPLICAS``, also wait for the replicas to
+    confirm it (``worker/redisconn.py``). When they do not, ReplicasUnavailable: the attempt
+    ends unrecorded, its message stays in flight and comes back (then found parked, once the
+    letter has survived), so a failover cannot lose a letter that was logged as parked. The
+    wait is one more round trip, for a parked update only."""
+    letter_id = rt.dead_letters.park(letter)
+    execute_confirmed(rt.redis.pipeline(transaction=False), rt.settings, what="the dead letter")
+    return letter_id
 
 
 def fields_of(member: Any) -> dict[str, Any]:
@@ -198,7 +211,8 @@ def park_undecodable(member: Any, errors: list[str], rt: Services) -> str:
 
     version = fields.get("version")
     enqueued_at = fields.get("enqueued_at")
-    return rt.dead_letters.park(
+    return _parked(
+        rt,
         DeadLetter(
             update_id=text("update_id", f"invalid-{time.time_ns()}"),
             merchant=text("merchant"),
@@ -212,5 +226,5 @@ def park_undecodable(member: Any, errors: list[str], rt: Services) -> str:
             if isinstance(enqueued_at, int | float) and math.isfinite(enqueued_at)
             else rt.clock(),
             payload=fields.get("body", fields or member),
-        )
+        ),
     )

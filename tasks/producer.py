@@ -30,7 +30,9 @@ from cartsync.tasks.message import UpdateMessage, version_problem
 from cartsync.tasks.schemas.fields import identifier_text
 from cartsync.tasks.validation import validate_update
 from cartsync.worker.errors import BrokerUnavailable, InvalidUpdate
-from cartsync.worker.ledger import Ledger
+from cartsync.worker.ledger import Ledger, Step, accepted
+from cartsync.worker.redisconn import connect, execute_confirmed
+from cartsync.worker.urls import safe_url
 
 log = get_logger("cartsync.producer")
 
@@ -127,8 +129,8 @@ class Producer:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
-        self.client = client or redis.Redis.from_url(
-            settings.redis_url,
+        self.client = client or connect(
+            settings,
             socket_connect_timeout=REDIS_TIMEOUT_S,
             socket_timeout=REDIS_TIMEOUT_S,
         )
@@ -177,7 +179,7 @@ class Producer:
         )
         prefix, suffix = message.split_at_version()
         try:
-            status, number = self.ledger.accept(
+            step = self.ledger.accept_step(
                 merchant,
                 order_ref,
                 update_id=message.update_id,
@@ -188,6 +190,7 @@ class Producer:
                 remember_ms=int(self.settings.idempotency_ttl_s * 1000),
                 allow_equal=replay,
             )
+            status, number = self._accept(step)
         except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
             raise BrokerUnavailable(
                 f"Redis at {_safe_url(self.settings.redis_url)} is unreachable "
@@ -216,15 +219,35 @@ class Producer:
         )
         return receipt
 
+    def _accept(self, step: Step) -> tuple[str, int]:
+        """Run the ledger's accept step, then Redis's ``WAIT`` in the same round trip when
+        ``CARTSYNC_REDIS_MIN_REPLICAS`` asks for replicas (``worker/redisconn.py``).
+
+        Raises ReplicasUnavailable (a BrokerUnavailable: the HTTP API answers 503) when they
+        do not confirm in time: the update is on the master and may yet be delivered, but a
+        failover could lose it, so it is not answered as accepted. Sending it again with the
+        same update id is safe (``duplicate`` when it survived).
+        """
+        if not self.settings.redis_min_replicas:
+            return self.ledger.run_accept(step)
+        pipe = self.client.pipeline(transaction=False)
+        self.ledger.queue_accept(pipe, step)
+        try:
+            reply, _ = execute_confirmed(pipe, self.settings, what="the update")
+        except redis.exceptions.NoScriptError:
+            # A new master (after a failover) or a restarted Redis forgot the script: load
+            # it, then wait for the replicas on their own.
+            found = self.ledger.run_accept(step)
+            execute_confirmed(
+                self.client.pipeline(transaction=False), self.settings, what="the update"
+            )
+            return found
+        return accepted(reply)
+
 
 def _safe_url(url: str) -> str:
-    """The Redis URL without a password."""
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{host}{port}{parts.path}"
+    """The Redis URL (or the Sentinels' addresses) without a password."""
+    return safe_url(url)
 
 
 _default: Producer | None = None

@@ -58,6 +58,8 @@ LAYERS: dict[str, str] = {
     "cartsync.worker.health": ADAPTER,
     "cartsync.worker.notify": ADAPTER,
     "cartsync.worker.redisserver": ADAPTER,
+    "cartsync.worker.redisconn": ADAPTER,  # the one Redis client factory (and Sentinel)
+    "cartsync.worker.redisgroup": ADAPTER,  # master, replicas, Sentinels (failover bench)
     "cartsync.worker.scripts": ADAPTER,
     "cartsync.worker.lua": ADAPTER,  # the scripts' folder
     "cartsync.worker.versions": ADAPTER,  # reads what is installed
@@ -83,6 +85,7 @@ LAYERS: dict[str, str] = {
     "cartsync.worker.keys": FOUNDATION,
     "cartsync.worker.redistext": FOUNDATION,
     "cartsync.worker.urls": FOUNDATION,
+    "cartsync.worker.redisurl": FOUNDATION,  # the sentinel:// URL form
     "cartsync.worker.basicauth": FOUNDATION,  # HTTP Basic, shared with the sandbox
     # The sandbox.
     "cartsync.sandbox*": SANDBOX,

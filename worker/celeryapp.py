@@ -29,6 +29,8 @@ from cartsync.config.settings import Settings, load_settings
 from cartsync.tasks.message import TASK_NAME
 from cartsync.worker.client import check_base_url
 from cartsync.worker.errors import CartsyncError, ConfigurationError
+from cartsync.worker.redisconn import SENTINEL_TIMEOUT_S
+from cartsync.worker.redisurl import is_sentinel_url, kombu_url, parse_sentinel_url
 from cartsync.worker.runtime import RuntimeTask, runtime
 
 log = get_logger("cartsync.broker")
@@ -39,7 +41,10 @@ TASK_MODULES = ["cartsync.tasks.order_update"]
 
 def broker_url(redis_url: str) -> str:
     """``redis_url`` as kombu reads it: a unix socket is ``redis+socket://PATH`` there (with
-    the database as ``virtual_host``), ``unix://PATH`` for redis-py."""
+    the database as ``virtual_host``), ``unix://PATH`` for redis-py; Sentinels' addresses
+    carry the master's database and credentials on the first (``worker/redisurl.py``)."""
+    if is_sentinel_url(redis_url):
+        return kombu_url(parse_sentinel_url(redis_url))
     if not redis_url.startswith("unix://"):
         return redis_url
     rest, _, query = redis_url[len("unix://") :].partition("?")
@@ -57,6 +62,23 @@ def load_checked_settings() -> Settings:
     except ConfigurationError as exc:
         raise SystemExit(f"cartsync worker: {exc}") from None
     return settings
+
+
+def sentinel_options(settings: Settings) -> dict[str, Any]:
+    """kombu's transport options for a Redis the Sentinels name (none for a plain URL): the
+    master's name, and the Sentinels' own password and time-outs (kombu's ``sentinel_kwargs``;
+    the URL's password is the master's). A worker follows a failover through kombu's
+    ``sentinel://`` transport: on the lost connection Celery reconnects, and the new channel
+    asks the Sentinels where the master is now (docs/DEPLOYMENT.md, "Redis Sentinel")."""
+    if not is_sentinel_url(settings.redis_url):
+        return {}
+    sentinels: dict[str, Any] = {
+        "socket_timeout": SENTINEL_TIMEOUT_S,
+        "socket_connect_timeout": SENTINEL_TIMEOUT_S,
+    }
+    if settings.redis_sentinel_password:
+        sentinels["password"] = settings.redis_sentinel_password
+    return {"master_name": settings.redis_sentinel_master, "sentinel_kwargs": sentinels}
 
 
 def make_app(settings: Settings) -> Celery:
@@ -101,6 +123,7 @@ def make_app(settings: Settings) -> Celery:
             # A Redis that vanishes without closing the connection must not hang a publish.
             "socket_timeout": 30,
             "socket_connect_timeout": 5,
+            **sentinel_options(settings),
         },
         broker_pool_limit=max(10, settings.worker_concurrency),
     )

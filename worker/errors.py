@@ -108,3 +108,21 @@ class NoFreeLetterId(CartsyncError):
         super().__init__(f"could not find a free letter id in {tries} tries (dead at {dead_at!r})")
         self.dead_at = dead_at
         self.tries = tries
+
+
+class ReplicasUnavailable(BrokerUnavailable):
+    """Fewer Redis replicas than ``CARTSYNC_REDIS_MIN_REPLICAS`` confirmed a write in time.
+
+    The write is on the master, so it may still take effect; but a failover now could lose
+    it, so it does not count as done: the producer answers "unavailable" (send the update
+    again: the same update id makes that safe), and a worker leaves the message in flight,
+    to come back.
+    """
+
+    def __init__(self, what: str, confirmed: int, wanted: int, timeout_ms: int) -> None:
+        super().__init__(
+            f"Redis: {confirmed} of {wanted} replica(s) confirmed {what} within {timeout_ms} ms "
+            "(CARTSYNC_REDIS_MIN_REPLICAS); it is not counted as done"
+        )
+        self.confirmed = confirmed
+        self.wanted = wanted

@@ -17,6 +17,7 @@ import redis
 from cartsync.config.settings import Settings
 from cartsync.worker.deadletters import DeadLetterStore, Reason, id_time
 from cartsync.worker.keys import queue_keys as queue_keys  # named here too, for callers
+from cartsync.worker.redisconn import connect
 from cartsync.worker.schedule import Schedule
 from cartsync.worker.timefmt import format_age
 
@@ -49,8 +50,8 @@ class Snapshot:
 
 def redis_client(settings: Settings) -> redis.Redis:
     """A client that gives up quickly: status and metrics report an unreachable Redis."""
-    return redis.Redis.from_url(
-        settings.redis_url,
+    return connect(
+        settings,
         socket_connect_timeout=REDIS_TIMEOUT_S,
         socket_timeout=REDIS_TIMEOUT_S,
     )

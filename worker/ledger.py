@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import secrets
 from enum import StrEnum
+from typing import Any, NamedTuple
 
 import redis
 
@@ -83,6 +84,24 @@ def decide(version: int, enqueued: int, delivered: int) -> Decision:
     return Decision.SEND
 
 
+#: Positions, in the accept script's keys and arguments, of the update id's marker and of how
+#: long it is remembered (``worker/lua/ledger_accept.lua``).
+ACCEPT_MARKER, ACCEPT_REMEMBER_MS = 2, 4
+
+
+class Step(NamedTuple):
+    """One run of a ledger script: its keys and arguments."""
+
+    keys: list[str]
+    args: list[Any]
+
+
+def accepted(reply: Any) -> tuple[str, int]:
+    """(status, version) from the accept script's reply."""
+    status, number = reply
+    return text(status), stored_version(number)
+
+
 class Ledger:
     def __init__(self, client: redis.Redis, prefix: str) -> None:
         self.client = client
@@ -114,7 +133,37 @@ class Ledger:
         """Record a new update and schedule its message (``worker/lua/ledger_accept.lua``);
         returns (status, version). Status ``full``: ``version`` is None and the order is at
         the highest version already, so none was assigned."""
-        status, number = self._accept(
+        return self.run_accept(
+            self.accept_step(
+                merchant,
+                order_ref,
+                update_id=update_id,
+                version=version,
+                due=due,
+                message_prefix=message_prefix,
+                message_suffix=message_suffix,
+                remember_ms=remember_ms,
+                allow_equal=allow_equal,
+            )
+        )
+
+    def accept_step(
+        self,
+        merchant: str,
+        order_ref: str,
+        *,
+        update_id: str,
+        version: int | None,
+        due: float,
+        message_prefix: str,
+        message_suffix: str,
+        remember_ms: int,
+        allow_equal: bool = False,
+    ) -> Step:
+        """The keys and arguments of :meth:`accept`'s script, to run with :meth:`run_accept`,
+        or to add to a pipeline with :meth:`queue_accept` (the producer sends ``WAIT`` in the
+        same round trip)."""
+        return Step(
             keys=[
                 keys.order(self.prefix, merchant, order_ref),
                 keys.schedule(self.prefix),
@@ -130,7 +179,24 @@ class Ledger:
                 "1" if allow_equal else "0",
             ],
         )
-        return text(status), stored_version(number)
+
+    def run_accept(self, step: Step) -> tuple[str, int]:
+        """Run an accept step (loading its script when Redis has forgotten it)."""
+        return accepted(self._accept(keys=step.keys, args=step.args))
+
+    def queue_accept(self, pipe: redis.client.Pipeline, step: Step) -> None:
+        """Add an accept step to ``pipe`` by its script's digest, then re-arm the update id's
+        marker; the caller executes it, reads the script's reply with :func:`accepted`, and
+        on ``NoScriptError`` (a new master after a failover, a restarted Redis) runs it with
+        :meth:`run_accept` (as :meth:`finish`).
+
+        The marker's ``PEXPIRE`` is for a ``WAIT`` that follows: ``WAIT`` waits for the writes
+        of its own connection, and an accept that finds a duplicate writes nothing, so the
+        original accept (another call, another connection) would go unconfirmed. Any write
+        covers everything written before it.
+        """
+        pipe.evalsha(self._accept.sha, len(step.keys), *step.keys, *step.args)
+        pipe.pexpire(step.keys[ACCEPT_MARKER], int(step.args[ACCEPT_REMEMBER_MS]))
 
     def claim(
         self,

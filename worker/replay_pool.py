@@ -25,6 +25,7 @@ from cartsync.config.settings import Settings
 from cartsync.tasks.producer import Producer
 from cartsync.worker.deadletters import Damaged, DeadLetter, DeadLetterStore, Stored
 from cartsync.worker.errors import CartsyncError
+from cartsync.worker.redisconn import connect
 from cartsync.worker.replay import CHUNK, Replayer, Result
 
 #: Letters handed out but not yet reported, at most, per process (bounds memory, keeps the
@@ -144,7 +145,7 @@ def _replay_process(
     from cartsync.config.logging import configure_logging
 
     configure_logging(settings, stream=sys.stderr)
-    client = redis.Redis.from_url(settings.redis_url)
+    client = connect(settings)
     store = DeadLetterStore(client, settings.key_prefix)
     replayer = Replayer(store, Producer(settings, client=client), by=by, run=run, force=force)
     try:

@@ -23,6 +23,7 @@ from cartsync.worker.client import SequraClient
 from cartsync.worker.deadletters import DeadLetterStore
 from cartsync.worker.ledger import Ledger
 from cartsync.worker.metrics import Metrics
+from cartsync.worker.redisconn import connect
 from cartsync.worker.schedule import Schedule
 
 #: Redis connections a worker keeps beyond one per thread: the pump's, and a few to spare.
@@ -40,8 +41,8 @@ class Runtime:
 
     @cached_property
     def redis(self) -> redis.Redis:
-        return redis.Redis.from_url(
-            self.settings.redis_url,
+        return connect(
+            self.settings,
             max_connections=self.settings.worker_concurrency + SPARE_CONNECTIONS,
             health_check_interval=HEALTH_CHECK_INTERVAL_S,
         )

@@ -56,7 +56,11 @@ def test_every_setting_is_documented():
 
 
 SECONDS = [f.name for f in fields(Settings) if f.name.endswith("_s")]
-WHOLE_NUMBERS = [f.name for f in fields(Settings) if f.type in ("int", int)]
+#: Whole-number settings for which 0 means something (off).
+ZERO_MEANS_OFF = {"redis_min_replicas"}
+WHOLE_NUMBERS = [
+    f.name for f in fields(Settings) if f.type in ("int", int) and f.name not in ZERO_MEANS_OFF
+]
 
 
 @pytest.mark.parametrize("name", SECONDS)
@@ -194,7 +198,89 @@ def test_the_documented_bounds_are_the_codes():
     accepted = doc.split("## Accepted values", 1)[1]
     names = ["MAX_CALL_TIMEOUT_S", "MAX_PERIOD_S", "MIN_SCHEDULER_INTERVAL_S",
              "MAX_SCHEDULER_INTERVAL_S", "MAX_RETRY_ATTEMPTS", "MAX_WORKER_CONCURRENCY",
-             "MAX_WORKER_BATCH", "MIN_NOTIFY_INTERVAL_S"]  # fmt: skip
+             "MAX_WORKER_BATCH", "MIN_NOTIFY_INTERVAL_S", "MAX_REDIS_MIN_REPLICAS",
+             "MAX_REDIS_REPLICA_TIMEOUT_MS"]  # fmt: skip
     bounds = [getattr(module, name) for name in names]
     missing = [b for b in bounds if f" {b:g} " not in accepted and f" {int(b)} " not in accepted]
     assert missing == []
+
+
+SENTINELS = "sentinel://10.0.0.1:26379;sentinel://10.0.0.2:26380;sentinel://10.0.0.3/2"
+
+
+def test_a_sentinel_url_with_its_master_is_accepted():
+    """Sentinels' addresses separated by ';', with the master's name, are one valid setting."""
+    settings = load_settings(
+        {"CARTSYNC_REDIS_URL": SENTINELS, "CARTSYNC_REDIS_SENTINEL_MASTER": "mymaster"}
+    )
+    assert settings.redis_url == SENTINELS
+    assert settings.redis_sentinel_master == "mymaster"
+
+
+def test_a_sentinel_url_without_a_master_name_is_refused_naming_the_variable():
+    """Sentinels watch masters by name: a sentinel:// URL alone names no Redis."""
+    with pytest.raises(InvalidSetting, match=r"^CARTSYNC_REDIS_SENTINEL_MASTER must name"):
+        load_settings({"CARTSYNC_REDIS_URL": SENTINELS})
+
+
+def test_a_master_name_without_sentinels_is_refused():
+    """A master name (or a Sentinel password) with a plain Redis URL is a half-done change."""
+    with pytest.raises(InvalidSetting, match=r"^CARTSYNC_REDIS_SENTINEL_MASTER is set, but"):
+        load_settings({"CARTSYNC_REDIS_SENTINEL_MASTER": "mymaster"})
+    with pytest.raises(InvalidSetting, match=r"^CARTSYNC_REDIS_SENTINEL_PASSWORD is set"):
+        load_settings({"CARTSYNC_REDIS_SENTINEL_PASSWORD": "pw"})
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("sentinel://", "address 1 of 1 names no host"),
+        ("sentinel://h1:26379;;sentinel://h2", "address 2 of 3 is empty"),
+        ("sentinel://h1:26379;redis://h2:6379", "address 2 of 2 is not a sentinel:// address"),
+        ("sentinel://h1:99999", "the port must be a number from 1 to 65535"),
+        ("sentinel://h1:0", "the port must be a number from 1 to 65535"),
+        ("sentinel://h1/zero", "the database (the path) must be a number"),
+        ("sentinel://h1/1;sentinel://h2/2", "two different databases"),
+        ("sentinel://:a@h1;sentinel://:b@h2", "credentials on one address only"),
+        ("sentinel://h1?db=1", "takes no ?query"),
+    ],
+)
+def test_a_bad_sentinel_url_is_refused_saying_what_is_wrong(url, problem):
+    """Each mistake in the Sentinels' addresses is one error naming the variable and the
+    address at fault, before anything connects."""
+    env = {"CARTSYNC_REDIS_URL": url, "CARTSYNC_REDIS_SENTINEL_MASTER": "mymaster"}
+    with pytest.raises(InvalidSetting, match=r"^CARTSYNC_REDIS_URL=") as refused:
+        load_settings(env)
+    assert problem in str(refused.value)
+
+
+def test_passwords_in_sentinel_urls_stay_out_of_reprs():
+    """The master's password on any Sentinel address, and the Sentinels' own, are hidden."""
+    settings = load_settings(
+        {
+            "CARTSYNC_REDIS_URL": "sentinel://h1;sentinel://:hunter2@h2/1",
+            "CARTSYNC_REDIS_SENTINEL_MASTER": "m",
+            "CARTSYNC_REDIS_SENTINEL_PASSWORD": "sentinel-pw",
+        }
+    )
+    assert "hunter2" not in repr(settings)
+    assert "sentinel-pw" not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    ("name", "raw"),
+    [
+        ("CARTSYNC_REDIS_MIN_REPLICAS", "-1"),
+        ("CARTSYNC_REDIS_MIN_REPLICAS", "17"),
+        ("CARTSYNC_REDIS_MIN_REPLICAS", "one"),
+        ("CARTSYNC_REDIS_REPLICA_TIMEOUT_MS", "0"),
+        ("CARTSYNC_REDIS_REPLICA_TIMEOUT_MS", "2001"),
+        ("CARTSYNC_REDIS_REPLICA_TIMEOUT_MS", "0.5"),
+    ],
+)
+def test_replica_confirmation_settings_keep_their_bounds(name, raw):
+    """Replicas to wait for are 0 (off) to 16; the wait is 1 to 2000 ms, shorter than any
+    client's socket time-out."""
+    with pytest.raises(InvalidSetting, match=f"^{name}='{re.escape(raw)}' is not valid"):
+        load_settings({name: raw})
+    assert load_settings({"CARTSYNC_REDIS_MIN_REPLICAS": "0"}).redis_min_replicas == 0

@@ -58,6 +58,7 @@ from cartsync.worker.cli.demo_setup import (
 )
 from cartsync.worker.errors import CartsyncError
 from cartsync.worker.processes import WorkerProcess
+from cartsync.worker.redisconn import connect
 from cartsync.worker.urls import safe_url
 
 #: Seconds to wait for the worker to start, and for updates to reach their outcome.
@@ -119,7 +120,7 @@ class Demo:
                 f"  Redis      none answers at {safe_url(self.redis_url)}: "
                 f"started an embedded one at {url}"
             )
-        client = redis.Redis.from_url(url)
+        client = connect(Settings(redis_url=url))
 
         def forget() -> None:
             # An embedded Redis may be gone already (Ctrl-C reaches the whole process group):

@@ -28,6 +28,7 @@ from cartsync.config.settings import Settings, load_settings
 from cartsync.tasks.producer import Producer
 from cartsync.tasks.schemas.paths import ROOT
 from cartsync.worker.errors import ConfigurationError
+from cartsync.worker.redisconn import connect
 from cartsync.worker.web import bodies
 from cartsync.worker.web.answers import native_error, sequra_error
 from cartsync.worker.web.context import EXTENSION, Services, notes
@@ -103,11 +104,11 @@ def metrics() -> Response:
     return Response(text, 200, mimetype=CONTENT_TYPE_LATEST)
 
 
-def redis_for(url: str, timeout_s: float) -> redis.Redis:
+def redis_for(settings: Settings, timeout_s: float) -> redis.Redis:
     """A client that gives up quickly: one quick retry (a pooled connection Redis closed),
     then the error, which the caller answers with 503."""
-    return redis.Redis.from_url(
-        url,
+    return connect(
+        settings,
         socket_connect_timeout=min(REDIS_CONNECT_TIMEOUT_S, timeout_s),
         socket_timeout=timeout_s,
         retry=Retry(ExponentialBackoff(cap=0.1, base=0.02), 1),
@@ -133,7 +134,7 @@ def create_app(
             "or CARTSYNC_MERCHANTS_FILE"
         )
     producers = producers if producers is not None else load_producers(settings)
-    client = redis_for(settings.redis_url, REDIS_TIMEOUT_S)
+    client = redis_for(settings, REDIS_TIMEOUT_S)
     receipts = Receipts(client, settings.key_prefix, settings.idempotency_ttl_s)
     producer = Producer(settings, client=client, merchants=merchants)
     found = Services(
@@ -144,7 +145,7 @@ def create_app(
         intake=Intake(producer, receipts),
         lookup=Lookup(client, settings.key_prefix, receipts),
         metrics=HttpMetrics(
-            redis_for(settings.redis_url, METRICS_REDIS_TIMEOUT_S), settings.key_prefix
+            redis_for(settings, METRICS_REDIS_TIMEOUT_S), settings.key_prefix
         ),
         batch_max=batch_max,
     )

@@ -26,6 +26,7 @@ from cartsync.config.settings import Settings, load_settings
 from cartsync.worker.cli.common import REDIS_TIMEOUT_S
 from cartsync.worker.deadletters import DeadLetterStore
 from cartsync.worker.errors import CartsyncError
+from cartsync.worker.redisconn import connect
 from cartsync.worker.urls import safe_url
 
 if TYPE_CHECKING:
@@ -60,8 +61,8 @@ def open_session(redis_url: str | None) -> Session:
     ctx = click.get_current_context()
     ctx.meta[REDIS_URL_META] = settings.redis_url
     try:
-        client = redis.Redis.from_url(
-            settings.redis_url,
+        client = connect(
+            settings,
             socket_connect_timeout=REDIS_TIMEOUT_S,
             socket_timeout=REDIS_TIMEOUT_S,
         )
