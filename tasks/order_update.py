@@ -225,9 +225,6 @@ def _finish_and_count(
     write the update's outcome record and count it for the metrics, in one round trip."""
     delivered = message.version if result.outcome is Outcome.DELIVERED else None
     pipe = rt.redis.pipeline(transaction=False)
-    rt.ledger.finish(
-        message.merchant, message.order_ref, token, delivered=delivered, member=member, pipe=pipe
-    )
     record = after_attempt(
         result.outcome, at=rt.clock(), merchant=message.merchant, order_ref=message.order_ref,
         version=message.version, enqueued_at=message.enqueued_at,
@@ -235,9 +232,12 @@ def _finish_and_count(
         status=result.status, next_retry_s=result.next_retry_s, letter_id=result.letter_id,
         reason=result.reason,
     )  # fmt: skip
-    if record is not None:
+    if record is not None:  # first: a lookup must never find the update in no place at all
         write_into(pipe, rt.settings.key_prefix, message.update_id, record,
                    rt.settings.idempotency_ttl_s)  # fmt: skip
+    rt.ledger.finish(
+        message.merchant, message.order_ref, token, delivered=delivered, member=member, pipe=pipe
+    )
     rt.metrics.count_into(pipe, result.outcome, result.reason, result.status, result.latency_ms)
     try:
         pipe.execute()

@@ -203,7 +203,7 @@ class Lookup:
                 receipt.accepted_at,
             )
         else:  # no receipt (the Python API, the CLI): its message says which order
-            waiting = next(self.waiting(update_pattern(update_id)), None)
+            waiting = self._find_waiting(update_id)
             if waiting is None:
                 return None
             message = waiting.message
@@ -233,6 +233,15 @@ class Lookup:
             superseded_by=by,
             dead_letter=Letter.of(letter) if letter else None,
         )
+
+    def _find_waiting(self, update_id: str) -> Waiting | None:
+        # A message handed off from the schedule to the in-flight set between the two scans
+        # is in neither: a second look finds it.
+        for _ in range(2):
+            found = next(self.waiting(update_pattern(update_id)), None)
+            if found is not None:
+                return found
+        return None
 
     def _letter(self, letter_id: bytes | str | None) -> DeadLetter | None:
         if letter_id is None:
