@@ -10,6 +10,7 @@ outcome). Never a header, never a body.
 
 from __future__ import annotations
 
+import socket
 import time
 from typing import Any
 
@@ -30,7 +31,7 @@ from cartsync.worker.errors import ConfigurationError
 from cartsync.worker.web import bodies
 from cartsync.worker.web.answers import native_error, sequra_error
 from cartsync.worker.web.context import EXTENSION, Services, notes, start_clock
-from cartsync.worker.web.intake import REDIS_DOWN, Intake
+from cartsync.worker.web.intake import LATE, REDIS_DOWN, Intake
 from cartsync.worker.web.lookup import Lookup
 from cartsync.worker.web.metrics import HttpMetrics, registry_for
 from cartsync.worker.web.native_api import blp as native_blp
@@ -188,7 +189,14 @@ def create_app(
 def _install_hooks(app: Flask, found: Services) -> None:
     @app.before_request
     def start() -> None:
-        start_clock(found.settings.http_request_timeout_s)
+        limit_s = found.settings.http_request_timeout_s
+        start_clock(limit_s)
+        # A client that stops sending its body must not hold a thread: under gunicorn, the
+        # body is read from the connection as the handler asks for it (gthread makes the
+        # socket blocking again for the next request on it).
+        connection = request.environ.get("gunicorn.socket")
+        if isinstance(connection, socket.socket):
+            connection.settimeout(limit_s)
 
     @app.after_request
     def finish(response: Response) -> Response:
@@ -211,8 +219,19 @@ def _install_hooks(app: Flask, found: Services) -> None:
     def sequra_path() -> bool:
         return request.path.startswith("/merchants/")
 
+    def late() -> Response:
+        # The client's body did not come within the limit (werkzeug reports the socket's
+        # timeout as a disconnection): nothing was read whole, so nothing was enqueued.
+        notes().outcome = "late"
+        headers = {"Connection": "close"}
+        if sequra_path():
+            return sequra_error(503, LATE, **headers)
+        return native_error(503, {ROOT: [LATE]}, **headers)
+
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Response:
+        if isinstance(exc.__context__, TimeoutError):
+            return late()
         code = exc.code or 500
         text = exc.description or exc.name
         if code == 413:
@@ -223,6 +242,8 @@ def _install_hooks(app: Flask, found: Services) -> None:
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception) -> Response:
+        if isinstance(exc, TimeoutError):
+            return late()
         log.error("http_error", exception=type(exc).__name__)
         if isinstance(exc, (*REDIS_DOWN, redis.RedisError)):
             text = "Redis does not answer; retry later."
