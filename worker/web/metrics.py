@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections import Counter
 
 import redis
@@ -63,7 +64,7 @@ class HttpMetrics:
 
     def _flush_forever(self) -> None:
         while True:
-            threading.Event().wait(self.interval_s)
+            time.sleep(self.interval_s)
             self.flush()
 
     def flush(self) -> None:
