@@ -52,7 +52,7 @@ class OutcomeRecord:
     reason: str | None = None
     superseded_by: int | None = None
 
-    def fields(self) -> dict[FieldT, EncodableT]:
+    def fields(self) -> dict[str, str]:
         """The hash's fields, every one ('' for none)."""
         return {name: _field(getattr(self, name)) for name in FIELDS}
 
@@ -86,7 +86,8 @@ def write_into(
 ) -> None:
     """Add the record's writing to ``pipe`` (executed by the caller, with its own steps)."""
     key = keys.outcome(prefix, update_id)
-    pipe.hset(key, mapping=record.fields())
+    mapping: dict[FieldT, EncodableT] = {k: v for k, v in record.fields().items()}
+    pipe.hset(key, mapping=mapping)
     pipe.pexpire(key, ttl_ms(ttl_s))
 
 
