@@ -211,9 +211,10 @@ class Figures:
             f"{f'most updates/s in batches of {BATCH}':40} {self.http_batch:12.0f} {'':>12} "
             f"{self.cli_lines:18.0f}",
             f"service CPU per update: single {self.single_cost.cpu_ms_per_update:.3f} ms, "
-            f"batched {self.batch_cost.cpu_ms_per_update:.3f} ms; Redis commands per update "
-            f"(worker included when running): single {self.single_cost.commands_per_update:.2f}, "
-            f"batched {self.batch_cost.commands_per_update:.2f}",
+            f"batched {self.batch_cost.cpu_ms_per_update:.3f} ms; Redis commands per update, "
+            "those run inside scripts included (and the worker's, when it runs): single "
+            f"{self.single_cost.commands_per_update:.1f}, "
+            f"batched {self.batch_cost.commands_per_update:.1f}",
             "(cartsync enqueue: one process per update in the single rows, its p50 is one "
             "process's whole run; --lines in the batch row)",
         ]
