@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 
 import pytest
+import redis
 
 from cartsync.config.settings import load_settings
 from cartsync.tasks.producer import Producer
@@ -96,3 +97,22 @@ def test_a_python_api_update_of_another_merchant_is_404_to_a_token_not_scoped_to
     enqueued = producer.enqueue(shipped(SHOP.ref, "P9"))
     assert web.get(f"/v1/updates/{enqueued.update_id}", token=ZAPATERO_TOKEN).status_code == 404
     assert web.get(f"/v1/updates/{enqueued.update_id}").status_code == 200
+
+
+def test_a_lookup_scanning_a_backlog_stops_at_the_request_deadline(redis_client):
+    """A lookup that must scan the schedule gives up with a timeout (the request's 503) once
+    its deadline has passed, instead of scanning on; without one it finds the message."""
+    from cartsync.tasks.message import UpdateMessage
+    from cartsync.worker import keys
+    from cartsync.worker.schedule import member_of
+    from cartsync.worker.web.lookup import SCAN_COUNT, Lookup, update_pattern
+
+    backlog = {f'{{"update_id":"other{n}","x":1}}': n for n in range(SCAN_COUNT * 3)}
+    wanted = UpdateMessage("wanted", SHOP.ref, "o", 1, shipped(SHOP.ref, "o"), 0.0)
+    backlog[member_of(wanted.to_dict())] = 0
+    redis_client.zadd(keys.schedule("cartsync"), backlog)
+    lookup = Lookup(redis_client, "cartsync")
+    with pytest.raises(redis.TimeoutError):
+        list(lookup.waiting(update_pattern("wanted"), deadline=time.monotonic() - 1))
+    found = list(lookup.waiting(update_pattern("wanted"), deadline=time.monotonic() + 60))
+    assert [w.message.update_id for w in found] == ["wanted"]

@@ -23,6 +23,7 @@ ten thousand waiting messages); an update with an outcome record costs one round
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from enum import StrEnum
@@ -159,20 +160,29 @@ class Lookup:
         self.ledger = Ledger(client, prefix)
         self.letters = DeadLetterStore(client, prefix)
 
-    def waiting(self, pattern: str) -> Iterator[Waiting]:
-        """Messages matching ``pattern`` in the schedule, then in the in-flight set."""
+    def waiting(self, pattern: str, deadline: float | None = None) -> Iterator[Waiting]:
+        """Messages matching ``pattern`` in the schedule, then in the in-flight set.
+
+        A scan takes time in proportion to the backlog: past ``deadline``
+        (``time.monotonic()``), it stops with ``redis.TimeoutError`` (the request's 503).
+        """
         for key, in_flight in (
             (keys.schedule(self.prefix), False),
             (keys.inflight(self.prefix), True),
         ):
-            for member, score in self.client.zscan_iter(key, match=pattern, count=SCAN_COUNT):
-                try:
-                    message = UpdateMessage.from_json(text(member))
-                except InvalidMessage:
-                    continue
-                yield Waiting(message, None if in_flight else float(score), in_flight)
+            cursor = None
+            while cursor != 0:
+                cursor, found = self.client.zscan(key, cursor or 0, match=pattern, count=SCAN_COUNT)
+                if cursor != 0 and deadline is not None and time.monotonic() > deadline:
+                    raise redis.TimeoutError("the lookup took longer than the request time limit")
+                for member, score in found:
+                    try:
+                        message = UpdateMessage.from_json(text(member))
+                    except InvalidMessage:
+                        continue
+                    yield Waiting(message, None if in_flight else float(score), in_flight)
 
-    def update(self, update_id: str) -> UpdateView | None:
+    def update(self, update_id: str, deadline: float | None = None) -> UpdateView | None:
         """The state of an update, however it was enqueued; None when unknown."""
         pipe = self.client.pipeline(transaction=False)
         pipe.hgetall(keys.outcome(self.prefix, update_id))
@@ -203,7 +213,7 @@ class Lookup:
                 receipt.accepted_at,
             )
         else:  # no receipt (the Python API, the CLI): its message says which order
-            waiting = self._find_waiting(update_id)
+            waiting = self._find_waiting(update_id, deadline)
             if waiting is None:
                 return None
             message = waiting.message
@@ -214,7 +224,7 @@ class Lookup:
             )
         enqueued, delivered = self.ledger.versions(merchant, order_ref)
         if waiting is None and letter is None and version >= max(enqueued, delivered):
-            waiting = next(self.waiting(update_pattern(update_id)), None)
+            waiting = next(self.waiting(update_pattern(update_id), deadline), None)
         state, by = decide(version, enqueued, delivered, letter=letter, waiting=waiting)
         return UpdateView(
             update_id=update_id,
@@ -234,11 +244,11 @@ class Lookup:
             dead_letter=Letter.of(letter) if letter else None,
         )
 
-    def _find_waiting(self, update_id: str) -> Waiting | None:
+    def _find_waiting(self, update_id: str, deadline: float | None) -> Waiting | None:
         # A message handed off from the schedule to the in-flight set between the two scans
         # is in neither: a second look finds it.
         for _ in range(2):
-            found = next(self.waiting(update_pattern(update_id)), None)
+            found = next(self.waiting(update_pattern(update_id), deadline), None)
             if found is not None:
                 return found
         return None
@@ -251,11 +261,11 @@ class Lookup:
         except DeadLetterNotFound:  # removed in between (replayed, dropped)
             return None
 
-    def order(self, merchant: str, order_ref: str) -> dict[str, Any]:
+    def order(self, merchant: str, order_ref: str, deadline: float | None = None) -> dict[str, Any]:
         """An order's versions, its waiting updates and its open dead letters."""
         enqueued, delivered = self.ledger.versions(merchant, order_ref)
         pending = []
-        for found in self.waiting(order_pattern(merchant, order_ref)):
+        for found in self.waiting(order_pattern(merchant, order_ref), deadline):
             message = found.message
             if message.merchant != merchant or message.order_ref != order_ref:
                 continue

@@ -228,7 +228,7 @@ def get_update(found: Services, producer: ProducerAccount, update_id: str) -> Re
     note = notes()
     note.update_id = update_id
     try:
-        looked = found.lookup.update(update_id)
+        looked = found.lookup.update(update_id, deadline())
     except REDIS_DOWN:
         return native_error(503, {ROOT: [unavailable()]})
     if looked is None or not producer.may_send_for(looked.merchant):
@@ -254,7 +254,7 @@ def get_order(
     if not producer.may_send_for(merchant):
         return native_error(403, {"merchant": [NOT_YOURS]})
     try:
-        view = found.lookup.order(merchant, order_ref)
+        view = found.lookup.order(merchant, order_ref, deadline())
     except REDIS_DOWN:
         return native_error(503, {ROOT: [unavailable()]})
     return answer(200, view)
