@@ -10,6 +10,7 @@ totals of all of them, and ``cartsync metrics`` too (``worker/metrics.py``).
 
 from __future__ import annotations
 
+import atexit
 import os
 import threading
 import time
@@ -61,6 +62,7 @@ class HttpMetrics:
                     target=self._flush_forever, name="http-metrics", daemon=True
                 )
                 flusher.start()
+                atexit.register(self.flush)  # a process stopping writes what it gathered
 
     def _flush_forever(self) -> None:
         while True:
