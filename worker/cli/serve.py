@@ -1,7 +1,10 @@
 """``cartsync serve``: the HTTP ingestion service under gunicorn.
 
 One process per core (validation is CPU work, and a process holds Python's lock), a few
-threads each (they mostly wait on Redis). The app is built in each worker process after the
+threads each (they mostly wait on Redis: one round trip per request). gunicorn's ``gthread``
+workers rather than ``sync`` ones: they keep a client's connection alive between requests (a
+shop's backend with a connection pool pays no TCP handshake per update) and a slow client
+holds one thread, not a whole process. The app is built in each worker process after the
 fork (``cartsync.worker.web.app.create_app``), so no Redis connection crosses a fork.
 """
 
