@@ -3,6 +3,7 @@
     python -m bench            # the full run, a few minutes
     python -m bench --quick    # smaller counts, same shape (about a minute and a half)
     python -m bench --only throughput,producer
+    python -m bench --only http   # the HTTP service (also alone: python -m bench.http)
 
 Everything runs against a Redis of its own (append-only file on, fsync every second, the
 usual production setting) and a sandbox process on loopback, whatever ``CARTSYNC_REDIS_URL``
@@ -21,11 +22,11 @@ from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
-from bench import scenarios
+from bench import http, scenarios
 from bench.harness import SandboxProcess, machine, own_redis
 from bench.throughput import Run, Summary, compare
 
-PARTS = ("throughput", "latency", "coalescing", "producer", "delivery", "validation")
+PARTS = ("throughput", "latency", "coalescing", "producer", "delivery", "validation", "http")
 
 #: Pool, concurrency and worker processes tried against the 100 ms API.
 LATENCY_GRID = (("threads", 32, 1), ("threads", 64, 1), ("threads", 32, 2), ("threads", 64, 2))
@@ -210,6 +211,20 @@ def main(argv: list[str]) -> int:
                 line += " (run with throughput for the worker's share)"
             lines.append(line)
             figures["validate_ms"] = validate_ms
+        if "http" in parts:
+            say(
+                "\n[http] cartsync serve beside the Python API and cartsync enqueue, at "
+                f"{http.DEFAULT_RATE:g}/s"
+            )
+            found = http.run(
+                url, rate=http.DEFAULT_RATE, seconds=3.0 if quick else 8.0, worker=True
+            )
+            lines.append(
+                "HTTP ingestion (cartsync serve, one cartsync worker draining to the sandbox "
+                "meanwhile), one run:"
+            )
+            lines.extend(f"  {line}" for line in found.lines())
+            figures["http"] = asdict(found)
     figures["load_after"] = os.getloadavg()
     figures["seconds"] = time.monotonic() - started
     say("\n" + "=" * 100)

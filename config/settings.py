@@ -120,6 +120,11 @@ DEFAULT_STATUS_MAX_DEAD_AGE_S = 3600.0
 DEFAULT_IDEMPOTENCY_TTL_S = 7 * 24 * 3600.0
 #: TOML file of the HTTP API's producers: hashed bearer tokens, merchants each may send for.
 DEFAULT_PRODUCERS_FILE = ""
+#: Seconds an HTTP request may take at most (``cartsync serve``): past it, an update not yet
+#: safe in Redis is answered 503 with Retry-After, and Redis waits are cut to fit in it.
+DEFAULT_HTTP_REQUEST_TIMEOUT_S = 5.0
+#: Most seconds ``CARTSYNC_HTTP_REQUEST_TIMEOUT_S`` may be: a shop's checkout waits on it.
+MAX_HTTP_REQUEST_TIMEOUT_S = 60.0
 #: TOML file of the on-call console's users: password hashes and roles (empty: no logins).
 DEFAULT_CONSOLE_USERS_FILE = ""
 #: Header naming the user, set by an authenticating reverse proxy (empty: not trusted).
@@ -391,6 +396,7 @@ BOUNDS: dict[str, Callable[[Any], Any]] = {
     "metrics_port": _port,
     "status_max_dead_age_s": _seconds(0, MAX_PERIOD_S),
     "idempotency_ttl_s": _seconds(0, MAX_PERIOD_S),
+    "http_request_timeout_s": _seconds(0, MAX_HTTP_REQUEST_TIMEOUT_S),
     "console_session_ttl_s": _seconds(0, MAX_PERIOD_S),
     "notify_webhook_url": _web_url,
     "notify_interval_s": _seconds(MIN_NOTIFY_INTERVAL_S, MAX_PERIOD_S, low_open=False),
@@ -471,6 +477,9 @@ class Settings:
         DEFAULT_IDEMPOTENCY_TTL_S, _positive_float, "update id memory"
     )
     producers_file: str = _setting(DEFAULT_PRODUCERS_FILE, str, "HTTP API producers file")
+    http_request_timeout_s: float = _setting(
+        DEFAULT_HTTP_REQUEST_TIMEOUT_S, _positive_float, "HTTP request time limit"
+    )
     console_secret_key: str = _setting("", str, "console session signing key", True)
     console_users_file: str = _setting(DEFAULT_CONSOLE_USERS_FILE, str, "console users file")
     console_trusted_header: str = _setting(DEFAULT_CONSOLE_TRUSTED_HEADER, str, "proxy user header")

@@ -19,12 +19,15 @@ import traceback
 from pathlib import PurePath
 from typing import Any
 
+import redis
+
 from cartsync.config.logging import get_logger
 from cartsync.tasks.message import UpdateMessage
 from cartsync.tasks.services import Services
 from cartsync.worker import keys
 from cartsync.worker.backoff import compute_backoff
 from cartsync.worker.deadletters import DeadLetter
+from cartsync.worker.outcome_records import after_attempt, write_into
 from cartsync.worker.outcomes import Outcome, Reason
 from cartsync.worker.redisconn import execute_confirmed
 
@@ -82,7 +85,10 @@ def after_failure(member: Any, exc: Exception, rt: Services) -> Outcome:
         letter_id = _park_failed(member, errors, rt)
         if isinstance(member, str):
             rt.schedule.done(member)
-        rt.redis.delete(_failure_key(member, fields, rt))
+        pipe = rt.redis.pipeline(transaction=False)
+        pipe.delete(_failure_key(member, fields, rt))
+        _record_parked(pipe, fields, letter_id, rt)
+        pipe.execute()
     except Exception as handling:
         bound.error(
             "order_update",
@@ -96,6 +102,25 @@ def after_failure(member: Any, exc: Exception, rt: Services) -> Outcome:
     )
     rt.metrics.observe(Outcome.DEAD_LETTERED, Reason.INVALID, None, None)
     return Outcome.DEAD_LETTERED
+
+
+def _record_parked(
+    pipe: redis.client.Pipeline, fields: dict[str, Any], letter_id: str, rt: Services
+) -> None:
+    """Add the update's outcome record (parked) to ``pipe``, when its message names it."""
+    update_id, version = text_field(fields, "update_id"), version_field(fields)
+    merchant, order_ref = text_field(fields, "merchant"), text_field(fields, "order_ref")
+    enqueued_at, attempts = fields.get("enqueued_at"), fields.get("attempts")
+    if not (update_id and merchant and order_ref and version is not None):
+        return
+    record = after_attempt(
+        Outcome.DEAD_LETTERED, at=rt.clock(), merchant=merchant, order_ref=order_ref,
+        version=version, letter_id=letter_id, reason=Reason.INVALID,
+        enqueued_at=float(enqueued_at) if isinstance(enqueued_at, int | float) else rt.clock(),
+        attempts=len(attempts) if isinstance(attempts, list) else 0,
+    )  # fmt: skip
+    if record is not None:
+        write_into(pipe, rt.settings.key_prefix, update_id, record, rt.settings.idempotency_ttl_s)
 
 
 def failure_text(exc: BaseException) -> str:

@@ -44,6 +44,7 @@ from cartsync.worker.backoff import compute_backoff, exhausted
 from cartsync.worker.clock import logged_ms_since
 from cartsync.worker.errors import InvalidMessage, InvalidUpdate, UnknownMerchant
 from cartsync.worker.ledger import Claim
+from cartsync.worker.outcome_records import after_attempt, claim_args, write_into
 from cartsync.worker.outcomes import CallResult, Outcome, Reason, verdict
 
 log = get_logger("cartsync.order_update")
@@ -179,6 +180,12 @@ def _attempt(message: UpdateMessage, member: str, rt: Services) -> Result:
     # back.
     # One round trip decides and, when the update is to be sent, takes the order's lock
     # (the dead-letter check, the ledger's rule of ``decide`` and the lock, as one step).
+    # Superseded here, the claim writes the update's outcome record in the same step.
+    record = claim_args(
+        rt.settings.key_prefix, message.update_id, rt.settings.idempotency_ttl_s,
+        at=rt.clock(), merchant=message.merchant, order_ref=message.order_ref,
+        enqueued_at=message.enqueued_at, attempts=len(message.attempts),
+    )  # fmt: skip
     claim, token = rt.ledger.claim(
         message.merchant,
         message.order_ref,
@@ -187,6 +194,7 @@ def _attempt(message: UpdateMessage, member: str, rt: Services) -> Result:
         parked_index=rt.dead_letters.by_update_key,
         ttl_s=rt.settings.lock_ttl_s,
         member=member,
+        record=record,
     )
     if claim is Claim.PARKED:
         # A redelivered message whose update was parked already.
@@ -213,10 +221,20 @@ def _attempt(message: UpdateMessage, member: str, rt: Services) -> Result:
 def _finish_and_count(
     message: UpdateMessage, result: Result, token: str, member: str, rt: Services
 ) -> None:
-    """End a sent attempt (record a delivery, release the lock, drop the in-flight entry) and
-    count it for the metrics, in one round trip."""
+    """End a sent attempt (record a delivery, release the lock, drop the in-flight entry),
+    write the update's outcome record and count it for the metrics, in one round trip."""
     delivered = message.version if result.outcome is Outcome.DELIVERED else None
     pipe = rt.redis.pipeline(transaction=False)
+    record = after_attempt(
+        result.outcome, at=rt.clock(), merchant=message.merchant, order_ref=message.order_ref,
+        version=message.version, enqueued_at=message.enqueued_at,
+        attempts=len(message.attempts) + (result.latency_ms is not None),
+        status=result.status, next_retry_s=result.next_retry_s, letter_id=result.letter_id,
+        reason=result.reason,
+    )  # fmt: skip
+    if record is not None:  # first: a lookup must never find the update in no place at all
+        write_into(pipe, rt.settings.key_prefix, message.update_id, record,
+                   rt.settings.idempotency_ttl_s)  # fmt: skip
     rt.ledger.finish(
         message.merchant, message.order_ref, token, delivered=delivered, member=member, pipe=pipe
     )

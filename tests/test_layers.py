@@ -51,6 +51,7 @@ LAYERS: dict[str, str] = {
     # Adapters: Redis, HTTP, logging, processes.
     "cartsync.config.logging": ADAPTER,
     "cartsync.worker.ledger": ADAPTER,
+    "cartsync.worker.outcome_records": ADAPTER,
     "cartsync.worker.schedule": ADAPTER,
     "cartsync.worker.deadletters*": ADAPTER,
     "cartsync.worker.client": ADAPTER,

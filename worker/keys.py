@@ -199,6 +199,12 @@ def receipt(prefix: str, update_id: str) -> str:
     return f"{prefix}:receipt:{update_id}"
 
 
+def outcome(prefix: str, update_id: str) -> str:
+    """Hash of what a worker last recorded about an update (delivered, retrying, superseded,
+    dead-lettered), kept as long as the update id itself (``worker/outcome_records.py``)."""
+    return f"{prefix}:outcome:{update_id}"
+
+
 def metrics_dropped(prefix: str) -> str:
     """Hash of queue -> Celery messages a worker dropped because they did not decode
     (``worker/celeryapp.py``)."""

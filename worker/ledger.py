@@ -208,24 +208,28 @@ class Ledger:
         parked_index: str,
         ttl_s: float,
         member: str = "",
+        record: tuple[str, list[str]] | None = None,
     ) -> tuple[Claim, str]:
         """Check an update against the ledger and take the order's lock when it is to be sent.
 
         ``parked_index``: the dead-letter store's hash of parked update ids. ``member``: the
         message's in-flight entry, dropped when the claim itself ends the attempt (parked,
-        duplicate, superseded). Returns the claim and the lock's token (meaningful with
-        ``Claim.SEND`` only).
+        duplicate, superseded). ``record``: the update's outcome record key and its arguments
+        (``worker/lua/ledger_claim.lua``), written when the update is superseded. Returns the
+        claim and the lock's token (meaningful with ``Claim.SEND`` only).
         """
         token = secrets.token_hex(8)
-        found = self._claim(
-            keys=[
-                keys.order(self.prefix, merchant, order_ref),
-                keys.lock(self.prefix, merchant, order_ref),
-                parked_index,
-                keys.inflight(self.prefix),
-            ],
-            args=[update_id, version_text(version), token, int(ttl_s * 1000), member],
-        )
+        names = [
+            keys.order(self.prefix, merchant, order_ref),
+            keys.lock(self.prefix, merchant, order_ref),
+            parked_index,
+            keys.inflight(self.prefix),
+        ]
+        args: list[str | int] = [update_id, version_text(version), token, int(ttl_s * 1000), member]
+        if record is not None:
+            names.append(record[0])
+            args.extend(record[1])
+        found = self._claim(keys=names, args=args)
         return Claim(text(found)), token
 
     def finish(

@@ -334,6 +334,54 @@ def _live(client: redis.Redis, settings: Settings, now: float) -> Live:
     )
 
 
+#: Upper bounds (seconds) of the HTTP service's enqueue latency histogram: validation plus
+#: one Redis step (``worker/web/metrics.py`` counts it, ``cartsync serve``'s requests).
+HTTP_ENQUEUE_BUCKETS_S: tuple[float, ...] = (
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+)  # fmt: skip
+
+
+class HttpCollector(Collector):
+    """The HTTP service's counters (``keys.metrics_http_*``): requests by route, method and
+    status, and the enqueue latency histogram; served by ``cartsync metrics`` and by the
+    service's own ``/metrics``."""
+
+    def __init__(self, client: redis.Redis, prefix: str) -> None:
+        self.client = client
+        self.requests_key = keys.metrics_http_requests(prefix)
+        self.enqueue_key = keys.metrics_http_enqueue(prefix)
+
+    def collect(self) -> Iterator[Metric]:
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hgetall(self.requests_key)
+        pipe.hgetall(self.enqueue_key)
+        try:
+            requests, enqueue = pipe.execute()
+        except (redis.RedisError, OSError) as exc:  # cartsync_redis_up says so
+            log.warning("metrics.scrape_failed", exception=type(exc).__name__)
+            return
+        family = CounterMetricFamily(
+            "cartsync_http_requests",
+            "HTTP requests answered, by route, method and status.",
+            labels=["route", "method", "status"],
+        )
+        for field, count in sorted((text(k), int(v)) for k, v in requests.items()):
+            route, method, status = field.rsplit(_SEP, 2)
+            family.add_metric([route, method, status], count)
+        yield family
+        latency = HistogramMetricFamily(
+            "cartsync_http_enqueue_seconds",
+            "Time an accepted request's enqueue took: validation and the atomic Redis step.",
+        )
+        values = {text(k): text(v) for k, v in enqueue.items()}
+        cumulative, buckets = 0, []
+        for le in [*(_le(b) for b in HTTP_ENQUEUE_BUCKETS_S), "+Inf"]:
+            cumulative += int(values.get(le, 0))
+            buckets.append((le, float(cumulative)))
+        latency.add_metric([], buckets, float(values.get("sum", 0.0)))
+        yield latency
+
+
 def build_info() -> InfoMetricFamily:
     """``cartsync_build_info``: the versions ``cartsync --version`` prints, as labels."""
     labels = {name.lower().replace("-", "_"): value for name, value in versions().items()}
@@ -422,4 +470,5 @@ def registry_for(client: redis.Redis, settings: Settings) -> CollectorRegistry:
     """A registry holding only cartsync's collector (no per-process metrics of the exporter)."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(CartsyncCollector(client, settings))
+    registry.register(HttpCollector(client, settings.key_prefix))
     return registry

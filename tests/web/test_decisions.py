@@ -10,6 +10,7 @@ from cartsync.config.merchants import MerchantAccount, MerchantDirectory
 from cartsync.config.producers import ProducerDirectory, new_token, parse_producers, token_hash
 from cartsync.tasks.message import UpdateMessage
 from cartsync.worker.errors import ConfigurationError, InvalidUpdate
+from cartsync.worker.outcome_records import OutcomeRecord, after_attempt
 from cartsync.worker.web import bodies
 from cartsync.worker.web.auth import merchant_verdict
 from cartsync.worker.web.lookup import State, Waiting, decide, order_pattern, update_pattern
@@ -133,3 +134,30 @@ def test_scan_patterns_escape_glob_characters():
     """Order-refs and ids holding *, ? or [ match only themselves."""
     assert update_pattern("a*b") == '{"update_id":"a\\*b",*'
     assert '"order_ref":"A\\[1\\]"' in order_pattern("m", "A[1]")
+
+
+def test_an_outcome_record_reads_back_as_written_and_a_later_one_leaves_nothing_behind():
+    """A record's hash reads back whole; every field is written each time, so a delivery
+    written over a retry shows no next try; a partial hash reads as no record."""
+    retrying = after_attempt(
+        "retrying", at=100.0, merchant="m", order_ref="o/1", version=3, enqueued_at=90.0,
+        attempts=2, status=503, next_retry_s=4.5,
+    )  # fmt: skip
+    assert retrying is not None
+    stored = retrying.fields()
+    assert OutcomeRecord.from_hash(stored) == retrying
+    assert retrying.next_try_at == 104.5
+    delivered = after_attempt(
+        "delivered", at=110.0, merchant="m", order_ref="o/1", version=3, enqueued_at=90.0,
+        attempts=3, status=200,
+    )  # fmt: skip
+    assert delivered is not None
+    stored.update(delivered.fields())
+    back = OutcomeRecord.from_hash({k.encode(): str(v).encode() for k, v in stored.items()})
+    assert back == delivered
+    assert back.next_try_at is None
+    assert after_attempt(
+        "deferred", at=1.0, merchant="m", order_ref="o", version=1, enqueued_at=0.0, attempts=0
+    ) is None
+    assert OutcomeRecord.from_hash({"outcome": "delivered"}) is None
+    assert OutcomeRecord.from_hash({}) is None

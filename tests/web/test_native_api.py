@@ -163,6 +163,50 @@ def test_two_concurrent_requests_with_the_same_key_enqueue_once(web_server, web,
         assert Ledger(redis_client, "cartsync").versions(SHOP.ref, f"C{i}") == (1, 0)
 
 
+def test_two_concurrent_requests_with_one_key_and_different_bodies_enqueue_one(
+    web_server, web, redis_client
+):
+    """Pairs of simultaneous requests sharing a key but not a body: in each pair exactly one
+    is accepted and the other refused with 422 naming the key (the receipt is checked in the
+    same atomic step that accepts), and the order that was accepted is the one enqueued."""
+    pairs = 10
+    barrier = threading.Barrier(pairs * 2)
+    answers: dict[int, list[tuple[str, int]]] = {i: [] for i in range(pairs)}
+    lock = threading.Lock()
+
+    def send(i: int, ref: str) -> None:
+        headers = {
+            "Authorization": f"Bearer {BACKEND_TOKEN}",
+            "Content-Type": "application/json",
+            "Idempotency-Key": f"clash-{i}",
+        }
+        barrier.wait()
+        answer = requests.post(
+            web.url + "/v1/updates", json=shipped(SHOP.ref, ref), headers=headers, timeout=10
+        )
+        with lock:
+            answers[i].append((ref, answer.status_code))
+
+    threads = [
+        threading.Thread(target=send, args=(i, f"D{i}{side}"))
+        for i in range(pairs)
+        for side in "ab"
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert scheduled(redis_client) == pairs
+    ledger = Ledger(redis_client, "cartsync")
+    for i in range(pairs):
+        codes = sorted(code for _, code in answers[i])
+        assert codes == [202, 422]
+        (won,) = [ref for ref, code in answers[i] if code == 202]
+        (lost,) = [ref for ref, code in answers[i] if code == 422]
+        assert ledger.versions(SHOP.ref, won) == (1, 0)
+        assert ledger.versions(SHOP.ref, lost) == (0, 0)
+
+
 def test_a_batch_answers_each_item_on_its_own(web, redis_client):
     """Good and bad items in one batch: the good are enqueued, each bad one names its errors."""
     items = [

@@ -1,13 +1,17 @@
 """``cartsync serve``: the HTTP ingestion service under gunicorn.
 
 One process per core (validation is CPU work, and a process holds Python's lock), a few
-threads each (they mostly wait on Redis). The app is built in each worker process after the
+threads each (they mostly wait on Redis: one round trip per request). gunicorn's ``gthread``
+workers rather than ``sync`` ones: they keep a client's connection alive between requests (a
+shop's backend with a connection pool pays no TCP handshake per update) and a slow client
+holds one thread, not a whole process. The app is built in each worker process after the
 fork (``cartsync.worker.web.app.create_app``), so no Redis connection crosses a fork.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 from typing import Any
 
@@ -22,7 +26,9 @@ DEFAULT_PORT = 8080
 #: Threads per worker process: requests mostly wait on Redis.
 DEFAULT_THREADS = 8
 #: Seconds without a heartbeat before gunicorn restarts a worker process; also how long a
-#: stopping worker may finish its requests.
+#: stopping worker may finish its requests. At least twice the request time limit
+#: (``CARTSYNC_HTTP_REQUEST_TIMEOUT_S``, which bounds each request itself: with gthread, the
+#: heartbeat comes from the process's main loop, not from the request threads).
 DEFAULT_TIMEOUT_S = 30
 #: Seconds an idle kept-alive connection stays open.
 KEEPALIVE_S = 5
@@ -75,9 +81,9 @@ def gunicorn_options(
     "--timeout",
     "timeout_s",
     type=click.IntRange(1, 3600),
-    default=DEFAULT_TIMEOUT_S,
-    show_default=True,
-    help="Seconds before a silent worker is restarted.",
+    default=None,
+    help=f"Seconds before a silent worker is restarted (default {DEFAULT_TIMEOUT_S}, or twice "
+    "CARTSYNC_HTTP_REQUEST_TIMEOUT_S when that is more).",
 )
 @click.option(
     "--batch-max",
@@ -96,7 +102,7 @@ def serve(
     port: int,
     workers: int | None,
     threads: int,
-    timeout_s: int,
+    timeout_s: int | None,
     batch_max: int | None,
     new_token: str | None,
 ) -> None:
@@ -138,6 +144,8 @@ def serve(
     except ConfigurationError as exc:
         raise click.UsageError(str(exc)) from None
     configure_logging(settings)
+    if timeout_s is None:
+        timeout_s = max(DEFAULT_TIMEOUT_S, math.ceil(2 * settings.http_request_timeout_s))
     options = gunicorn_options(host, port, workers or default_workers(), threads, timeout_s)
     most = batch_max or bodies.DEFAULT_BATCH_MAX
 

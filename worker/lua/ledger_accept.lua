@@ -11,8 +11,11 @@
 -- ARGV[3] message text before the version    ARGV[4] message text after the version
 -- ARGV[5] marker TTL in milliseconds
 -- ARGV[6] '1' to accept a version equal to the newest (a replay), else '0'
+-- KEYS[5] (the HTTP API only) the receipt hash of the update id (worker/web/receipts.py)
+-- ARGV[7] its request's fingerprint   ARGV[8] merchant   ARGV[9] order-ref   ARGV[10] now
 -- Returns {status, version}: status is 'enqueued', 'duplicate', 'superseded', or 'full' (the
 -- order is at the highest version, 2^63-1, and none was given); the version as decimal text.
+-- With a receipt, also 'conflict': the update id was taken by another request (nothing done).
 -- Versions are decimal text throughout (worker/lua/_versions.lua says why).
 
 -- #include versions
@@ -27,6 +30,16 @@ end
 
 local HIGHEST = '9223372036854775807'
 
+local receipt = KEYS[5]
+if receipt then
+  local held = redis.call('HGET', receipt, 'fingerprint')
+  if held and held ~= ARGV[7] then return {'conflict', '0'} end
+  if not held then
+    redis.call('HSET', receipt, 'fingerprint', ARGV[7], 'merchant', ARGV[8],
+      'order_ref', ARGV[9], 'accepted_at', ARGV[10])
+    redis.call('PEXPIRE', receipt, ARGV[5])
+  end
+end
 local seen = redis.call('GET', KEYS[3])
 if seen then return {'duplicate', seen} end
 local enq = canonical(redis.call('HGET', KEYS[1], 'enqueued'))
@@ -38,6 +51,7 @@ if v == '0' then
   if not less(newest, HIGHEST) then return {'full', newest} end
   v = following(newest)
 elseif less(v, newest) or (v == newest and ARGV[6] ~= '1') or not less(dlv, v) then
+  if receipt then redis.call('HSET', receipt, 'superseded_version', newest) end
   return {'superseded', newest}
 end
 redis.call('HSET', KEYS[1], 'enqueued', v)

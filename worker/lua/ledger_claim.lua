@@ -11,6 +11,9 @@
 -- ARGV[1] update id             ARGV[2] version as decimal text
 -- ARGV[3] lock token            ARGV[4] lock TTL in milliseconds
 -- ARGV[5] the message's in-flight member ('' for none)
+-- KEYS[5] (optional) the update's outcome record (worker/outcome_records.py), written when
+-- the update is superseded: ARGV[6] its TTL in milliseconds, ARGV[7] now, ARGV[8] merchant,
+-- ARGV[9] order-ref, ARGV[10] enqueued at, ARGV[11] attempts so far
 -- Returns 'parked', 'duplicate', 'superseded', 'busy' or 'send'.
 --
 -- Versions are decimal text throughout (worker/lua/_versions.lua says why).
@@ -25,7 +28,16 @@ else
   local dlv = canonical(redis.call('HGET', KEYS[1], 'delivered'))
   local v = ARGV[2]
   if v == dlv then found = 'duplicate'
-  elseif less(v, enq) or less(v, dlv) then found = 'superseded'
+  elseif less(v, enq) or less(v, dlv) then
+    found = 'superseded'
+    if KEYS[5] then
+      local newest = enq
+      if less(enq, dlv) then newest = dlv end
+      redis.call('HSET', KEYS[5], 'outcome', 'superseded', 'at', ARGV[7], 'merchant', ARGV[8],
+        'order_ref', ARGV[9], 'version', v, 'enqueued_at', ARGV[10], 'attempts', ARGV[11],
+        'status', '', 'next_try_at', '', 'letter_id', '', 'reason', '', 'superseded_by', newest)
+      redis.call('PEXPIRE', KEYS[5], ARGV[6])
+    end
   elseif redis.call('SET', KEYS[2], ARGV[3], 'NX', 'PX', ARGV[4]) then return 'send'
   else return 'busy' end
 end

@@ -10,6 +10,7 @@ outcome). Never a header, never a body.
 
 from __future__ import annotations
 
+import socket
 import time
 from typing import Any
 
@@ -25,27 +26,27 @@ from cartsync.config.logging import get_logger
 from cartsync.config.merchants import MerchantDirectory, load_merchants
 from cartsync.config.producers import ProducerDirectory, load_producers
 from cartsync.config.settings import Settings, load_settings
-from cartsync.tasks.producer import Producer
 from cartsync.tasks.schemas.paths import ROOT
 from cartsync.worker.errors import ConfigurationError
 from cartsync.worker.redisconn import connect
 from cartsync.worker.web import bodies
 from cartsync.worker.web.answers import native_error, sequra_error
-from cartsync.worker.web.context import EXTENSION, Services, notes
-from cartsync.worker.web.intake import REDIS_DOWN, Intake
+from cartsync.worker.web.context import EXTENSION, Services, notes, start_clock
+from cartsync.worker.web.intake import LATE, REDIS_DOWN, Intake
 from cartsync.worker.web.lookup import Lookup
 from cartsync.worker.web.metrics import HttpMetrics, registry_for
 from cartsync.worker.web.native_api import blp as native_blp
-from cartsync.worker.web.receipts import Receipts
 from cartsync.worker.web.schemas import AnyErrors, Health
 from cartsync.worker.web.sequra_api import blp as sequra_blp
 
 log = get_logger("cartsync.web")
 
-#: Seconds to wait for a connection to Redis before answering 503.
+#: Seconds to wait for a connection to Redis before answering 503, at most.
 REDIS_CONNECT_TIMEOUT_S = 1.0
-#: Seconds a Redis command may take before the request is answered 503.
-REDIS_TIMEOUT_S = 3.0
+#: Share of the request time limit one Redis wait (connecting, or an answer) may take: a
+#: command is tried twice at most (a pooled connection Redis closed), so connecting and
+#: answering, twice, stay within the limit.
+REDIS_WAIT_SHARE = 0.25
 #: Seconds the metrics' own Redis client waits: counting must never hold up answers.
 METRICS_REDIS_TIMEOUT_S = 0.5
 #: The document's version of this API.
@@ -98,6 +99,7 @@ def metrics() -> Response:
     from cartsync.worker.web.context import services
 
     try:
+        services().metrics.flush()  # this process's latest counts too
         text = generate_latest(registry_for(services().metrics))
     except (redis.RedisError, *REDIS_DOWN):
         return native_error(503, {ROOT: ["Redis does not answer."]})
@@ -105,14 +107,19 @@ def metrics() -> Response:
 
 
 def redis_for(settings: Settings, timeout_s: float) -> redis.Redis:
-    """A client that gives up quickly: one quick retry (a pooled connection Redis closed),
-    then the error, which the caller answers with 503."""
+    """A client that gives up quickly: each wait at most ``timeout_s``, one quick retry (a
+    pooled connection Redis closed), then the error, which the caller answers with 503."""
     return connect(
         settings,
         socket_connect_timeout=min(REDIS_CONNECT_TIMEOUT_S, timeout_s),
         socket_timeout=timeout_s,
         retry=Retry(ExponentialBackoff(cap=0.1, base=0.02), 1),
     )
+
+
+def redis_wait_s(request_timeout_s: float) -> float:
+    """Seconds one Redis wait may take within a request's time limit."""
+    return request_timeout_s * REDIS_WAIT_SHARE
 
 
 def create_app(
@@ -134,16 +141,14 @@ def create_app(
             "or CARTSYNC_MERCHANTS_FILE"
         )
     producers = producers if producers is not None else load_producers(settings)
-    client = redis_for(settings, REDIS_TIMEOUT_S)
-    receipts = Receipts(client, settings.key_prefix, settings.idempotency_ttl_s)
-    producer = Producer(settings, client=client, merchants=merchants)
+    client = redis_for(settings, redis_wait_s(settings.http_request_timeout_s))
     found = Services(
         settings=settings,
         client=client,
         merchants=merchants,
         producers=producers,
-        intake=Intake(producer, receipts),
-        lookup=Lookup(client, settings.key_prefix, receipts),
+        intake=Intake(client, settings, merchants),
+        lookup=Lookup(client, settings.key_prefix),
         metrics=HttpMetrics(
             redis_for(settings, METRICS_REDIS_TIMEOUT_S), settings.key_prefix
         ),
@@ -185,7 +190,14 @@ def create_app(
 def _install_hooks(app: Flask, found: Services) -> None:
     @app.before_request
     def start() -> None:
-        g.cartsync_started = time.perf_counter()
+        limit_s = found.settings.http_request_timeout_s
+        start_clock(limit_s)
+        # A client that stops sending its body must not hold a thread: under gunicorn, the
+        # body is read from the connection as the handler asks for it (gthread makes the
+        # socket blocking again for the next request on it).
+        connection = request.environ.get("gunicorn.socket")
+        if isinstance(connection, socket.socket):
+            connection.settimeout(limit_s)
 
     @app.after_request
     def finish(response: Response) -> Response:
@@ -208,8 +220,19 @@ def _install_hooks(app: Flask, found: Services) -> None:
     def sequra_path() -> bool:
         return request.path.startswith("/merchants/")
 
+    def late() -> Response:
+        # The client's body did not come within the limit (werkzeug reports the socket's
+        # timeout as a disconnection): nothing was read whole, so nothing was enqueued.
+        notes().outcome = "late"
+        headers = {"Connection": "close"}
+        if sequra_path():
+            return sequra_error(503, LATE, **headers)
+        return native_error(503, {ROOT: [LATE]}, **headers)
+
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Response:
+        if isinstance(exc.__context__, TimeoutError):
+            return late()
         code = exc.code or 500
         text = exc.description or exc.name
         if code == 413:
@@ -220,6 +243,8 @@ def _install_hooks(app: Flask, found: Services) -> None:
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception) -> Response:
+        if isinstance(exc, TimeoutError):
+            return late()
         log.error("http_error", exception=type(exc).__name__)
         if isinstance(exc, (*REDIS_DOWN, redis.RedisError)):
             text = "Redis does not answer; retry later."

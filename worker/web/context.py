@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,6 +61,18 @@ class RequestNotes:
             "count": self.count,
         }
         return {k: v for k, v in shown.items() if v is not None}
+
+
+def deadline() -> float | None:
+    """When (``time.monotonic()``) this request's time limit runs out; None outside one."""
+    found: float | None = g.get("cartsync_deadline")
+    return found
+
+
+def start_clock(limit_s: float) -> None:
+    """Start this request's time limit of ``limit_s`` seconds."""
+    g.cartsync_started = time.perf_counter()
+    g.cartsync_deadline = time.monotonic() + limit_s
 
 
 def notes() -> RequestNotes:

@@ -1,42 +1,70 @@
-"""Intake: one update through the door, the way both APIs take it.
+"""Intake: updates through the door, the way both APIs take them.
 
 The order of the steps is what gives the guarantees:
 
 1. the body names its merchant and order (else validation names what is missing);
 2. the caller may send for that merchant (else 403), and cartsync has an account for it;
-3. the receipt is written (idempotency key reused for another request: refused);
-4. the producer validates, versions and stores the update in one atomic Redis step
-   (``Producer.enqueue``); only then is the answer 202.
+3. the body is validated and made into its message, in this process, as the producer does
+   (``tasks/producer.py``): nothing has touched Redis yet, so a refused body leaves nothing;
+4. one atomic step in Redis per update (``worker/lua/ledger_accept.lua`` with its receipt
+   key) checks the idempotency key's receipt, writes it, versions the update and stores its
+   message; only then is the answer 202. A batch sends all its items' steps in one pipeline:
+   one round trip for the lot, each item still atomic on its own.
 
-Redis unreachable at any step: 503, and nothing was accepted (a receipt alone describes no
-update, see ``worker/web/receipts.py``).
+Redis unreachable: 503, and no update was half-written (each step is one script). An item
+whose step ran before the connection broke is in Redis and will be delivered; sending the
+request again with the same idempotency key answers it as a replay.
 """
 
 from __future__ import annotations
 
-import contextlib
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import redis
 
-from cartsync.tasks.producer import Producer, Receipt, order_identity
+from cartsync.config.logging import get_logger
+from cartsync.config.merchants import MerchantDirectory
+from cartsync.config.settings import Settings
+from cartsync.tasks.message import UpdateMessage, version_problem
+from cartsync.tasks.producer import (
+    FULL,
+    Receipt,
+    order_identity,
+    require_identity,
+    with_platform_defaults,
+)
 from cartsync.tasks.schemas.paths import ROOT
 from cartsync.tasks.validation import validate_update
-from cartsync.worker.errors import BrokerUnavailable, InvalidUpdate, UnknownMerchant
-from cartsync.worker.web.receipts import Opened, Receipts, fingerprint, keyed_update_id
+from cartsync.worker import keys, scripts
+from cartsync.worker.errors import (
+    BrokerUnavailable,
+    InvalidUpdate,
+    ReplicasUnavailable,
+    UnknownMerchant,
+)
+from cartsync.worker.ledger import stored_version, version_text
+from cartsync.worker.redisconn import execute_confirmed
+from cartsync.worker.redistext import text
 from cartsync.worker.web.receipts import Receipt as Stored
+from cartsync.worker.web.receipts import fingerprint, keyed_update_id
+
+log = get_logger("cartsync.producer")
 
 #: Errors that mean Redis did not answer.
 REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError, OSError, BrokerUnavailable)
+
+#: The accept script's status when the update id's receipt is another request's.
+CONFLICT = "conflict"
 
 NO_ACCOUNT = "No seQura account is configured for this merchant."
 NOT_YOURS = "This token may not send updates for this merchant."
 KEY_REUSED = "Already used for a different update; use a new key for a new update."
 NO_IDENTITY = "The body must name the merchant and the order."
+LATE = "The request took longer than its time limit; nothing was enqueued. Retry later."
 
 
 @dataclass(frozen=True)
@@ -48,7 +76,7 @@ class Outcome:
     errors: dict[str, list[str]] = field(default_factory=dict)
     #: True when an earlier request with the same update id had enqueued it already.
     replayed: bool = False
-    #: Seconds the producer's enqueue took (validation and the Redis step), when it ran.
+    #: Seconds the enqueue took (validation and the Redis step), when it ran.
     enqueue_s: float | None = None
 
     def answer(self) -> dict[str, Any]:
@@ -66,12 +94,51 @@ class Outcome:
         return body
 
 
+@dataclass(frozen=True)
+class Item:
+    """One update of a request, as the HTTP API hands it in."""
+
+    body: Any
+    #: The idempotency key's scope (the producer, the merchant) and the key.
+    scope: str
+    key: str | None = None
+    version: int | None = None
+
+
+@dataclass(frozen=True)
+class Ready:
+    """An update validated and made into its message, waiting for its Redis step."""
+
+    update_id: str
+    merchant: str
+    order_ref: str
+    version: int | None
+    message_prefix: str
+    message_suffix: str
+    receipt: Stored
+    warnings: dict[str, list[str]]
+    #: Seconds its validation took.
+    checked_s: float
+
+
 class Intake:
     """Takes updates in; shared by the request threads of one process."""
 
-    def __init__(self, producer: Producer, receipts: Receipts) -> None:
-        self.producer = producer
-        self.receipts = receipts
+    def __init__(
+        self,
+        client: redis.Redis,
+        settings: Settings,
+        merchants: MerchantDirectory,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.client = client
+        self.settings = settings
+        self.merchants = merchants
+        self.prefix = settings.key_prefix
+        self.remember_ms = int(settings.idempotency_ttl_s * 1000)
+        self.clock = clock
+        self.accept_script = scripts.load(client, "ledger_accept")
 
     def submit(
         self,
@@ -81,8 +148,35 @@ class Intake:
         key: str | None = None,
         version: int | None = None,
         may_send_for: Callable[[str], bool] = lambda merchant: True,
+        deadline: float | None = None,
     ) -> Outcome:
-        """Take one decoded body in. ``scope`` qualifies ``key`` (the producer, the merchant)."""
+        """Take one decoded body in. ``scope`` qualifies ``key`` (the producer, the merchant);
+        ``deadline`` (``time.monotonic()``): past it, nothing is sent to Redis (503)."""
+        return self.submit_many(
+            [Item(body, scope, key, version)], may_send_for=may_send_for, deadline=deadline
+        )[0]
+
+    def submit_many(
+        self,
+        items: Sequence[Item],
+        *,
+        may_send_for: Callable[[str], bool] = lambda merchant: True,
+        deadline: float | None = None,
+    ) -> list[Outcome]:
+        """Take many decoded bodies in, each answered on its own, with one Redis round trip."""
+        outcomes: list[Outcome | Ready] = [self.prepare(item, may_send_for) for item in items]
+        ready = [(n, r) for n, r in enumerate(outcomes) if isinstance(r, Ready)]
+        if ready:
+            for (n, _), stored in zip(
+                ready, self.store([r for _, r in ready], deadline), strict=True
+            ):
+                outcomes[n] = stored
+        return [o for o in outcomes if isinstance(o, Outcome)]
+
+    def prepare(self, item: Item, may_send_for: Callable[[str], bool]) -> Outcome | Ready:
+        """Check and validate one update, as ``Producer.enqueue`` does before its Redis step."""
+        started = time.perf_counter()
+        body = item.body
         identity = order_identity(body)
         if identity is None:
             return Outcome(422, errors=_identity_errors(body))
@@ -90,41 +184,116 @@ class Intake:
         if not may_send_for(merchant):
             return Outcome(403, errors={"order.merchant.id": [NOT_YOURS]})
         try:
-            self.producer.merchants.get(merchant)
+            options = self.merchants.get(merchant).options
         except UnknownMerchant:
             return Outcome(422, errors={"order.merchant.id": [NO_ACCOUNT]})
-        update_id = keyed_update_id(scope, key) if key else uuid.uuid4().hex
-        stored = Stored(merchant, order_ref, fingerprint(body, version), time.time())
+        problem = None if item.version is None else version_problem(item.version)
+        if problem is not None:
+            return Outcome(422, errors={"version": [problem]})
         try:
-            opened = self.receipts.open(update_id, stored)
-        except REDIS_DOWN:
-            return Outcome(503, errors={ROOT: [unavailable()]})
-        if opened is Opened.CONFLICT:
-            return Outcome(422, errors={"Idempotency-Key": [KEY_REUSED]})
+            validated = validate_update(
+                with_platform_defaults(body, self.settings),
+                options=options,
+                strict=self.settings.strict,
+            )
+            merchant, order_ref = require_identity(validated.body)
+        except InvalidUpdate as exc:
+            return Outcome(422, errors=exc.errors)
+        update_id = keyed_update_id(item.scope, item.key) if item.key else uuid.uuid4().hex
+        now = self.clock()
+        message = UpdateMessage(
+            update_id=update_id,
+            merchant=merchant,
+            order_ref=order_ref,
+            version=item.version or 0,
+            body=validated.body,
+            enqueued_at=now,
+        )
+        prefix, suffix = message.split_at_version()
+        return Ready(
+            update_id, merchant, order_ref, item.version, prefix, suffix,
+            Stored(merchant, order_ref, fingerprint(body, item.version), now),
+            validated.warnings, time.perf_counter() - started,
+        )  # fmt: skip
+
+    def store(self, ready: Sequence[Ready], deadline: float | None) -> list[Outcome]:
+        """Run the accept step of every update in one pipeline; 503 for each when Redis does
+        not answer or the deadline has passed before anything was sent."""
+        if deadline is not None and time.monotonic() >= deadline:
+            return [Outcome(503, errors={ROOT: [LATE]}) for _ in ready]
         started = time.perf_counter()
         try:
-            receipt = self.producer.enqueue(body, version=version, update_id=update_id)
-        except InvalidUpdate as exc:
-            if opened is Opened.NEW:
-                self._forget(update_id)
-            return Outcome(422, errors=exc.errors)
-        except UnknownMerchant:
-            return Outcome(422, errors={"order.merchant.id": [NO_ACCOUNT]})
+            try:
+                answers = self._run(ready)
+            except redis.exceptions.NoScriptError:
+                # Redis restarted and forgot the script: no step ran (they are all this one).
+                self.client.script_load(scripts.source("ledger_accept"))
+                answers = self._run(ready)
+        except ReplicasUnavailable as exc:
+            return [Outcome(503, errors={ROOT: [str(exc)]}) for _ in ready]
         except REDIS_DOWN:
-            return Outcome(503, errors={ROOT: [unavailable()]})
-        elapsed = time.perf_counter() - started
-        if receipt.status == "superseded":
-            # The answer stands without the note; a lookup then says the update is unknown.
-            with contextlib.suppress(*REDIS_DOWN):
-                self.receipts.note_superseded(update_id, stored, receipt.version)
-        return Outcome(
-            202, receipt=receipt, replayed=receipt.status == "duplicate", enqueue_s=elapsed
-        )
+            return [Outcome(503, errors={ROOT: [unavailable()]}) for _ in ready]
+        took = time.perf_counter() - started
+        return [
+            self._outcome(r, raw, r.checked_s + took) for r, raw in zip(ready, answers, strict=True)
+        ]
 
-    def _forget(self, update_id: str) -> None:
-        # A receipt left behind without an accepted update describes nothing.
-        with contextlib.suppress(*REDIS_DOWN):
-            self.receipts.discard(update_id)
+    def _run(self, ready: Sequence[Ready]) -> list[Any]:
+        # Raw EVALSHA in a plain pipeline: a Script object in a pipeline would cost a
+        # SCRIPT EXISTS round trip on every execute.
+        pipe = self.client.pipeline(transaction=False)
+        due = repr(self.clock())
+        for r in ready:
+            names = (
+                keys.order(self.prefix, r.merchant, r.order_ref),
+                keys.schedule(self.prefix),
+                keys.update(self.prefix, r.update_id),
+                keys.wake(self.prefix),
+                keys.receipt(self.prefix, r.update_id),
+            )
+            pipe.evalsha(
+                self.accept_script.sha, len(names), *names,
+                "0" if r.version is None else version_text(r.version), due,
+                r.message_prefix, r.message_suffix, self.remember_ms, "0",
+                *r.receipt.script_args(),
+            )  # fmt: skip
+        if not self.settings.redis_min_replicas:
+            return list(pipe.execute())
+        # WAIT covers only this connection's writes: a duplicate's accept writes nothing, so
+        # touch each marker to make WAIT vouch for the original accepts too (worker/ledger.py).
+        for r in ready:
+            pipe.pexpire(keys.update(self.prefix, r.update_id), self.remember_ms)
+        return execute_confirmed(pipe, self.settings, what="the update")[: len(ready)]
+
+    def _outcome(self, ready: Ready, raw: Any, seconds: float) -> Outcome:
+        status, number = text(raw[0]), stored_version(raw[1])
+        if status == CONFLICT:
+            return Outcome(422, errors={"Idempotency-Key": [KEY_REUSED]})
+        if status == FULL:
+            return Outcome(
+                422,
+                errors={
+                    "version": [f"The order is at version {number}, the highest: none follows it."]
+                },
+            )
+        receipt = Receipt(
+            update_id=ready.update_id,
+            merchant=ready.merchant,
+            order_ref=ready.order_ref,
+            version=number,
+            status=status,
+            warnings=ready.warnings,
+        )
+        log.info(
+            "enqueue",
+            outcome=status,
+            merchant=ready.merchant,
+            order_ref=ready.order_ref,
+            update_id=ready.update_id,
+            version=number,
+            warning_count=sum(len(w) for w in ready.warnings.values()),
+        )
+        return Outcome(202, receipt=receipt, replayed=status == "duplicate", enqueue_s=seconds)
 
 
 def unavailable() -> str:

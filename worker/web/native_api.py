@@ -20,8 +20,8 @@ from cartsync.worker.errors import InvalidUpdate
 from cartsync.worker.web import bodies
 from cartsync.worker.web.answers import answer, native_error
 from cartsync.worker.web.auth import producer_for
-from cartsync.worker.web.context import Services, notes, services
-from cartsync.worker.web.intake import NOT_YOURS, REDIS_DOWN, Outcome, unavailable
+from cartsync.worker.web.context import Services, deadline, notes, services
+from cartsync.worker.web.intake import NOT_YOURS, REDIS_DOWN, Item, Outcome, unavailable
 from cartsync.worker.web.schemas import (
     Accepted,
     BatchResult,
@@ -84,19 +84,14 @@ def _accepted(outcome: Outcome) -> Response:
     return answer(outcome.code, outcome.answer(), headers)
 
 
-def _submit(
-    found: Services, producer: ProducerAccount, item: Any, key: str | None, version: int | None
-) -> Outcome:
+def _opened(
+    producer: ProducerAccount, item: Any, key: str | None, version: int | None
+) -> Item | Outcome:
+    """The update of a native body, or the answer refusing its envelope."""
     envelope = bodies.open_envelope(item, key=key, version=version)
     if envelope.errors:
         return Outcome(422, errors=envelope.errors)
-    return found.intake.submit(
-        envelope.body,
-        scope=f"producer:{producer.name}",
-        key=envelope.key,
-        version=envelope.version,
-        may_send_for=producer.may_send_for,
-    )
+    return Item(envelope.body, f"producer:{producer.name}", envelope.key, envelope.version)
 
 
 @blp.route("/updates", methods=["POST"])
@@ -130,7 +125,14 @@ def post_update(found: Services, producer: ProducerAccount) -> Response:
     except InvalidUpdate as exc:
         note.outcome = "invalid"
         return native_error(422, exc.errors)
-    outcome = _submit(found, producer, item, key, version)
+    opened = _opened(producer, item, key, version)
+    outcome = (
+        opened
+        if isinstance(opened, Outcome)
+        else found.intake.submit_many(
+            [opened], may_send_for=producer.may_send_for, deadline=deadline()
+        )[0]
+    )
     note.enqueued(outcome.enqueue_s)
     if outcome.receipt is not None:
         note.merchant, note.order_ref = outcome.receipt.merchant, outcome.receipt.order_ref
@@ -188,14 +190,21 @@ def post_batch(found: Services, producer: ProducerAccount) -> Response:
         return native_error(422, exc.errors)
     note = notes()
     note.count = len(texts)
-    results: list[dict[str, Any]] = []
+    opened: list[Item | Outcome] = []
     for index, text in enumerate(texts):
         try:
             item = codec.decode(text)
         except InvalidUpdate as exc:
-            results.append({"index": index, "code": 422, "errors": exc.errors})
+            opened.append(Outcome(422, errors=exc.errors))
             continue
-        outcome = _submit(found, producer, item, f"{key}#{index}" if key else None, None)
+        opened.append(_opened(producer, item, f"{key}#{index}" if key else None, None))
+    items = [o for o in opened if isinstance(o, Item)]
+    stored = iter(
+        found.intake.submit_many(items, may_send_for=producer.may_send_for, deadline=deadline())
+    )
+    results: list[dict[str, Any]] = []
+    for index, each in enumerate(opened):
+        outcome = each if isinstance(each, Outcome) else next(stored)
         note.enqueued(outcome.enqueue_s)
         results.append({"index": index, "code": outcome.code, **outcome.answer()})
     accepted = sum(1 for r in results if r["code"] == 202)
@@ -219,14 +228,13 @@ def get_update(found: Services, producer: ProducerAccount, update_id: str) -> Re
     note = notes()
     note.update_id = update_id
     try:
-        looked = found.lookup.update(update_id)
+        looked = found.lookup.update(update_id, deadline())
     except REDIS_DOWN:
         return native_error(503, {ROOT: [unavailable()]})
-    if looked is None or not producer.may_send_for(looked[0].merchant):
+    if looked is None or not producer.may_send_for(looked.merchant):
         return native_error(404, {"update_id": [UNKNOWN_UPDATE]})
-    view = looked[1]
-    note.merchant, note.order_ref, note.outcome = view.merchant, view.order_ref, str(view.status)
-    return answer(200, UpdateStatus().dump(view.as_dict()))
+    note.merchant, note.order_ref, note.outcome = looked.merchant, looked.order_ref, looked.status
+    return answer(200, looked.as_dict())
 
 
 @blp.route("/orders/<merchant>/<path:order_ref>", methods=["GET"])
@@ -246,7 +254,7 @@ def get_order(
     if not producer.may_send_for(merchant):
         return native_error(403, {"merchant": [NOT_YOURS]})
     try:
-        view = found.lookup.order(merchant, order_ref)
+        view = found.lookup.order(merchant, order_ref, deadline())
     except REDIS_DOWN:
         return native_error(503, {ROOT: [unavailable()]})
-    return answer(200, OrderStatus().dump(view))
+    return answer(200, view)

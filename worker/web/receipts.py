@@ -8,24 +8,25 @@ the receipt adds that (merchant, order-ref) and a fingerprint of the request, so
   with the first body's result;
 - ``GET /v1/updates/{update_id}`` finds the order to look in.
 
-A receipt is written *before* the ledger accepts (``SET NX``, same lifetime as the ledger's
-memory of the update id) and is harmless on its own: a receipt whose update id the ledger does
-not remember describes no update (the request failed before acceptance, and its retry with the
-same key and body goes on from there).
+A receipt is a hash written by the ledger's accept script itself (``worker/lua/
+ledger_accept.lua``, its optional receipt key), in the same atomic step that accepts the
+update, with the same lifetime as the ledger's memory of the update id: one round trip per
+update, and no request can slip between the check of the key and the acceptance. A receipt
+whose update id the ledger does not remember describes no update (refused as superseded, or
+forgotten).
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 
 import redis
 
 from cartsync.tasks import codec
 from cartsync.worker import keys
+from cartsync.worker.redistext import text
 
 #: Prefix of update ids derived from an idempotency key (random ones are plain hex).
 KEYED_PREFIX = "k-"
@@ -43,16 +44,13 @@ def keyed_update_id(scope: str, key: str) -> str:
 
 def fingerprint(body: Any, version: int | None) -> str:
     """A digest of what a request asks for: its body and its producer version."""
-    text = codec.encode(body) + "\n" + ("" if version is None else str(version))
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return fingerprint_text(codec.encode(body), version)
 
 
-class Opened(StrEnum):
-    """What :meth:`Receipts.open` found."""
-
-    NEW = "new"  # no receipt had this update id: this request wrote it
-    SAME = "same"  # a receipt for the same request exists (a retry, a concurrent twin)
-    CONFLICT = "conflict"  # the update id was used for a different request
+def fingerprint_text(encoded: str, version: int | None) -> str:
+    """:func:`fingerprint` of a body already encoded by the codec."""
+    text_ = encoded + "\n" + ("" if version is None else str(version))
+    return hashlib.sha256(text_.encode("utf-8")).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -66,69 +64,36 @@ class Receipt:
     #: Set when the ledger refused the update as older than the order's newest version.
     superseded_version: int | None = None
 
-    def to_json(self) -> str:
-        return json.dumps(
-            {
-                "merchant": self.merchant,
-                "order_ref": self.order_ref,
-                "fingerprint": self.fingerprint,
-                "accepted_at": self.accepted_at,
-                "superseded_version": self.superseded_version,
-            },
-            ensure_ascii=False,
-            separators=(",", ":"),
-        )
+    def script_args(self) -> list[str]:
+        """The accept script's receipt arguments (ARGV[7] to ARGV[10])."""
+        return [self.fingerprint, self.merchant, self.order_ref, repr(self.accepted_at)]
 
     @classmethod
-    def from_json(cls, raw: str | bytes) -> Receipt:
-        data = json.loads(raw)
-        return cls(
-            merchant=str(data["merchant"]),
-            order_ref=str(data["order_ref"]),
-            fingerprint=str(data["fingerprint"]),
-            accepted_at=float(data["accepted_at"]),
-            superseded_version=data.get("superseded_version"),
-        )
+    def from_hash(cls, raw: dict[Any, Any]) -> Receipt | None:
+        """A receipt from its hash; None when the hash is not a whole receipt."""
+        fields = {text(k): text(v) for k, v in raw.items()}
+        try:
+            superseded = fields.get("superseded_version")
+            return cls(
+                merchant=fields["merchant"],
+                order_ref=fields["order_ref"],
+                fingerprint=fields["fingerprint"],
+                accepted_at=float(fields["accepted_at"]),
+                superseded_version=int(superseded) if superseded else None,
+            )
+        except (KeyError, ValueError):
+            return None
 
 
 class Receipts:
-    """The receipts in Redis. Redis errors propagate: the caller answers 503."""
+    """Reading receipts. Redis errors propagate: the caller answers 503."""
 
-    def __init__(self, client: redis.Redis, prefix: str, ttl_s: float) -> None:
+    def __init__(self, client: redis.Redis, prefix: str) -> None:
         self.client = client
         self.prefix = prefix
-        self.ttl_ms = int(ttl_s * 1000)
 
-    def open(self, update_id: str, receipt: Receipt) -> Opened:
-        """Write ``receipt`` unless one exists; compare with the existing one otherwise."""
-        key = keys.receipt(self.prefix, update_id)
-        pipe = self.client.pipeline(transaction=False)
-        pipe.set(key, receipt.to_json(), nx=True, px=self.ttl_ms)
-        pipe.get(key)
-        written, current = pipe.execute()
-        if written:
-            return Opened.NEW
-        if current is None:  # expired in between: a window this narrow is a retry anyway
-            return Opened.SAME
-        existing = Receipt.from_json(current)
-        same = (
-            existing.fingerprint == receipt.fingerprint
-            and existing.merchant == receipt.merchant
-            and existing.order_ref == receipt.order_ref
-        )
-        return Opened.SAME if same else Opened.CONFLICT
-
-    def discard(self, update_id: str) -> None:
-        """Forget a receipt this request wrote for an update the producer refused."""
-        self.client.delete(keys.receipt(self.prefix, update_id))
-
-    def note_superseded(self, update_id: str, receipt: Receipt, version: int) -> None:
-        """Record that the ledger refused the update as superseded by ``version``."""
-        noted = Receipt(
-            receipt.merchant, receipt.order_ref, receipt.fingerprint, receipt.accepted_at, version
-        )
-        self.client.set(keys.receipt(self.prefix, update_id), noted.to_json(), px=self.ttl_ms)
+    def key(self, update_id: str) -> str:
+        return keys.receipt(self.prefix, update_id)
 
     def get(self, update_id: str) -> Receipt | None:
-        raw = self.client.get(keys.receipt(self.prefix, update_id))
-        return None if raw is None else Receipt.from_json(raw)
+        return Receipt.from_hash(self.client.hgetall(self.key(update_id)))

@@ -106,6 +106,13 @@ class UpdateStatus(Schema):
     in_flight = fields.Boolean(required=True)
     superseded_by = fields.Integer(allow_none=True)
     dead_letter = fields.Nested(LetterView, allow_none=True)
+    outcome_at = fields.Float(
+        allow_none=True,
+        metadata={"description": "When a worker recorded the outcome (delivered: when)."},
+    )
+    sequra_status = fields.Integer(
+        allow_none=True, metadata={"description": "seQura's HTTP status of the last call"}
+    )
 
 
 class PendingUpdate(Schema):

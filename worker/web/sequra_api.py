@@ -25,7 +25,7 @@ from cartsync.worker.errors import InvalidUpdate
 from cartsync.worker.web import bodies
 from cartsync.worker.web.answers import answer, invalid_data, sequra_error
 from cartsync.worker.web.auth import merchant_verdict
-from cartsync.worker.web.context import notes, services
+from cartsync.worker.web.context import deadline, notes, services
 from cartsync.worker.web.intake import unavailable
 from cartsync.worker.web.schemas import Accepted, OrderUpdateBody, SequraErrors
 
@@ -115,7 +115,7 @@ def put_order(merchant: str, order_ref: str) -> Response:
     if errors:
         note.outcome = "invalid"
         return sequra_error(409, *invalid_data(errors))
-    outcome = found.intake.submit(body, scope=f"merchant:{merchant}", key=key)
+    outcome = found.intake.submit(body, scope=f"merchant:{merchant}", key=key, deadline=deadline())
     note.enqueued(outcome.enqueue_s)
     if outcome.code == 202 and outcome.receipt is not None:
         note.update_id, note.outcome = outcome.receipt.update_id, outcome.receipt.status
