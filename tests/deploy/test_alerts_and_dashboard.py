@@ -17,9 +17,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import CollectorRegistry
 
 from cartsync.worker.deadletters import AuditNote, DeadLetter, DeadLetterStore
-from cartsync.worker.metrics import CartsyncCollector, Metrics
+from cartsync.worker.metrics import CartsyncCollector, HttpCollector, Metrics
 from cartsync.worker.schedule import Schedule
-from cartsync.worker.web.metrics import HttpCollector, HttpMetrics
+from cartsync.worker.web.metrics import HttpMetrics
 
 ROOT = Path(__file__).resolve().parents[2]
 ALERTS = ROOT / "deploy" / "prometheus" / "alerts.yml"
@@ -79,9 +79,10 @@ def exposed(redis_client, settings) -> set[str]:
     Schedule(redis_client, settings.key_prefix).heartbeat("host:1", now)
     http = HttpMetrics(redis_client, settings.key_prefix)
     http.observe("/v1/orders", "PUT", 202, [0.002])
+    http.flush()
     registry = CollectorRegistry(auto_describe=False)
     registry.register(CartsyncCollector(redis_client, settings))
-    registry.register(HttpCollector(http))
+    registry.register(HttpCollector(redis_client, settings.key_prefix))
     text = generate_latest(registry).decode()
     return {
         sample.name for family in text_string_to_metric_families(text) for sample in family.samples
