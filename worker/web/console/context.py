@@ -12,6 +12,7 @@ from cartsync.config.merchants import MerchantDirectory
 from cartsync.config.settings import Settings
 from cartsync.tasks.producer import Producer
 from cartsync.worker.deadletters import DeadLetterStore
+from cartsync.worker.web.console.jobstore import JobStore
 from cartsync.worker.web.console.users import ConsoleUser
 
 EXTENSION = "cartsync.console"
@@ -25,6 +26,7 @@ class Console:
     producer: Producer
     merchants: MerchantDirectory
     users: dict[str, ConsoleUser]
+    jobs: JobStore
 
 
 def console() -> Console:
