@@ -129,22 +129,23 @@ def start(operator: Browser, rate: str, **filters: str) -> str:
         "/console/jobs", {**filters, "rate": rate, "planned_at": repr(time.time())}
     )
     assert answer.status_code == 303, answer.get_data(as_text=True)
-    return answer.headers["Location"].rsplit("/", 1)[-1]
+    return str(answer.headers["Location"]).rsplit("/", 1)[-1]
 
 
 def job_of(app, job_id: str) -> Job:
-    found = app.extensions[EXTENSION].jobs.load(job_id)
+    found: Job | None = app.extensions[EXTENSION].jobs.load(job_id)
     assert found is not None
     return found
 
 
 def wait_status(app, job_id: str, status: str, timeout: float = 30) -> Job:
-    return wait_for(
+    found: Job = wait_for(
         lambda: (j := job_of(app, job_id)).status == status and j,
         timeout=timeout,
         what=f"the job to be {status}",
         on_fail=lambda: repr(job_of(app, job_id)),
     )
+    return found
 
 
 def assert_each_enqueued_once(redis_client, settings, ids: list[str]) -> None:
@@ -282,7 +283,7 @@ def test_a_killed_runner_is_resumed_from_its_cursor_and_nothing_is_sent_twice(
     killed_at = store.count(Filters())
     operator = as_role("operator")
     assert operator.post(f"/console/jobs/{job.id}/resume").status_code == 409  # still fresh
-    wait_for(lambda: may_resume(jobs.load(job.id), time.time(), 1.0), what="a stale beat")
+    wait_for(lambda: may_resume(job_of(console_app, job.id), time.time(), 1.0), what="stale")
     page = operator.get(f"/console/jobs/{job.id}").get_data(as_text=True)
     assert INTERRUPTED in page
     assert operator.post(f"/console/jobs/{job.id}/resume").status_code == 303
