@@ -61,6 +61,7 @@ def install_console(
     from cartsync.worker.web.console.context import EXTENSION, Console
     from cartsync.worker.web.console.jobstore import JobStore
     from cartsync.worker.web.console.security import cookie_config
+    from cartsync.worker.web.console.throttle import LoginThrottle
     from cartsync.worker.web.console.users import load_users
 
     users = load_users(settings.console_users_file)
@@ -74,6 +75,7 @@ def install_console(
         merchants=merchants,
         users=users,
         jobs=JobStore(client, settings.key_prefix),
+        throttle=LoginThrottle(client, settings.key_prefix),
     )
     csrf.init_app(app)
     app.register_blueprint(bp)

@@ -13,6 +13,7 @@ from cartsync.config.settings import Settings
 from cartsync.tasks.producer import Producer
 from cartsync.worker.deadletters import DeadLetterStore
 from cartsync.worker.web.console.jobstore import JobStore
+from cartsync.worker.web.console.throttle import LoginThrottle
 from cartsync.worker.web.console.users import ConsoleUser
 
 EXTENSION = "cartsync.console"
@@ -27,6 +28,7 @@ class Console:
     merchants: MerchantDirectory
     users: dict[str, ConsoleUser]
     jobs: JobStore
+    throttle: LoginThrottle
 
 
 def console() -> Console:

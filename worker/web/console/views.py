@@ -9,8 +9,17 @@ from typing import Any
 from flask import abort, flash, g, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
+from cartsync.config.logging import get_logger
 from cartsync.worker.cli.dlq.inspect import describe_attempt, describe_history
-from cartsync.worker.deadletters import ID_PATTERN, AuditEntry, DeadLetter, Filters, Reason
+from cartsync.worker.cli.dlq.session import new_run_id
+from cartsync.worker.deadletters import (
+    ID_PATTERN,
+    AuditEntry,
+    AuditNote,
+    DeadLetter,
+    Filters,
+    Reason,
+)
 from cartsync.worker.errors import DeadLetterNotFound
 from cartsync.worker.health import take_snapshot
 from cartsync.worker.timefmt import format_age, format_time
@@ -24,6 +33,8 @@ from cartsync.worker.web.console.query import Query, cli_filters, parse_query
 from cartsync.worker.web.console.roles import Action, may
 from cartsync.worker.web.console.signatures import group_by_signature, letter_signature
 from cartsync.worker.web.console.users import authenticate
+
+log = get_logger("cartsync.web.console")
 
 #: Seconds between the overview's refreshes.
 OVERVIEW_REFRESH_S = 30
@@ -74,19 +85,58 @@ def login() -> Any:
     if not is_safe_next(target):
         target = url_for("console.overview")
     error = None
+    status = 200
+    wait: int | None = None
     if request.method == "POST":
-        found = authenticate(
-            console().users, request.form.get("username", ""), request.form.get("password", "")
-        )
-        if found is not None:
-            log_in(found)
-            return redirect(target)
-        error = "Unknown user or wrong password."
+        name = request.form.get("username", "")
+        address = request.remote_addr or "unknown"
+        throttle = console().throttle
+        wait = throttle.blocked(name, address)
+        if wait is None:
+            found = authenticate(console().users, name, request.form.get("password", ""))
+            if found is not None:
+                throttle.succeeded(name)
+                log_in(found)
+                return redirect(target)
+            login_failed(name, address)
+            error, status = "Unknown user or wrong password.", 401
+        else:
+            log.warning("console_login_refused", status=429, reason="limited")
+            error, status = f"Too many failed logins: try again in {wait} s.", 429
     elif principal() is not None:
         return redirect(target)
     expired = request.args.get("expired") == "1" or g.get("console_expired", False)
-    status = 401 if error else 200
-    return render_template("console/login.html", error=error, expired=expired, next=target), status
+    page = render_template("console/login.html", error=error, expired=expired, next=target)
+    headers = {"Retry-After": str(wait)} if status == 429 else {}
+    return page, status, headers
+
+
+def login_failed(name: str, address: str) -> None:
+    """Count a failed login, log it (never the password, nor the name typed: it may be one)
+    and audit the moment a limit is reached (the next attempt is answered 429)."""
+    c = console()
+    verdict = c.throttle.failed(name, address)
+    log.warning(
+        "console_login_failed",
+        status=401,
+        count=verdict.user_failures,
+        reason="limited" if verdict.limited else "wrong_password",
+    )
+    if verdict.limited:
+        known = name if name in c.users else "(unknown user)"
+        c.store.record(
+            AuditNote(
+                "login",
+                f"console:{known}",
+                new_run_id(),
+                "limited",
+                {
+                    "address": address,
+                    "name_failures": verdict.user_failures,
+                    "address_failures": verdict.address_failures,
+                },
+            )
+        )
 
 
 @bp.route("/logout", methods=["POST"])
@@ -248,7 +298,7 @@ def audit() -> str:
         entries=entries,
         args=args,
         next_url=url_for("console.audit", **args, before=more) if more else None,
-        actions=["replay", "edit", "drop", "purge", "import", "reveal", "export"],
+        actions=["replay", "edit", "drop", "purge", "import", "reveal", "export", "login"],
     )
 
 
