@@ -11,6 +11,11 @@ the cursor, so resuming from it reaches every letter not yet handled, once.
 A runner killed inside a chunk leaves that chunk's cursor unsaved: resuming handles the chunk
 again. Its letters that had been enqueued are recognised by their replay update id (the
 producer answers ``duplicate``) and only leave the store; nothing is enqueued twice.
+
+Every runner holds a token, and only the token the job names may save progress. A runner
+presumed dead that was only slow (a text search walking far for its next chunk) loses the
+job at its next save and stops; the letters both runners met are still enqueued once, by
+their update ids.
 """
 
 from __future__ import annotations
