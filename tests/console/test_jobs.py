@@ -325,3 +325,21 @@ def test_a_viewer_cannot_start_cancel_or_resume_a_job_and_csrf_is_checked(
     bad = operator.post("/console/jobs", {"reason": "conflict", "rate": "fast"})
     assert bad.status_code == 422
     assert "rate" in bad.get_data(as_text=True)
+
+
+def test_a_runner_whose_job_was_resumed_elsewhere_can_save_nothing(redis_client, settings):
+    """Once a stale job is claimed by a new runner, the old runner's progress, finish and a
+    second claim are refused; the new runner's progress is saved."""
+    jobs = JobStore(redis_client, settings.key_prefix, stale_after_s=0.0)
+    job = a_job(heartbeat=time.time() - 1, runner="old")
+    jobs.create(job)
+    claimed = jobs.claim(job.id, "new", "console:operator")
+    assert claimed is not None
+    assert claimed.note == "resumed by console:operator"
+    assert jobs.save_progress(job.id, "old", "0000000000001-aa", {"replayed": 5}) is None
+    assert jobs.finish(job.id, "old", DONE) is None
+    saved = jobs.save_progress(job.id, "new", "0000000000002-bb", {"replayed": 2})
+    assert saved is not None
+    assert (saved.cursor, saved.counts["replayed"]) == ("0000000000002-bb", 2)
+    live = JobStore(redis_client, settings.key_prefix)  # the usual 30 s: the beat is fresh
+    assert live.claim(job.id, "third", "console:admin") is None
