@@ -193,6 +193,9 @@ def run(server: EmbeddedRedis, args: argparse.Namespace) -> int:
                 answer = browser.get(path)
                 if answer.status_code != 200:
                     raise RuntimeError(f"{path} answered {answer.status_code}")
+                # A page that found no letters would time nothing worth knowing.
+                if b"/console/letters/" not in answer.data:
+                    raise RuntimeError(f"{path} lists no letter")
 
             get()  # warm: templates, scripts
             median, low, high = timed(get, args.runs)
