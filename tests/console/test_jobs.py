@@ -248,7 +248,7 @@ def test_a_killed_runner_is_resumed_from_its_cursor_and_nothing_is_sent_twice(
     taken out (the producer answers duplicate), and each letter is enqueued exactly once."""
     ids = park_letters(store, 80)
     c = console_app.extensions[EXTENSION]
-    jobs = JobStore(redis_client, settings.key_prefix, stale_after_s=1.0)
+    jobs = JobStore(redis_client, settings.key_prefix, stale_after_s=3.0)
     console_app.extensions[EXTENSION] = dataclasses.replace(c, jobs=jobs)
     token = new_token()
     job = Job(
@@ -283,7 +283,7 @@ def test_a_killed_runner_is_resumed_from_its_cursor_and_nothing_is_sent_twice(
     killed_at = store.count(Filters())
     operator = as_role("operator")
     assert operator.post(f"/console/jobs/{job.id}/resume").status_code == 409  # still fresh
-    wait_for(lambda: may_resume(job_of(console_app, job.id), time.time(), 1.0), what="stale")
+    wait_for(lambda: may_resume(job_of(console_app, job.id), time.time(), 3.0), what="stale")
     page = operator.get(f"/console/jobs/{job.id}").get_data(as_text=True)
     assert INTERRUPTED in page
     assert operator.post(f"/console/jobs/{job.id}/resume").status_code == 303
