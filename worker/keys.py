@@ -223,3 +223,24 @@ def dlq_imported(prefix: str) -> str:
     of it) -> its id here: an import recognizes what it stored before, and imported letters
     stay out of ``by-update``, which the worker checks live updates against."""
     return f"{dead_letters(prefix)}:imported"
+
+
+# -- the on-call console (worker/web/console/) ------------------------------------------------
+
+
+def console_jobs(prefix: str) -> str:
+    """Sorted set of the console's background replay jobs: job id -> when it was started."""
+    return f"{prefix}:console:jobs"
+
+
+def console_job(prefix: str, job_id: str) -> str:
+    """Hash holding one background replay job: its selection, who started it, its cursor,
+    counts, status and heartbeat (``worker/web/console/jobstore.py``)."""
+    return f"{prefix}:console:job:{job_id}"
+
+
+def console_login_failures(prefix: str, kind: str, digest: str) -> str:
+    """Counts failed console logins for one user name or one client address (``kind`` is
+    ``user`` or ``addr``, ``digest`` a hash of it, never the text typed); expires with the
+    window it counts (``worker/web/console/throttle.py``)."""
+    return f"{prefix}:console:login-failures:{kind}:{digest}"

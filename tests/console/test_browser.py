@@ -139,6 +139,33 @@ def test_an_operator_fixes_a_total_replays_it_and_finds_it_in_the_audit(
     assert "replayed" in audit
 
 
+def test_an_operator_replays_all_that_match_in_the_background(
+    page, console_url, redis_client, settings
+):
+    """Filter, dry-run "all that match", start the job, and watch its page refresh itself
+    (no script) until it says done, every letter replayed and gone from the store."""
+    from cartsync.worker.deadletters import Filters
+
+    store = DeadLetterStore(redis_client, settings.key_prefix)
+    for n in range(3):
+        parked(store, order_ref=f"BG-{n}")
+    kept = parked(store, order_ref="BG-X", reason="rejected", status=404, errors=["Not found"])
+    page.goto(f"{console_url}/console/letters?reason=conflict")
+    page.fill("input[name=username]", "operator")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url("**/console/letters?reason=conflict")
+    page.click("button[name=scope][value=filter]:has-text('Dry-run replay')")
+    assert page.inner_text("#plan-count") == "3"
+    page.fill("input[name=rate]", "1000")
+    page.click("#start-job")
+    page.wait_for_url("**/console/jobs/*")
+    # The page reloads itself (a meta refresh) until the job is done.
+    page.wait_for_selector("#job-status.status-done", timeout=30_000)
+    assert "3 of 3 handled: 3 replayed" in page.inner_text("#job-counts")
+    assert [s.letter.id for s in store.scan(Filters())] == [kept.id]
+
+
 def test_screenshot_for_the_readme(page, console_url, redis_client, settings):
     """Writes the README's screenshot when CARTSYNC_CONSOLE_SCREENSHOT names a file."""
     target = os.environ.get("CARTSYNC_CONSOLE_SCREENSHOT")

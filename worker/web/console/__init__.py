@@ -5,7 +5,9 @@ Modules: ``roles`` (who may do what), ``users`` (the users file and the trusted 
 header), ``access`` (sessions, expiry, the role check), ``security`` (headers, cookie),
 ``blueprint`` (CSRF, headers and error pages for every console request), ``views`` (the
 pages), ``actions`` (the changes), ``selection`` (which letters an action is about),
-``query`` (a listing's URL), and the pure decisions ``masking``, ``signatures``,
+``query`` (a listing's URL), ``jobviews`` (background replays: ``jobs`` decides,
+``jobstore`` keeps them in Redis, ``jobrunner`` runs them), ``throttle`` (failed logins),
+and the pure decisions ``masking``, ``signatures``,
 ``grouping`` and ``diffing``. Templates and the one small script live beside them.
 
 :func:`install_console` adds it to the app when a users file or a trusted header is set.
@@ -54,10 +56,12 @@ def install_console(
     if not enabled(settings):
         return False
     check_settings(settings)
-    from cartsync.worker.web.console import actions, views  # noqa: F401  (routes)
+    from cartsync.worker.web.console import actions, jobviews, views  # noqa: F401  (routes)
     from cartsync.worker.web.console.blueprint import bp, csrf
     from cartsync.worker.web.console.context import EXTENSION, Console
+    from cartsync.worker.web.console.jobstore import JobStore
     from cartsync.worker.web.console.security import cookie_config
+    from cartsync.worker.web.console.throttle import LoginThrottle
     from cartsync.worker.web.console.users import load_users
 
     users = load_users(settings.console_users_file)
@@ -70,6 +74,8 @@ def install_console(
         producer=Producer(settings, client=client, merchants=merchants),
         merchants=merchants,
         users=users,
+        jobs=JobStore(client, settings.key_prefix),
+        throttle=LoginThrottle(client, settings.key_prefix),
     )
     csrf.init_app(app)
     app.register_blueprint(bp)

@@ -182,6 +182,7 @@ def replay_plan() -> str:
         force=force,
         act_max=ACT_MAX,
         cli=cli_filters(selection.query) if selection.query else "",
+        planned_at=repr(time.time()),
     )
 
 

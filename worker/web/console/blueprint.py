@@ -3,11 +3,16 @@ the security headers, and errors answered as pages."""
 
 from __future__ import annotations
 
+import redis
 from flask import Blueprint, Response, g, render_template, request
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 
+from cartsync.config.logging import get_logger
+from cartsync.worker.errors import BrokerUnavailable
 from cartsync.worker.web.console.security import HEADERS, NO_STORE
+
+log = get_logger("cartsync.web.console")
 
 bp = Blueprint(
     "console",
@@ -18,6 +23,19 @@ bp = Blueprint(
 )
 
 csrf = CSRFProtect()
+
+#: Seconds a browser (or a person) is asked to wait before trying again while Redis is down.
+REDIS_DOWN_RETRY_S = 5
+#: Where the runbook says what to do when the console answers 503.
+RUNBOOK_SECTION = 'docs/RUNBOOK.md, "When the console answers 503"'
+#: What to check, in order, when Redis does not answer (the runbook has the details).
+REDIS_CHECKS = (
+    "Is Redis running, and reachable from this web host? "
+    'redis-cli -u "$CARTSYNC_REDIS_URL" ping (expect PONG).',
+    "Does cartsync status answer (exit 2 means Redis is unreachable)?",
+    "Is Redis out of memory (used_memory near maxmemory) or slow (redis-cli --latency)?",
+    "Is CARTSYNC_REDIS_URL of this host the workers' Redis?",
+)
 
 #: What each refusal tells the person (never why in more detail than they need).
 ERROR_TEXTS = {
@@ -57,3 +75,21 @@ def http_error(exc: HTTPException) -> tuple[str, int]:
     text = ERROR_TEXTS.get(code, exc.name)
     g.setdefault("console_principal", None)
     return render_template("console/error.html", code=code, text=text), code
+
+
+@bp.errorhandler(redis.RedisError)
+@bp.errorhandler(BrokerUnavailable)
+def redis_down(exc: Exception) -> tuple[str, int, dict[str, str]]:
+    """Redis does not answer: a page saying so and what to check, never a traceback. Nothing
+    was changed by the request (every change is one Redis step)."""
+    log.error("console_redis_down", status=503, exception=type(exc).__name__)
+    g.setdefault("console_principal", None)
+    page = render_template(
+        "console/error.html",
+        code=503,
+        text="The console cannot reach Redis, where the dead letters and the queue live. "
+        "Nothing was changed. Try again in a few seconds.",
+        checks=REDIS_CHECKS,
+        runbook=RUNBOOK_SECTION,
+    )
+    return page, 503, {"Retry-After": str(REDIS_DOWN_RETRY_S)}

@@ -12,6 +12,8 @@ from cartsync.config.merchants import MerchantDirectory
 from cartsync.config.settings import Settings
 from cartsync.tasks.producer import Producer
 from cartsync.worker.deadletters import DeadLetterStore
+from cartsync.worker.web.console.jobstore import JobStore
+from cartsync.worker.web.console.throttle import LoginThrottle
 from cartsync.worker.web.console.users import ConsoleUser
 
 EXTENSION = "cartsync.console"
@@ -25,6 +27,8 @@ class Console:
     producer: Producer
     merchants: MerchantDirectory
     users: dict[str, ConsoleUser]
+    jobs: JobStore
+    throttle: LoginThrottle
 
 
 def console() -> Console:

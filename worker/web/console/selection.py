@@ -1,8 +1,9 @@
 """Which letters a console action is about: ids ticked on a page, or everything a listing's
 filters match (named by its query string), read through the store's own scan.
 
-The console acts on at most :data:`ACT_MAX` letters at once, within the request; larger
-selections are for ``cartsync dlq`` (the page shows the command).
+The console acts on at most :data:`ACT_MAX` letters at once within a request (a dry run
+shows the verdicts of that many); replaying everything a filter matches, however many, is a
+background job (``worker/web/console/jobviews.py``).
 """
 
 from __future__ import annotations

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from typing import Any
@@ -9,8 +10,17 @@ from typing import Any
 from flask import abort, flash, g, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
+from cartsync.config.logging import get_logger
 from cartsync.worker.cli.dlq.inspect import describe_attempt, describe_history
-from cartsync.worker.deadletters import ID_PATTERN, AuditEntry, DeadLetter, Filters, Reason
+from cartsync.worker.cli.dlq.session import new_run_id
+from cartsync.worker.deadletters import (
+    ID_PATTERN,
+    AuditEntry,
+    AuditNote,
+    DeadLetter,
+    Filters,
+    Reason,
+)
 from cartsync.worker.errors import DeadLetterNotFound
 from cartsync.worker.health import take_snapshot
 from cartsync.worker.timefmt import format_age, format_time
@@ -20,15 +30,19 @@ from cartsync.worker.web.console.context import console
 from cartsync.worker.web.console.diffing import Change, diff, masked_change
 from cartsync.worker.web.console.grouping import OrderKey, group_by_order, newest_of
 from cartsync.worker.web.console.masking import mask
+from cartsync.worker.web.console.orders import letters_of_orders
 from cartsync.worker.web.console.query import Query, cli_filters, parse_query
 from cartsync.worker.web.console.roles import Action, may
 from cartsync.worker.web.console.signatures import group_by_signature, letter_signature
 from cartsync.worker.web.console.users import authenticate
 
+log = get_logger("cartsync.web.console")
+
 #: Seconds between the overview's refreshes.
 OVERVIEW_REFRESH_S = 30
-#: Letters read, newest first, to group a listing by error signature.
-SIGNATURE_SCAN = 2000
+#: Letters one page grouped by error signature reads (newest first, below its cursor): about
+#: 0.2 ms each to read and decode, so a page stays near 100 ms at any store size.
+SIGNATURE_SCAN = 500
 #: Merchants shown on the overview.
 TOP_MERCHANTS = 20
 #: Audit entries per page.
@@ -74,19 +88,58 @@ def login() -> Any:
     if not is_safe_next(target):
         target = url_for("console.overview")
     error = None
+    status = 200
+    wait: int | None = None
     if request.method == "POST":
-        found = authenticate(
-            console().users, request.form.get("username", ""), request.form.get("password", "")
-        )
-        if found is not None:
-            log_in(found)
-            return redirect(target)
-        error = "Unknown user or wrong password."
+        name = request.form.get("username", "")
+        address = request.remote_addr or "unknown"
+        throttle = console().throttle
+        wait = throttle.blocked(name, address)
+        if wait is None:
+            found = authenticate(console().users, name, request.form.get("password", ""))
+            if found is not None:
+                throttle.succeeded(name)
+                log_in(found)
+                return redirect(target)
+            login_failed(name, address)
+            error, status = "Unknown user or wrong password.", 401
+        else:
+            log.warning("console_login_refused", status=429, reason="limited")
+            error, status = f"Too many failed logins: try again in {wait} s.", 429
     elif principal() is not None:
         return redirect(target)
     expired = request.args.get("expired") == "1" or g.get("console_expired", False)
-    status = 401 if error else 200
-    return render_template("console/login.html", error=error, expired=expired, next=target), status
+    page = render_template("console/login.html", error=error, expired=expired, next=target)
+    headers = {"Retry-After": str(wait)} if status == 429 else {}
+    return page, status, headers
+
+
+def login_failed(name: str, address: str) -> None:
+    """Count a failed login, log it (never the password, nor the name typed: it may be one)
+    and audit the moment a limit is reached (the next attempt is answered 429)."""
+    c = console()
+    verdict = c.throttle.failed(name, address)
+    log.warning(
+        "console_login_failed",
+        status=401,
+        count=verdict.user_failures,
+        reason="limited" if verdict.limited else "wrong_password",
+    )
+    if verdict.limited:
+        known = name if name in c.users else "(unknown user)"
+        c.store.record(
+            AuditNote(
+                "login",
+                f"console:{known}",
+                new_run_id(),
+                "limited",
+                {
+                    "address": address,
+                    "name_failures": verdict.user_failures,
+                    "address_failures": verdict.address_failures,
+                },
+            )
+        )
 
 
 @bp.route("/logout", methods=["POST"])
@@ -137,12 +190,16 @@ def letters() -> str:
         "count": c.store.count(query.filters) if query.filters.indexed else None,
     }
     if query.group == "signature":
-        seen: list[DeadLetter] = []
-        for stored in c.store.scan(query.filters, batch=500):
-            seen.append(stored.letter)
-            if len(seen) >= SIGNATURE_SCAN:
-                break
+        # One page is SIGNATURE_SCAN letters below the cursor, grouped: reading a letter is
+        # most of a page's cost, so a page reads a fixed number, whatever the store holds.
+        walk = c.store.scan(query.filters, below=query.cursor, batch=SIGNATURE_SCAN)
+        seen = [stored.letter for stored in itertools.islice(walk, SIGNATURE_SCAN)]
         context.update(signatures=group_by_signature(seen), scanned=len(seen), scan=SIGNATURE_SCAN)
+        more = len(seen) == SIGNATURE_SCAN
+        context["next_url"] = (
+            query.url(url_for("console.letters"), cursor=seen[-1].id) if more else None
+        )
+        context["first_url"] = query.url(url_for("console.letters")) if query.cursor else None
         return render_template("console/letters.html", **context)
     page = c.store.page(query.filters, limit=query.limit, cursor=query.cursor)
     shown = [s.letter for s in page.letters]
@@ -159,15 +216,8 @@ def letters() -> str:
 
 
 def order_letters(shown: list[DeadLetter]) -> dict[OrderKey, list[DeadLetter]]:
-    """Every letter of each order on a page: one index read per order (an order has few)."""
-    c = console()
-    found: dict[OrderKey, list[DeadLetter]] = {}
-    for letter in shown:
-        key = (letter.merchant, letter.order_ref)
-        if key not in found:
-            filters = Filters(merchant=letter.merchant, order_ref=letter.order_ref)
-            found[key] = [s.letter for s in c.store.scan(filters)]
-    return found
+    """Every letter of each order on a page (``orders.py``: two round trips in all)."""
+    return letters_of_orders(console().store, ((s.merchant, s.order_ref) for s in shown))
 
 
 # -- one letter --------------------------------------------------------------------------------
@@ -248,7 +298,7 @@ def audit() -> str:
         entries=entries,
         args=args,
         next_url=url_for("console.audit", **args, before=more) if more else None,
-        actions=["replay", "edit", "drop", "purge", "import", "reveal", "export"],
+        actions=["replay", "edit", "drop", "purge", "import", "reveal", "export", "login"],
     )
 
 
