@@ -10,7 +10,7 @@ the stats, ``cartsync status`` or the metrics.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import redis
@@ -30,11 +30,19 @@ from cartsync.worker.deadletters.filters import (
     upper_bound,
 )
 from cartsync.worker.deadletters.letter import DeadLetter, valid_id
+from cartsync.worker.deadletters.textindex import query
 from cartsync.worker.errors import DamagedLetter, DeadLetterNotFound
 from cartsync.worker.redistext import text
 
 #: Letters fetched per round trip when a command walks many of them.
 SCAN_BATCH = 500
+#: Most letters a ``grep`` reads from the error-text index's candidates: beyond that the text
+#: is common, and walking the other filters' index newest first fills a page sooner.
+GREP_CANDIDATES = 50_000
+#: Most numbers a ``grep`` widens one partial number of its text to (``add up to 50`` is
+#: 50, 500, 5055, ...); beyond that the number is left out of the search.
+GREP_NUMBERS = 2_000
+
 #: Ids read from each end of the index by ``stats``, of which the first the store could have
 #: made is the oldest (newest) letter's; more are read only when all of those are damaged.
 EDGE_PROBE = 16
@@ -55,6 +63,8 @@ class StoreReader(DamagedLookup):
         self.forced_key = self.names.forced
         self.audit_key = self.names.audit
         self.all_key = self.names.everything
+        #: :data:`GREP_CANDIDATES` for this reader (a test may lower it).
+        self.grep_candidates = GREP_CANDIDATES
 
     def index_key(self, reason: str | None, status: str | None, merchant: str | None) -> str:
         """The index of letters with this reason, status and merchant (None: any)."""
@@ -123,6 +133,11 @@ class StoreReader(DamagedLookup):
         if filters.order_ref is not None:
             yield from self._scan_order(filters, below)
             return
+        if filters.grep is not None:
+            candidates = self.grep_candidates_of(filters.grep)
+            if candidates is not None:
+                yield from self._scan_ids(candidates, filters, below)
+                return
         key = self.index_key(filters.reason, filters.status, filters.merchant)
         high = upper_bound(filters.until, below)
         low = lower_bound(filters.since)
@@ -159,6 +174,74 @@ class StoreReader(DamagedLookup):
             for found in self.load_many(ids[offset : offset + SCAN_BATCH]):
                 if found is not None and _wanted(found, filters, by_index=False):
                     yield found
+
+    def _scan_ids(
+        self, ids: Iterable[str], filters: Filters, below: str | None
+    ) -> Iterator[Stored | Damaged]:
+        """The letters among ``ids`` that pass every filter, newest first (what an index
+        walk with these filters yields, damaged letters left out as ``grep`` leaves them)."""
+        # The bounds an index walk would give ZRANGE, without their "(" and "[".
+        high_bound, low_bound = upper_bound(filters.until, below), lower_bound(filters.since)
+        high = None if high_bound == "+" else high_bound[1:]
+        low = None if low_bound == "-" else low_bound[1:]
+        wanted = sorted(
+            (i for i in ids if (high is None or i < high) and (low is None or i >= low)),
+            reverse=True,
+        )
+        for offset in range(0, len(wanted), SCAN_BATCH):
+            for found in self.load_many(wanted[offset : offset + SCAN_BATCH]):
+                if isinstance(found, Stored) and filters.matches(found.letter):
+                    yield found
+
+    def text_index_ready(self) -> bool:
+        """Whether the error-text index lists every letter (see :meth:`reindex`)."""
+        return bool(self.client.exists(self.names.text_ready))
+
+    def grep_candidates_of(self, needle: str) -> set[str] | None:
+        """Ids of letters that may have an error text holding ``needle`` (every one that
+        does among them), from the error-text index; None when the index cannot say (not
+        built yet) or names more than :attr:`grep_candidates` letters.
+
+        Of what the index knows about the text (the signatures it could have, numbers it
+        must hold whole, numbers that must start or hold some digits), the part naming the
+        fewest letters is read; the letters named are then checked exactly.
+        """
+        if not self.text_index_ready():
+            return None
+        wanted = query(needle)
+        sigs = self.client.hgetall(self.names.text_signatures)
+        groups = [
+            [self.names.text_signature(text(d)) for d, s in sigs.items() if wanted.admits(text(s))]
+        ]
+        groups.extend([self.names.text_number(number)] for number in wanted.exact)
+        if wanted.prefixes or wanted.infixes:
+            numbers_key = self.names.text_numbers
+            everything: list[str] | None = None
+            for prefix in wanted.prefixes:
+                start = b"[" + prefix.encode()
+                found = self.client.zrange(
+                    numbers_key, start, start + b"\xff", bylex=True, offset=0, num=GREP_NUMBERS + 1
+                )
+                if len(found) <= GREP_NUMBERS:
+                    groups.append([self.names.text_number(text(n)) for n in found])
+            for infix in wanted.infixes:
+                if everything is None:
+                    everything = [text(n) for n in self.client.zrange(numbers_key, 0, -1)]
+                found_numbers = [n for n in everything if infix in n]
+                if len(found_numbers) <= GREP_NUMBERS:
+                    groups.append([self.names.text_number(n) for n in found_numbers])
+        pipe = self.client.pipeline(transaction=False)
+        for group in groups:
+            for key in group:
+                pipe.scard(key)
+        sizes = iter(pipe.execute())
+        estimates = [sum(int(next(sizes)) for _ in group) for group in groups]
+        smallest = min(range(len(groups)), key=lambda g: estimates[g])
+        if estimates[smallest] == 0:
+            return set()
+        if estimates[smallest] > self.grep_candidates:
+            return None
+        return {text(m) for m in self.client.sunion(groups[smallest])}
 
     def count(self, filters: Filters) -> int:
         """How many letters match: O(log n) for indexed filters, a walk otherwise."""

@@ -14,15 +14,17 @@ removed by id like any letter (:meth:`remove_damaged`).
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import redis
 
-from cartsync.worker.deadletters.audit import AuditNote, audit_arg, pairs
+from cartsync.worker.deadletters.audit import AuditNote, audit_arg
 from cartsync.worker.deadletters.changes import Changes, forced_field, place_of
 from cartsync.worker.deadletters.codec import Damaged, Stored, encode
+from cartsync.worker.deadletters.filters import Filters
 from cartsync.worker.deadletters.letter import (
     ID_PATTERN,
     DeadLetter,
@@ -31,13 +33,19 @@ from cartsync.worker.deadletters.letter import (
     new_letter_id,
     repaired,
 )
-from cartsync.worker.deadletters.reading import StoreReader
+from cartsync.worker.deadletters.reading import SCAN_BATCH, StoreReader
 from cartsync.worker.errors import NoFreeLetterId
 from cartsync.worker.redistext import text
 
 #: Fresh ids tried before parking gives up: each is 32 random bits within one millisecond,
 #: so a second try is already next to impossible.
 PARK_ID_TRIES = 5
+
+
+def batches(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    iterator = iter(items)
+    while batch := list(itertools.islice(iterator, size)):
+        yield batch
 
 
 class DeadLetterStore(StoreReader):
@@ -103,6 +111,7 @@ class DeadLetterStore(StoreReader):
             letter,
             body=encode(letter),
             audit_entry=audit_arg(audit, letter.id),
+            run=audit.run if audit else "",
             origin=origin,
             present_as=present_as,
         )
@@ -193,6 +202,7 @@ class DeadLetterStore(StoreReader):
             place_of(letter),
             token=stored.token if check else "",
             audit_entry=audit_arg(audit, letter.id),
+            run=audit.run if audit else "",
             forced=(
                 forced_field(letter.merchant, letter.order_ref)
                 if forced_version is not None
@@ -223,6 +233,7 @@ class DeadLetterStore(StoreReader):
             audit_entry=audit_arg(audit, damaged.id),
             forced="",
             forced_version=0,
+            run=audit.run if audit else "",
         )
         return text(result)
 
@@ -243,10 +254,12 @@ class DeadLetterStore(StoreReader):
         checked(letter)
         result = self._changes.replace(
             self.client,
+            old,
             letter,
             token=stored.token,
             body=encode(letter),
             audit_entry=audit_arg(audit, letter.id),
+            run=audit.run if audit else "",
         )
         return text(result)
 
@@ -259,5 +272,19 @@ class DeadLetterStore(StoreReader):
 
     def record(self, note: AuditNote, letter_id: str = "") -> str:
         """Add an entry to the audit log that goes with no change to a letter."""
-        entry_id = self.client.xadd(self.audit_key, pairs(note.flat(letter_id)))  # type: ignore[arg-type]
-        return text(entry_id)
+        return text(self._changes.record(self.client, note.flat(letter_id), run=note.run))
+
+    def reindex(self, *, batch: int = SCAN_BATCH) -> Iterator[int]:
+        """List every letter in the error-text index (a store parked before the index
+        existed), then mark the index complete, which lets ``grep`` use it. Yields the
+        letters read so far after each batch. Safe while letters are parked, changed and
+        removed (each is listed only if still as read, and those changes keep the index),
+        and to run again or interrupt."""
+        read = 0
+        for found in batches(self.entries(Filters(), batch=batch), batch):
+            letters = [(s.letter, s.token) for s in found if isinstance(s, Stored)]
+            if letters:
+                self._changes.add_text_terms(self.client, letters)
+            read += len(found)
+            yield read
+        self.client.set(self.names.text_ready, "1")

@@ -12,7 +12,8 @@ exit (2 for usage errors), never a traceback.
 
 The commands live by what the on-call engineer does with letters:
 
-- :mod:`.select`: choose and count them (``list``, ``stats``, the filter options);
+- :mod:`.select`: choose and count them (``list``, ``stats``, the filter options, and
+  ``reindex``, which builds the index ``--grep`` reads);
 - :mod:`.inspect`: look closely (``show``, ``audit``);
 - :mod:`.change`: change them in place (``edit``, ``drop``, ``purge``);
 - :mod:`.move`: move them out and back in (``replay``, ``export``, ``import``);
@@ -28,7 +29,7 @@ import click
 from cartsync.worker.cli.dlq.change import drop, edit, purge
 from cartsync.worker.cli.dlq.inspect import audit, show
 from cartsync.worker.cli.dlq.move import export_letters, import_letters, replay
-from cartsync.worker.cli.dlq.select import list_letters, stats
+from cartsync.worker.cli.dlq.select import list_letters, reindex, stats
 from cartsync.worker.cli.dlq.session import DlqGroup
 
 
@@ -61,6 +62,7 @@ for _command in (
     replay,
     export_letters,
     import_letters,
+    reindex,
 ):
     for _param in _command.params:
         if isinstance(_param, click.Option) and _param.name in TYPED_ONLY:

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 import click
 
 from cartsync.worker.cli.dlq.render import ERROR_WIDTH, table, truncate
-from cartsync.worker.cli.dlq.session import BATCH, Session, with_session
+from cartsync.worker.cli.dlq.session import BATCH, Session, progress, with_session
 from cartsync.worker.deadletters import (
     ID_PATTERN,
     Damaged,
@@ -185,6 +185,12 @@ def list_letters(
     filters = filters_from(options)
     if cursor is not None and not ID_PATTERN.match(cursor):
         raise click.BadParameter(f"{cursor!r} is not a letter id", param_hint="--cursor")
+    if filters.grep is not None and not session.store.text_index_ready():
+        click.echo(
+            "note: --grep reads every letter until the error-text index is built; "
+            "`cartsync dlq reindex` builds it once.",
+            err=True,
+        )
     page = session.store.page(filters, limit=limit, cursor=cursor)
     now = time.time()
     if as_json:
@@ -314,3 +320,23 @@ def stats(session: Session, as_json: bool) -> None:
         width = max(len(name) for name in group)
         for name, count in group.items():
             click.echo(f"  {name:<{width}}  {count}")
+
+
+@click.command()
+@with_session
+def reindex(session: Session) -> None:
+    """Build the error-text index that answers --grep without reading every letter.
+
+    Stores parked before the index existed need it once; letters parked, edited and removed
+    keep it up to date from then on. Safe while letters come and go, and to run again.
+    """
+    store = session.store
+    if store.text_index_ready():
+        click.echo("The error-text index is complete already; building it again.", err=True)
+    total = store.count(Filters())
+    read = 0
+    with progress(total, "Indexing") as bar:
+        for read_so_far in store.reindex(batch=BATCH):
+            bar.update(read_so_far - read)
+            read = read_so_far
+    click.echo(f"Indexed the error texts of {read} letter(s); --grep now uses the index.")
