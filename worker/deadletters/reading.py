@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import redis
@@ -42,6 +43,10 @@ GREP_CANDIDATES = 50_000
 #: Most numbers a ``grep`` widens one partial number of its text to (``add up to 50`` is
 #: 50, 500, 5055, ...); beyond that the number is left out of the search.
 GREP_NUMBERS = 2_000
+
+#: Seconds before a run's start (by its id) that its audit entries are looked for, should
+#: the clock of the machine that made the id be behind Redis's.
+RUN_CLOCK_SLACK_S = 60
 
 #: Ids read from each end of the index by ``stats``, of which the first the store could have
 #: made is the oldest (newest) letter's; more are read only when all of those are damaged.
@@ -331,6 +336,71 @@ class StoreReader(DamagedLookup):
                 break
             high = "(" + text(rows[-1][0])
         return found
+
+    def run_entries(
+        self,
+        run: str,
+        *,
+        limit: int | None = None,
+        action: str | None = None,
+        letter_id: str | None = None,
+    ) -> Iterator[AuditEntry]:
+        """Every audit entry of one command run, newest first (up to ``limit``), however old
+        or many: read from the run's list of entry ids. A run written before those lists
+        existed is found by walking the log down to the run's start (:func:`run_start_id`)."""
+        listed = self.names.audit_run(run)
+        if not self.client.exists(listed):
+            entries = self._walk_run(run)
+        else:
+            entries = self._listed_run(listed)
+        shown = 0
+        for entry in entries:
+            if (action is None or entry.action == action) and (
+                letter_id is None or entry.letter == letter_id
+            ):
+                yield entry
+                shown += 1
+                if limit is not None and shown >= limit:
+                    return
+
+    def _listed_run(self, listed: str) -> Iterator[AuditEntry]:
+        end = -1
+        while True:
+            ids = self.client.lrange(listed, end - AUDIT_BATCH + 1, end)
+            if not ids:
+                return
+            pipe = self.client.pipeline(transaction=False)
+            for entry_id in reversed(ids):
+                pipe.xrange(self.audit_key, entry_id, entry_id)
+            for rows in pipe.execute():
+                for entry_id, values in rows:
+                    yield parse_entry(text(entry_id), values)
+            if len(ids) < AUDIT_BATCH:
+                return
+            end -= AUDIT_BATCH
+
+    def _walk_run(self, run: str) -> Iterator[AuditEntry]:
+        high, low = "+", run_start_id(run)
+        while True:
+            rows = self.client.xrevrange(self.audit_key, high, low, count=AUDIT_BATCH)
+            for entry_id, values in rows:
+                entry = parse_entry(text(entry_id), values)
+                if entry.run == run:
+                    yield entry
+            if len(rows) < AUDIT_BATCH:
+                return
+            high = "(" + text(rows[-1][0])
+
+
+def run_start_id(run: str) -> str:
+    """The lowest audit stream id an entry of ``run`` can have: its start, as the CLI's run
+    ids say it (``20240506T101112Z-a1b2c3``), a minute early for clocks; ``-`` (the
+    beginning) for a run id that says no time."""
+    try:
+        started = datetime.strptime(run.split("-", 1)[0], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+    except ValueError:
+        return "-"
+    return str(max(0, int((started.timestamp() - RUN_CLOCK_SLACK_S) * 1000)))
 
 
 def _wanted(found: Stored | Damaged, filters: Filters, *, by_index: bool) -> bool:
