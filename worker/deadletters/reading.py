@@ -382,14 +382,14 @@ class StoreReader(DamagedLookup):
     def _walk_run(self, run: str) -> Iterator[AuditEntry]:
         high, low = "+", run_start_id(run)
         while True:
-            rows = self.client.xrevrange(self.audit_key, high, low, count=AUDIT_BATCH)
+            rows = self.client.xrevrange(self.audit_key, high, low, count=AUDIT_BATCH) or []
             for entry_id, values in rows:
                 entry = parse_entry(text(entry_id), values)
                 if entry.run == run:
                     yield entry
             if len(rows) < AUDIT_BATCH:
                 return
-            high = "(" + text(rows[-1][0])
+            high = "(" + text(rows[-1][0] or "")
 
 
 def run_start_id(run: str) -> str:
