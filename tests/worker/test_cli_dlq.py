@@ -689,7 +689,7 @@ def alive(pid):
 
 def descendants(pid):
     """Every process below ``pid`` (its children, theirs, ...), from /proc."""
-    parents = {}
+    parents: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
