@@ -120,7 +120,7 @@ def park_cost(url: str, merchants: int, runs: int) -> dict[str, float]:
                     store.park_many(batch[offset : offset + FILL_BATCH])
                 timed[variant].append((time.perf_counter() - started) * 1e6 / PARK_SAMPLE)
             finally:
-                changes.place_of = plain  # type: ignore[assignment]
+                changes.place_of = plain
             for key in client.scan_iter(keys.pattern(prefix), count=1000):
                 client.unlink(key)
     client.close()
