@@ -559,8 +559,8 @@ def test_import_names_a_bad_line_and_imports_nothing(dlq, store, tmp_path):
 
 
 def test_audit_records_who_did_what(dlq, store, editor, tmp_path):
-    """Replays, edits, drops and imports appear in the audit log with the OS user."""
-    import getpass
+    """Replays, edits, drops and imports appear in the audit log with the login name."""
+    from cartsync.worker.cli.dlq.session import who
 
     a = park(store, order_ref="AU-1")
     b = park(store, order_ref="AU-2")
@@ -574,7 +574,7 @@ def test_audit_records_who_did_what(dlq, store, editor, tmp_path):
     assert by_letter[("edit", a.id)]["result"] == "saved revision 1"
     assert by_letter[("replay", a.id)]["result"] == "replayed"
     assert by_letter[("drop", b.id)]["result"] == "dropped"
-    assert {e["by"] for e in entries} == {getpass.getuser()}
+    assert {e["by"] for e in entries} == {who()}
     summaries = [e for e in entries if not e["letter"]]
     assert {e["action"] for e in summaries} >= {"replay", "drop"}
     table = dlq("audit", "--action", "drop").output

@@ -5,7 +5,8 @@ settings' default), and every other option from ``CARTSYNC_DLQ_<COMMAND>_<OPTION
 (``CARTSYNC_DLQ_LIST_MERCHANT=shop1``), except ``--force``, ``--yes`` and ``--all``, which
 must be typed (:data:`TYPED_ONLY`). Commands that change letters (replay, drop, purge)
 say how many letters match and ask before acting (``--yes`` skips), offer ``--dry-run``, and
-record what they did in the audit log, with the OS user as "who".
+record what they did in the audit log, with ``--as NAME`` (or ``CARTSYNC_DLQ_AS``), else
+the login name, as "who", and say which name they recorded.
 
 An unknown id, a bad option or an unreachable Redis is one line on stderr and a non-zero
 exit (2 for usage errors), never a traceback.
