@@ -5,8 +5,8 @@
 -- KEYS[1] letters hash          KEYS[2] text index's signatures hash
 -- KEYS[3] text index's numbers sorted set
 -- KEYS[4 ...] the sets of the letters' terms, letter after letter, in the order of ARGV
--- ARGV: for each letter, its id, its token (sha1 of the body as read) and its terms as a
--- JSON list
+-- ARGV[1] a letter's id       ARGV[2] its token (sha1 of the body as read)
+-- ARGV[3] its terms as a JSON list; then the next letter's three, and so on
 -- Returns how many letters were listed.
 
 -- #include text_index
