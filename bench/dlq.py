@@ -420,6 +420,10 @@ def print_report(r: dict[str, Any]) -> None:
     )
     memory_ok = r["memory_ratio"] <= TARGET_MEMORY_RATIO
     print(
+        f"Redis used_memory_rss after the fill: {r['used_memory_rss_bytes'] / r['letters']:,.0f} B "
+        "per letter (the allocator's pages, Redis' own baseline included)"
+    )
+    print(
         f"Memory: {r['redis_bytes_per_letter']:,} B of Redis per letter for "
         f"{r['payload_json_mean_bytes']:,} B of payload JSON = {r['memory_ratio']} "
         f"(target <= {TARGET_MEMORY_RATIO}: {mark(memory_ok)})"

@@ -141,7 +141,7 @@ class StoreReader(DamagedLookup):
         if filters.grep is not None:
             candidates = self.grep_candidates_of(filters.grep)
             if candidates is not None:
-                yield from self._scan_ids(candidates, filters, below)
+                yield from self._scan_ids(candidates, filters, below, batch)
                 return
         key = self.index_key(filters.reason, filters.status, filters.merchant)
         high = upper_bound(filters.until, below)
@@ -181,7 +181,7 @@ class StoreReader(DamagedLookup):
                     yield found
 
     def _scan_ids(
-        self, ids: Iterable[str], filters: Filters, below: str | None
+        self, ids: Iterable[str], filters: Filters, below: str | None, batch: int
     ) -> Iterator[Stored | Damaged]:
         """The letters among ``ids`` that pass every filter, newest first (what an index
         walk with these filters yields, damaged letters left out as ``grep`` leaves them)."""
@@ -193,8 +193,9 @@ class StoreReader(DamagedLookup):
             (i for i in ids if (high is None or i < high) and (low is None or i >= low)),
             reverse=True,
         )
-        for offset in range(0, len(wanted), SCAN_BATCH):
-            for found in self.load_many(wanted[offset : offset + SCAN_BATCH]):
+        # Read ``batch`` at a time: a page reads only the newest few of many candidates.
+        for offset in range(0, len(wanted), batch):
+            for found in self.load_many(wanted[offset : offset + batch]):
                 if isinstance(found, Stored) and filters.matches(found.letter):
                     yield found
 
