@@ -76,3 +76,18 @@ def test_limit_over_the_page_size_needs_a_run(store, env):
     result = CliRunner(env=env).invoke(cli, ["dlq", "audit", "--limit", "5001"])
     assert result.exit_code == 2
     assert "--limit" in result.output
+
+
+def test_a_run_still_writing_while_it_is_read_is_read_once(store):
+    """Entries the run adds while its entries are being read do not shift what the next
+    page reads: each entry that was there when reading began comes once."""
+    note = AuditNote("replay", "ana", BIG_RUN, "replayed")
+    for _ in range(1200):
+        store.record(note)
+    reading = store.run_entries(BIG_RUN)
+    first = [next(reading).id for _ in range(600)]
+    for _ in range(300):
+        store.record(note)
+    rest = [entry.id for entry in reading]
+    assert len(first) + len(rest) == 1200
+    assert len(set(first) | set(rest)) == 1200

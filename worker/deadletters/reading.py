@@ -365,19 +365,17 @@ class StoreReader(DamagedLookup):
                     return
 
     def _listed_run(self, listed: str) -> Iterator[AuditEntry]:
-        end = -1
-        while True:
-            ids = self.client.lrange(listed, end - AUDIT_BATCH + 1, end)
-            if not ids:
-                return
+        # From the end as it was when reading began: a run still going appends to the list,
+        # which must not shift what the next page reads.
+        end = int(self.client.llen(listed)) - 1
+        while end >= 0:
+            ids = self.client.lrange(listed, max(0, end - AUDIT_BATCH + 1), end)
             pipe = self.client.pipeline(transaction=False)
             for entry_id in reversed(ids):
                 pipe.xrange(self.audit_key, entry_id, entry_id)
             for rows in pipe.execute():
                 for entry_id, values in rows:
                     yield parse_entry(text(entry_id), values)
-            if len(ids) < AUDIT_BATCH:
-                return
             end -= AUDIT_BATCH
 
     def _walk_run(self, run: str) -> Iterator[AuditEntry]:
