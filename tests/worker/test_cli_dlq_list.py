@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from cartsync.worker.cli import cli
 from cartsync.worker.cli.dlq.render import MIN_LAST_WIDTH, last_width
-from tests.worker.dlq_support import make_letter
+from tests.worker.dlq_support import make_letter, plant
 
 LONG_ERROR = (
     "Invalid data: In shipped_cart, the sum of the items' total_with_tax exceeds the original "
@@ -152,3 +152,14 @@ def test_error_column_uses_the_terminal_width_and_nothing_is_cut_when_piped(stor
 
     assert LONG_ERROR in list_on_a_terminal(env, 180, "--wide")[1]
     assert LONG_ERROR in dlq(env, "list").output.splitlines()[1]  # not a terminal
+
+
+def test_group_order_lists_a_damaged_letter_on_its_own_row(store, env, redis_client, settings):
+    """A damaged letter on the page (its order unknown) is listed as DAMAGED, not dropped
+    and not a traceback."""
+    store.park(make_letter(order_ref="A-1"))
+    plant(redis_client, settings.key_prefix, "1700000000000-0badf00d", b"not zlib")
+    result = dlq(env, "list", "--group", "order")
+    assert "DAMAGED" in result.output
+    assert "1700000000000-0badf00d" in result.output
+    assert "A-1" in result.output

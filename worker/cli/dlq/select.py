@@ -241,7 +241,10 @@ def list_letters(
         return
     if group == "order":
         rows = order_rows(order_groups(session.store, page.letters), now)
-        rows += [damaged_row(e, now) for e in page.entries if isinstance(e, Damaged)]
+        for damaged_entry in page.entries:
+            if isinstance(damaged_entry, Damaged):
+                cells = damaged_row(damaged_entry, now)
+                rows.append([*cells[:5], "?", *cells[5:]])
         table([*HEADER[:5], "LETTERS", *HEADER[5:]], rows, columns=columns)
     else:
         rows = [row(e, now) if isinstance(e, Stored) else damaged_row(e, now) for e in page.entries]
@@ -281,14 +284,14 @@ def order_rows(groups: list[OrderGroup], now: float) -> list[list[str]]:
     its older letters under it, marked obsolete."""
     rows = []
     for found in groups:
-        head = row(Stored(found.head, ""), now)
+        head = letter_row(found.head, now)
         count = 1 + len(found.older) + (found.newest_elsewhere is not None)
         if found.newest_elsewhere is not None:
             newest = found.newest_elsewhere
             head[-1] = f"obsolete: newest is {newest.id} (v{newest.version}); {head[-1]}"
         rows.append([*head[:5], str(count), *head[5:]])
         for older in found.older:
-            line = row(Stored(older, ""), now)
+            line = letter_row(older, now)
             line[0] = f"└ {older.id}"
             line[-1] = f"obsolete; {line[-1]}"
             rows.append([*line[:5], "", *line[5:]])
@@ -335,7 +338,11 @@ def list_signatures(
 
 def row(stored: Stored, now: float) -> list[str]:
     """A letter as one row of ``list``'s table."""
-    letter = stored.letter
+    return letter_row(stored.letter, now)
+
+
+def letter_row(letter: DeadLetter, now: float) -> list[str]:
+    """The cells of :func:`row`."""
     return [
         letter.id,
         format_age(now - letter.dead_at),
