@@ -11,17 +11,21 @@ Each error text is listed under two kinds of **terms**, chosen so that a letter 
 of them and a store has few distinct ones:
 
 - its **signature**: the text case folded with every number (``[0-9]+`` joined by ``.`` or
-  ``,``, as ``12.50`` or ``1,234``) replaced by ``\\x01``. seQura's texts come from a few
-  templates, so a store of a million letters has a few hundred signatures; a search reads
-  them all (one hash) and keeps those that could hold the text (:func:`Query.admits`);
+  ``,``, as ``12.50`` or ``1,234``) replaced by ``\x01``. seQura's texts come from templates
+  filled with numbers, so a store has few distinct signatures; a search reads them all (one
+  hash) and keeps those that could hold the text (:func:`Query.admits`). Texts that quote
+  something else that varies (a reference made of letters) make a signature per letter:
+  searches then read a hash as large as the store, still far cheaper than the letters;
 - each **number** it holds, exactly as written: amounts and differences are what makes
   ``The diff is 125`` rare, and what people search for.
 
 A search for text that no signature could hold answers at once; one that names a number
 (``up to 5055 ``) reads the few letters holding that number. Why not word or trigram
-postings: a letter holds 20 to 30 distinct words and 150 trigrams, each a set member of
-about 60 bytes in Redis, which would add 1.5 to 9 KB to a letter of 2.9 KB; the signatures
-and numbers add about 4 members.
+postings: a letter's texts hold some 20 distinct words and well over 100 trigrams, each a
+set member of about 60 bytes in Redis, which would add kilobytes to a letter of 2.5 KB; the
+signature and the numbers are about four members (239 bytes per letter measured at 500,000
+letters, docs/PERFORMANCE.md). A search whose text holds no number and fits most signatures
+(``total_with_tax``) is not narrowed: the store then walks its letters as it did before.
 """
 
 from __future__ import annotations
