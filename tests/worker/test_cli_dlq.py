@@ -618,7 +618,8 @@ def test_a_bulk_replay_killed_midway_and_rerun_sends_every_letter_once(
     count = 120
     letters = [make_letter(order_ref=f"K-{i}", version=1) for i in range(count)]
     store.park_many(letters)
-    first = start_replay(env, "--rate", "150", "--workers", workers)
+    # Paced to take about 2.4 s, so that the signal lands midway even on a busy machine.
+    first = start_replay(env, "--rate", "50", "--workers", workers)
     wait_for(lambda: store.stats().total <= count - 30, timeout=30, what="a third replayed")
     os.killpg(first.pid, how)
     output = first.communicate(timeout=30)[0].decode()
