@@ -118,6 +118,42 @@ def dlq_index(prefix: str, reason: str | None, status: str | None, merchant: str
     return name if merchant is None else f"{name}:{merchant}"
 
 
+def dlq_text(prefix: str) -> str:
+    """Prefix of the error-text index that answers ``--grep`` (worker/deadletters/textindex.py)."""
+    return f"{dead_letters(prefix)}:text"
+
+
+def dlq_text_ready(prefix: str) -> str:
+    """Set once the error-text index lists every letter (a new store, or ``dlq reindex``)."""
+    return f"{dlq_text(prefix)}:ready"
+
+
+def dlq_text_signatures(prefix: str) -> str:
+    """Hash of a signature's digest -> the signature (error text, case folded, numbers masked)."""
+    return f"{dlq_text(prefix)}:sigs"
+
+
+def dlq_text_signature(prefix: str, digest: str) -> str:
+    """Set of the ids of letters with an error text of this signature (by its digest)."""
+    return f"{dlq_text(prefix)}:sig:{digest}"
+
+
+def dlq_text_numbers(prefix: str) -> str:
+    """Sorted set (score 0, searched lexically) of every number the error texts hold."""
+    return f"{dlq_text(prefix)}:nums"
+
+
+def dlq_text_number(prefix: str, number: str) -> str:
+    """Set of the ids of letters whose error texts hold this number (digits, ``.`` and ``,``)."""
+    return f"{dlq_text(prefix)}:num:{number}"
+
+
+def dlq_audit_run(prefix: str, run: str) -> str:
+    """List of the audit stream ids of one command run's entries, oldest first, so that
+    ``dlq audit --run`` reads that run's entries only, however old or many."""
+    return f"{dead_letters(prefix)}:audit-run:{part(run)}"
+
+
 # -- metrics (see worker/metrics.py) ---------------------------------------------------------
 
 

@@ -5,15 +5,24 @@ replay runs in worker processes. Letters of one order always go to the same proc
 the order they were listed, so that forced replays of one order never race each other.
 Each process is an ordinary producer running worker/replay.py's per-letter protocol, which
 is what makes killing any of them at any moment safe.
+
+The processes die with the command: when it is killed (even with SIGKILL, which it cannot
+catch), each is killed by the kernel (Linux's parent-death signal) or, where there is none,
+stops within :data:`WATCHDOG_S` by itself (a thread watching its parent's pid). Without
+that, they went on replaying what they had been handed after the operator stopped the run,
+then hung on a pipe with nobody reading it, holding Redis connections.
 """
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
 import os
 import queue
 import signal
 import sys
+import threading
+import time
 import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import astuple
@@ -33,6 +42,38 @@ from cartsync.worker.replay import CHUNK, Replayer, Result
 IN_FLIGHT_PER_PROCESS = 400
 #: Seconds between checks that the other side of a queue is still alive.
 POLL_S = 1.0
+#: Seconds between a replay process's checks that its parent is still alive.
+WATCHDOG_S = 0.5
+#: Linux's ``prctl`` option asking for a signal when the parent dies (linux/prctl.h).
+PR_SET_PDEATHSIG = 1
+#: Exit status of a replay process that stopped because its parent had died.
+ORPHANED_EXIT = 3
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """Make this process stop when ``parent_pid``, its parent, dies: a parent-death SIGKILL
+    on Linux, and everywhere a watchdog thread that exits when the parent's pid changes (the
+    orphan is adopted). Also exits at once if the parent died before this was asked."""
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+        except (OSError, AttributeError):
+            pass  # no prctl here: the watchdog alone
+    if os.getppid() != parent_pid:
+        os._exit(ORPHANED_EXIT)
+    threading.Thread(
+        target=_watch_parent, args=(parent_pid,), name="parent-watchdog", daemon=True
+    ).start()
+
+
+def _watch_parent(parent_pid: int) -> None:
+    while True:
+        time.sleep(WATCHDOG_S)
+        if os.getppid() != parent_pid:
+            # os._exit: nothing to clean up that the per-letter protocol needs, and a normal
+            # exit would wait on the queues' feeder threads, which is how orphans hung.
+            os._exit(ORPHANED_EXIT)
 
 
 def partition(letter: DeadLetter, processes: int) -> int:
@@ -140,6 +181,7 @@ def _replay_process(
     parent_pid: int,
 ) -> None:
     """One replay process: replays the ids it is sent until told to stop or orphaned."""
+    die_with_parent(parent_pid)
     # Ctrl-C reaches the whole process group; the parent decides and stops the children.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     from cartsync.config.logging import configure_logging

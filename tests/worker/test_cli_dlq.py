@@ -559,8 +559,8 @@ def test_import_names_a_bad_line_and_imports_nothing(dlq, store, tmp_path):
 
 
 def test_audit_records_who_did_what(dlq, store, editor, tmp_path):
-    """Replays, edits, drops and imports appear in the audit log with the OS user."""
-    import getpass
+    """Replays, edits, drops and imports appear in the audit log with the login name."""
+    from cartsync.worker.cli.dlq.session import who
 
     a = park(store, order_ref="AU-1")
     b = park(store, order_ref="AU-2")
@@ -574,7 +574,7 @@ def test_audit_records_who_did_what(dlq, store, editor, tmp_path):
     assert by_letter[("edit", a.id)]["result"] == "saved revision 1"
     assert by_letter[("replay", a.id)]["result"] == "replayed"
     assert by_letter[("drop", b.id)]["result"] == "dropped"
-    assert {e["by"] for e in entries} == {getpass.getuser()}
+    assert {e["by"] for e in entries} == {who()}
     summaries = [e for e in entries if not e["letter"]]
     assert {e["action"] for e in summaries} >= {"replay", "drop"}
     table = dlq("audit", "--action", "drop").output
@@ -618,7 +618,8 @@ def test_a_bulk_replay_killed_midway_and_rerun_sends_every_letter_once(
     count = 120
     letters = [make_letter(order_ref=f"K-{i}", version=1) for i in range(count)]
     store.park_many(letters)
-    first = start_replay(env, "--rate", "150", "--workers", workers)
+    # Paced to take about 2.4 s, so that the signal lands midway even on a busy machine.
+    first = start_replay(env, "--rate", "50", "--workers", workers)
     wait_for(lambda: store.stats().total <= count - 30, timeout=30, what="a third replayed")
     os.killpg(first.pid, how)
     output = first.communicate(timeout=30)[0].decode()
@@ -676,3 +677,68 @@ def test_a_replay_process_dying_stops_the_run_with_one_line(env, store):
     assert second.communicate(timeout=60)[0] is not None
     assert second.returncode == 0
     assert store.stats().total == 0
+
+
+def alive(pid):
+    """Whether a process exists and is not a zombie waiting to be reaped (Linux /proc)."""
+    try:
+        state = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+def descendants(pid):
+    """Every process below ``pid`` (its children, theirs, ...), from /proc."""
+    parents: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            parents.setdefault(int(stat[1]), []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in parents.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
+@pytest.mark.parametrize(
+    ("count", "extra"),
+    [(200, ("--rate", "20")), (3000, ())],
+    ids=["paced: children waiting for letters", "unpaced: children holding hundreds"],
+)
+def test_replay_processes_die_with_a_sigkilled_parent(
+    env, store, redis_client, settings, count, extra
+):
+    """SIGKILL to the `dlq replay` process alone (not its group) leaves none of its replay
+    processes running after a few seconds, also while they hold hundreds of letters (which
+    they went on replaying, then hung on a full pipe); a second run replays the rest once."""
+    letters = [make_letter(order_ref=f"O-{i}", version=1) for i in range(count)]
+    store.park_many(letters)
+    first = start_replay(env, *extra, "--workers", "2")
+    children = wait_for(
+        lambda: len(replay_children(first.pid)) == 2 and replay_children(first.pid),
+        timeout=30,
+        what="the replay processes",
+    )
+    wait_for(lambda: store.stats().total <= count - 10, timeout=30, what="some replayed")
+    below = descendants(first.pid)
+    assert set(children) <= set(below)
+    os.kill(first.pid, signal.SIGKILL)
+    first.communicate(timeout=10)
+    wait_for(lambda: not any(alive(pid) for pid in below), timeout=5, what="the children to stop")
+    left = store.stats().total
+    assert 0 < left < count
+    second = start_replay(env, "--workers", "2")
+    output = second.communicate(timeout=120)[0].decode()
+    assert second.returncode == 0, output
+    assert f"{left} replayed, 0 refused, 0 failed." in output
+    assert store.stats().total == 0
+    queued = queued_update_ids(redis_client, settings)
+    assert len(queued) == len(set(queued)) == count
+    assert set(queued) == {replay_update_id(letter.id, 0) for letter in letters}

@@ -2,7 +2,9 @@
 
 Modules: ``letter`` (the model, its ids and validation), ``codec`` (a letter's stored bytes
 and their compare-and-set token), ``filters`` (which letters a command is about, pages and
-stats), ``audit`` (the audit log), ``changes`` (the Lua scripts that change the store) and
+stats), ``textindex`` (what the error-text index lists and a search asks of it),
+``signatures`` and ``grouping`` (letters grouped by error or by order, for the CLI and the
+console), ``audit`` (the audit log), ``changes`` (the Lua scripts that change the store) and
 ``store`` (:class:`DeadLetterStore`, which changes it and reads it through ``reading``, and
 ``damaged`` for finding a damaged letter's place). Every public name is
 importable from here.
@@ -35,6 +37,14 @@ Layout in Redis (every key starts with ``keys.dead_letters(prefix)``, called ``b
 - ``base:forced``: per order, the highest original version sent by a forced replay, so that a
   later forced replay of an older letter of that order is refused (see ``worker.replay``).
 - ``base:audit``: a stream of every replay, edit, drop, purge and import, never trimmed.
+- ``base:audit-run:{run}``: the stream ids of one command run's entries, oldest first,
+  pushed by the script that writes each entry, so that a run's entries are read without
+  walking the log (``audit --run``); never trimmed either.
+- ``base:text:*``: the error-text index behind ``grep`` (``textindex.py``): a set of letter
+  ids per error-text signature (``text:sig:{digest}``, the signatures in ``text:sigs``) and
+  per number (``text:num:{number}``, the numbers in ``text:nums``), changed by the same
+  scripts as the letter; ``text:ready`` says it lists every letter (set by a store's first
+  park, or by :meth:`DeadLetterStore.reindex` for a store parked before it existed).
 
 Nothing here expires and nothing is trimmed: letters leave only through
 :meth:`DeadLetterStore.remove` (or ``remove_damaged``). Every change is one Lua script, so a

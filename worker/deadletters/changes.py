@@ -1,15 +1,18 @@
-"""The store's three changes, each one Lua script (``worker/lua/dlq_*.lua``), called by name.
+"""The store's changes, each one Lua script (``worker/lua/dlq_*.lua``), called by name.
 
-A letter, its index entries, its counters and its audit entry change together or not at all
-because one script makes every change. The scripts take their keys and arguments by position
-(up to fifteen keys and eleven arguments); this module is the one place that puts them in
-order, so the store calls each change with named parameters. Where a letter is listed is a
+A letter, its index entries (the error-text index's too), its counters and its audit entry
+change together or not at all because one script makes every change. The scripts take their
+keys and arguments by position (a letter's index and text-index keys as lists of their own);
+this module is the one place that puts them in order, so the store calls each change with
+named parameters. Where a letter is listed is a
 :class:`Place`, so that a damaged letter, whose JSON cannot say it, can be removed from
 wherever the store finds it.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +20,7 @@ import redis
 
 from cartsync.worker import keys, scripts
 from cartsync.worker.deadletters.letter import DeadLetter, status_key
+from cartsync.worker.deadletters.textindex import Term, terms_of
 
 #: Separator inside ``by-order`` members and ``forced`` fields; order and merchant refs never
 #: contain it in practice, and results are re-checked against the letter itself anyway.
@@ -37,6 +41,8 @@ class Place:
     status: str | None
     #: Its field in the ``by-update`` hash, if it has one there.
     update_id: str | None
+    #: What the error-text index lists it under (none known for a damaged letter).
+    terms: tuple[Term, ...] = ()
 
 
 def place_of(letter: DeadLetter) -> Place:
@@ -48,6 +54,7 @@ def place_of(letter: DeadLetter) -> Place:
         letter.reason,
         status_key(letter.status),
         letter.update_id,
+        tuple(terms_of(letter.errors)),
     )
 
 
@@ -95,6 +102,31 @@ class StoreKeys:
         """The index of every letter."""
         return self.index(None, None, None)
 
+    @property
+    def text_ready(self) -> str:
+        return keys.dlq_text_ready(self.prefix)
+
+    @property
+    def text_signatures(self) -> str:
+        return keys.dlq_text_signatures(self.prefix)
+
+    @property
+    def text_numbers(self) -> str:
+        return keys.dlq_text_numbers(self.prefix)
+
+    def text_signature(self, digest: str) -> str:
+        return keys.dlq_text_signature(self.prefix, digest)
+
+    def text_number(self, number: str) -> str:
+        return keys.dlq_text_number(self.prefix, number)
+
+    def term_key(self, term: Term) -> str:
+        """The set of the letters listed under ``term``."""
+        return self.text_signature(term.name) if term.kind == "s" else self.text_number(term.name)
+
+    def audit_run(self, run: str) -> str:
+        return keys.dlq_audit_run(self.prefix, run)
+
     def index(self, reason: str | None, status: str | None, merchant: str | None) -> str:
         return keys.dlq_index(self.prefix, reason, status, merchant)
 
@@ -127,6 +159,11 @@ def counter_fields(place: Place) -> list[str]:
     ]
 
 
+def terms_arg(terms: Sequence[Term]) -> str:
+    """Text-index terms as the scripts take them: a JSON list of [kind, field, text]."""
+    return json.dumps([[t.kind, t.name, t.text] for t in terms])
+
+
 def forced_field(merchant: str, order_ref: str) -> str:
     """The order's field in the ``forced`` hash."""
     return f"{merchant}{SEP}{order_ref}"
@@ -141,6 +178,16 @@ class Changes:
         self._park = scripts.load(client, "dlq_park")
         self._remove = scripts.load(client, "dlq_remove")
         self._replace = scripts.load(client, "dlq_replace")
+        self._text_add = scripts.load(client, "dlq_text_add")
+        self._record = scripts.load(client, "dlq_record")
+
+    def record(self, client: Any, flat: Sequence[str], *, run: str, audit_count: str = "") -> Any:
+        """Add the audit entry ``flat`` (field/value list), listed under its ``run``, and count
+        it under ``audit_count`` in the metrics ('' for none)."""
+        n = self.names
+        return self._record(
+            keys=[n.audit, n.audit_run(run), n.actions], args=[audit_count, *flat], client=client
+        )
 
     def park(
         self,
@@ -149,6 +196,7 @@ class Changes:
         *,
         body: bytes,
         audit_entry: str,
+        run: str = "",
         audit_count: str = "",
         origin: str = "",
         present_as: str = "",
@@ -162,6 +210,7 @@ class Changes:
         n = self.names
         dedup_key, dedup_field = (n.imported, origin) if origin else (n.by_update, letter.update_id)
         place = place_of(letter)
+        indexes = n.indexes(place)
         return self._park(
             keys=[
                 n.letters,
@@ -169,8 +218,13 @@ class Changes:
                 n.by_order,
                 n.counts,
                 n.audit,
+                n.text_ready,
+                n.text_signatures,
+                n.text_numbers,
+                n.audit_run(run),
+                *indexes,
+                *(n.term_key(term) for term in place.terms),
                 n.actions,
-                *n.indexes(place),
             ],
             args=[
                 letter.id,
@@ -180,6 +234,8 @@ class Changes:
                 *counter_fields(place),
                 audit_entry,
                 present_as,
+                len(indexes),
+                terms_arg(place.terms),
                 audit_count,
             ],
             client=client,
@@ -194,11 +250,13 @@ class Changes:
         audit_entry: str,
         forced: str,
         forced_version: int,
+        run: str = "",
         audit_count: str = "",
     ) -> Any:
         """Take the letter at ``place`` out if its stored bytes still have ``token`` ('' for
         whatever is stored); with a ``forced`` field, remember ``forced_version`` there."""
         n = self.names
+        indexes = n.indexes(place)
         return self._remove(
             keys=[
                 n.letters,
@@ -207,8 +265,12 @@ class Changes:
                 n.counts,
                 n.audit,
                 n.forced,
+                n.text_signatures,
+                n.text_numbers,
+                n.audit_run(run),
+                *indexes,
+                *(n.term_key(term) for term in place.terms),
                 n.actions,
-                *n.indexes(place),
             ],
             args=[
                 place.id,
@@ -219,6 +281,8 @@ class Changes:
                 audit_entry,
                 forced,
                 forced_version,
+                len(indexes),
+                terms_arg(place.terms),
                 audit_count,
             ],
             client=client,
@@ -227,18 +291,55 @@ class Changes:
     def replace(
         self,
         client: Any,
+        old: DeadLetter,
         letter: DeadLetter,
         *,
         token: str,
         body: bytes,
         audit_entry: str,
+        run: str = "",
         audit_count: str = "",
     ) -> Any:
-        """Store ``body`` as ``letter``'s new form if its stored bytes still have ``token``;
-        ``audit_count``: the metrics field the audit entry counts under ('' for none)."""
+        """Store ``body`` as ``letter``'s new form if its stored bytes (``old``'s) still have
+        ``token``; its text-index terms follow its error texts."""
         n = self.names
+        new_terms = terms_of(letter.errors)
+        left = [term for term in terms_of(old.errors) if term not in new_terms]
         return self._replace(
-            keys=[n.letters, n.audit, n.actions],
-            args=[letter.id, token, body, audit_entry, audit_count],
+            keys=[
+                n.letters,
+                n.audit,
+                n.text_signatures,
+                n.text_numbers,
+                n.audit_run(run),
+                *(n.term_key(term) for term in (*left, *new_terms)),
+                n.actions,
+            ],
+            args=[
+                letter.id,
+                token,
+                body,
+                audit_entry,
+                len(left),
+                terms_arg(left),
+                terms_arg(new_terms),
+                audit_count,
+            ],
+            client=client,
+        )
+
+    def add_text_terms(self, client: Any, letters: Sequence[tuple[DeadLetter, str]]) -> Any:
+        """List each (letter, token) in the text index if it is still stored with that token;
+        returns how many were."""
+        n = self.names
+        term_keys: list[str] = []
+        args: list[str] = []
+        for letter, token in letters:
+            terms = terms_of(letter.errors)
+            term_keys.extend(n.term_key(term) for term in terms)
+            args.extend((letter.id, token, terms_arg(terms)))
+        return self._text_add(
+            keys=[n.letters, n.text_signatures, n.text_numbers, *term_keys],
+            args=args,
             client=client,
         )

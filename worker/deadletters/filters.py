@@ -28,9 +28,9 @@ class Filters:
     since: float | None = None
     #: Died before.
     until: float | None = None
-    #: Case-insensitive text to find in the error texts. The one filter without an index:
-    #: it is applied while walking the others' index, so its cost grows with the letters
-    #: walked until a page is full.
+    #: Case-insensitive text to find in the error texts (:func:`grep_matches`). The
+    #: error-text index (``textindex.py``) names the letters that may hold it, which are then
+    #: checked; a text too common for that is checked while walking the others' index.
     grep: str | None = None
 
     @property

@@ -10,7 +10,8 @@ the stats, ``cartsync status`` or the metrics.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import redis
@@ -30,11 +31,23 @@ from cartsync.worker.deadletters.filters import (
     upper_bound,
 )
 from cartsync.worker.deadletters.letter import DeadLetter, valid_id
+from cartsync.worker.deadletters.textindex import query
 from cartsync.worker.errors import DamagedLetter, DeadLetterNotFound
 from cartsync.worker.redistext import text
 
 #: Letters fetched per round trip when a command walks many of them.
 SCAN_BATCH = 500
+#: Most letters a ``grep`` reads from the error-text index's candidates: beyond that the text
+#: is common, and walking the other filters' index newest first fills a page sooner.
+GREP_CANDIDATES = 50_000
+#: Most numbers a ``grep`` widens one partial number of its text to (``add up to 50`` is
+#: 50, 500, 5055, ...); beyond that the number is left out of the search.
+GREP_NUMBERS = 2_000
+
+#: Seconds before a run's start (by its id) that its audit entries are looked for, should
+#: the clock of the machine that made the id be behind Redis's.
+RUN_CLOCK_SLACK_S = 60
+
 #: Ids read from each end of the index by ``stats``, of which the first the store could have
 #: made is the oldest (newest) letter's; more are read only when all of those are damaged.
 EDGE_PROBE = 16
@@ -55,6 +68,8 @@ class StoreReader(DamagedLookup):
         self.forced_key = self.names.forced
         self.audit_key = self.names.audit
         self.all_key = self.names.everything
+        #: :data:`GREP_CANDIDATES` for this reader (a test may lower it).
+        self.grep_candidates = GREP_CANDIDATES
 
     def index_key(self, reason: str | None, status: str | None, merchant: str | None) -> str:
         """The index of letters with this reason, status and merchant (None: any)."""
@@ -123,6 +138,11 @@ class StoreReader(DamagedLookup):
         if filters.order_ref is not None:
             yield from self._scan_order(filters, below)
             return
+        if filters.grep is not None:
+            candidates = self.grep_candidates_of(filters.grep)
+            if candidates is not None:
+                yield from self._scan_ids(candidates, filters, below, batch)
+                return
         key = self.index_key(filters.reason, filters.status, filters.merchant)
         high = upper_bound(filters.until, below)
         low = lower_bound(filters.since)
@@ -159,6 +179,75 @@ class StoreReader(DamagedLookup):
             for found in self.load_many(ids[offset : offset + SCAN_BATCH]):
                 if found is not None and _wanted(found, filters, by_index=False):
                     yield found
+
+    def _scan_ids(
+        self, ids: Iterable[str], filters: Filters, below: str | None, batch: int
+    ) -> Iterator[Stored | Damaged]:
+        """The letters among ``ids`` that pass every filter, newest first (what an index
+        walk with these filters yields, damaged letters left out as ``grep`` leaves them)."""
+        # The bounds an index walk would give ZRANGE, without their "(" and "[".
+        high_bound, low_bound = upper_bound(filters.until, below), lower_bound(filters.since)
+        high = None if high_bound == "+" else high_bound[1:]
+        low = None if low_bound == "-" else low_bound[1:]
+        wanted = sorted(
+            (i for i in ids if (high is None or i < high) and (low is None or i >= low)),
+            reverse=True,
+        )
+        # Read ``batch`` at a time: a page reads only the newest few of many candidates.
+        for offset in range(0, len(wanted), batch):
+            for found in self.load_many(wanted[offset : offset + batch]):
+                if isinstance(found, Stored) and filters.matches(found.letter):
+                    yield found
+
+    def text_index_ready(self) -> bool:
+        """Whether the error-text index lists every letter (see :meth:`reindex`)."""
+        return bool(self.client.exists(self.names.text_ready))
+
+    def grep_candidates_of(self, needle: str) -> set[str] | None:
+        """Ids of letters that may have an error text holding ``needle`` (every one that
+        does among them), from the error-text index; None when the index cannot say (not
+        built yet) or names more than :attr:`grep_candidates` letters.
+
+        Of what the index knows about the text (the signatures it could have, numbers it
+        must hold whole, numbers that must start or hold some digits), the part naming the
+        fewest letters is read; the letters named are then checked exactly.
+        """
+        if not self.text_index_ready():
+            return None
+        wanted = query(needle)
+        sigs = self.client.hgetall(self.names.text_signatures)
+        groups = [
+            [self.names.text_signature(text(d)) for d, s in sigs.items() if wanted.admits(text(s))]
+        ]
+        groups.extend([self.names.text_number(number)] for number in wanted.exact)
+        if wanted.prefixes or wanted.infixes:
+            numbers_key = self.names.text_numbers
+            everything: list[str] | None = None
+            for prefix in wanted.prefixes:
+                start = b"[" + prefix.encode()
+                found = self.client.zrange(
+                    numbers_key, start, start + b"\xff", bylex=True, offset=0, num=GREP_NUMBERS + 1
+                )
+                if len(found) <= GREP_NUMBERS:
+                    groups.append([self.names.text_number(text(n)) for n in found])
+            for infix in wanted.infixes:
+                if everything is None:
+                    everything = [text(n) for n in self.client.zrange(numbers_key, 0, -1)]
+                found_numbers = [n for n in everything if infix in n]
+                if len(found_numbers) <= GREP_NUMBERS:
+                    groups.append([self.names.text_number(n) for n in found_numbers])
+        pipe = self.client.pipeline(transaction=False)
+        for group in groups:
+            for key in group:
+                pipe.scard(key)
+        sizes = iter(pipe.execute())
+        estimates = [sum(int(next(sizes)) for _ in group) for group in groups]
+        smallest = min(range(len(groups)), key=lambda g: estimates[g])
+        if estimates[smallest] == 0:
+            return set()
+        if estimates[smallest] > self.grep_candidates:
+            return None
+        return {text(m) for m in self.client.sunion(groups[smallest])}
 
     def count(self, filters: Filters) -> int:
         """How many letters match: O(log n) for indexed filters, a walk otherwise."""
@@ -248,6 +337,69 @@ class StoreReader(DamagedLookup):
                 break
             high = "(" + text(rows[-1][0])
         return found
+
+    def run_entries(
+        self,
+        run: str,
+        *,
+        limit: int | None = None,
+        action: str | None = None,
+        letter_id: str | None = None,
+    ) -> Iterator[AuditEntry]:
+        """Every audit entry of one command run, newest first (up to ``limit``), however old
+        or many: read from the run's list of entry ids. A run written before those lists
+        existed is found by walking the log down to the run's start (:func:`run_start_id`)."""
+        listed = self.names.audit_run(run)
+        if not self.client.exists(listed):
+            entries = self._walk_run(run)
+        else:
+            entries = self._listed_run(listed)
+        shown = 0
+        for entry in entries:
+            if (action is None or entry.action == action) and (
+                letter_id is None or entry.letter == letter_id
+            ):
+                yield entry
+                shown += 1
+                if limit is not None and shown >= limit:
+                    return
+
+    def _listed_run(self, listed: str) -> Iterator[AuditEntry]:
+        # From the end as it was when reading began: a run still going appends to the list,
+        # which must not shift what the next page reads.
+        end = int(self.client.llen(listed)) - 1
+        while end >= 0:
+            ids = self.client.lrange(listed, max(0, end - AUDIT_BATCH + 1), end)
+            pipe = self.client.pipeline(transaction=False)
+            for entry_id in reversed(ids):
+                pipe.xrange(self.audit_key, entry_id, entry_id)
+            for rows in pipe.execute():
+                for entry_id, values in rows:
+                    yield parse_entry(text(entry_id), values)
+            end -= AUDIT_BATCH
+
+    def _walk_run(self, run: str) -> Iterator[AuditEntry]:
+        high, low = "+", run_start_id(run)
+        while True:
+            rows = self.client.xrevrange(self.audit_key, high, low, count=AUDIT_BATCH) or []
+            for entry_id, values in rows:
+                entry = parse_entry(text(entry_id), values)
+                if entry.run == run:
+                    yield entry
+            if len(rows) < AUDIT_BATCH:
+                return
+            high = "(" + text(rows[-1][0] or "")
+
+
+def run_start_id(run: str) -> str:
+    """The lowest audit stream id an entry of ``run`` can have: its start, as the CLI's run
+    ids say it (``20240506T101112Z-a1b2c3``), a minute early for clocks; ``-`` (the
+    beginning) for a run id that says no time."""
+    try:
+        started = datetime.strptime(run.split("-", 1)[0], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+    except ValueError:
+        return "-"
+    return str(max(0, int((started.timestamp() - RUN_CLOCK_SLACK_S) * 1000)))
 
 
 def _wanted(found: Stored | Damaged, filters: Filters, *, by_index: bool) -> bool:

@@ -14,15 +14,17 @@ removed by id like any letter (:meth:`remove_damaged`).
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import redis
 
-from cartsync.worker.deadletters.audit import AuditNote, audit_arg, counted_as, pairs
+from cartsync.worker.deadletters.audit import AuditNote, audit_arg, counted_as
 from cartsync.worker.deadletters.changes import Changes, forced_field, place_of
 from cartsync.worker.deadletters.codec import Damaged, Stored, encode
+from cartsync.worker.deadletters.filters import Filters
 from cartsync.worker.deadletters.letter import (
     ID_PATTERN,
     DeadLetter,
@@ -31,13 +33,19 @@ from cartsync.worker.deadletters.letter import (
     new_letter_id,
     repaired,
 )
-from cartsync.worker.deadletters.reading import StoreReader
+from cartsync.worker.deadletters.reading import SCAN_BATCH, StoreReader
 from cartsync.worker.errors import NoFreeLetterId
 from cartsync.worker.redistext import text
 
 #: Fresh ids tried before parking gives up: each is 32 random bits within one millisecond,
 #: so a second try is already next to impossible.
 PARK_ID_TRIES = 5
+
+
+def batches(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    iterator = iter(items)
+    while batch := list(itertools.islice(iterator, size)):
+        yield batch
 
 
 class DeadLetterStore(StoreReader):
@@ -104,6 +112,7 @@ class DeadLetterStore(StoreReader):
             body=encode(letter),
             audit_entry=audit_arg(audit, letter.id),
             audit_count=counted_as(audit, letter.id),
+            run=audit.run if audit else "",
             origin=origin,
             present_as=present_as,
         )
@@ -195,6 +204,7 @@ class DeadLetterStore(StoreReader):
             token=stored.token if check else "",
             audit_entry=audit_arg(audit, letter.id),
             audit_count=counted_as(audit, letter.id),
+            run=audit.run if audit else "",
             forced=(
                 forced_field(letter.merchant, letter.order_ref)
                 if forced_version is not None
@@ -226,6 +236,7 @@ class DeadLetterStore(StoreReader):
             audit_count=counted_as(audit, damaged.id),
             forced="",
             forced_version=0,
+            run=audit.run if audit else "",
         )
         return text(result)
 
@@ -246,11 +257,13 @@ class DeadLetterStore(StoreReader):
         checked(letter)
         result = self._changes.replace(
             self.client,
+            old,
             letter,
             token=stored.token,
             body=encode(letter),
             audit_entry=audit_arg(audit, letter.id),
             audit_count=counted_as(audit, letter.id),
+            run=audit.run if audit else "",
         )
         return text(result)
 
@@ -262,11 +275,27 @@ class DeadLetterStore(StoreReader):
         return self.replace(stored, letter, audit=audit)
 
     def record(self, note: AuditNote, letter_id: str = "") -> str:
-        """Add an entry to the audit log that goes with no change to a letter (and count it for
-        the metrics in the same round trip, when it is about one letter)."""
-        pipe = self.client.pipeline(transaction=False)
-        pipe.xadd(self.audit_key, pairs(note.flat(letter_id)))  # type: ignore[arg-type]
-        field = counted_as(note, letter_id)
-        if field:
-            pipe.hincrby(self.names.actions, field, 1)
-        return text(pipe.execute()[0])
+        """Add an entry to the audit log that goes with no change to a letter."""
+        return text(
+            self._changes.record(
+                self.client,
+                note.flat(letter_id),
+                run=note.run,
+                audit_count=counted_as(note, letter_id),
+            )
+        )
+
+    def reindex(self, *, batch: int = SCAN_BATCH) -> Iterator[int]:
+        """List every letter in the error-text index (a store parked before the index
+        existed), then mark the index complete, which lets ``grep`` use it. Yields the
+        letters read so far after each batch. Safe while letters are parked, changed and
+        removed (each is listed only if still as read, and those changes keep the index),
+        and to run again or interrupt."""
+        read = 0
+        for found in batches(self.entries(Filters(), batch=batch), batch):
+            letters = [(s.letter, s.token) for s in found if isinstance(s, Stored)]
+            if letters:
+                self._changes.add_text_terms(self.client, letters)
+            read += len(found)
+            yield read
+        self.client.set(self.names.text_ready, "1")

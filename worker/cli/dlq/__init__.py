@@ -5,14 +5,16 @@ settings' default), and every other option from ``CARTSYNC_DLQ_<COMMAND>_<OPTION
 (``CARTSYNC_DLQ_LIST_MERCHANT=shop1``), except ``--force``, ``--yes`` and ``--all``, which
 must be typed (:data:`TYPED_ONLY`). Commands that change letters (replay, drop, purge)
 say how many letters match and ask before acting (``--yes`` skips), offer ``--dry-run``, and
-record what they did in the audit log, with the OS user as "who".
+record what they did in the audit log, with ``--as NAME`` (or ``CARTSYNC_DLQ_AS``), else
+the login name, as "who", and say which name they recorded.
 
 An unknown id, a bad option or an unreachable Redis is one line on stderr and a non-zero
 exit (2 for usage errors), never a traceback.
 
 The commands live by what the on-call engineer does with letters:
 
-- :mod:`.select`: choose and count them (``list``, ``stats``, the filter options);
+- :mod:`.select`: choose and count them (``list``, ``stats``, the filter options, and
+  ``reindex``, which builds the index ``--grep`` reads);
 - :mod:`.inspect`: look closely (``show``, ``audit``);
 - :mod:`.change`: change them in place (``edit``, ``drop``, ``purge``);
 - :mod:`.move`: move them out and back in (``replay``, ``export``, ``import``);
@@ -28,7 +30,7 @@ import click
 from cartsync.worker.cli.dlq.change import drop, edit, purge
 from cartsync.worker.cli.dlq.inspect import audit, show
 from cartsync.worker.cli.dlq.move import export_letters, import_letters, replay
-from cartsync.worker.cli.dlq.select import list_letters, stats
+from cartsync.worker.cli.dlq.select import list_letters, reindex, stats
 from cartsync.worker.cli.dlq.session import DlqGroup
 
 
@@ -61,6 +63,7 @@ for _command in (
     replay,
     export_letters,
     import_letters,
+    reindex,
 ):
     for _param in _command.params:
         if isinstance(_param, click.Option) and _param.name in TYPED_ONLY:

@@ -26,10 +26,11 @@ from cartsync.worker.cli.dlq.select import (
 from cartsync.worker.cli.dlq.session import (
     BATCH,
     Session,
+    actor,
+    as_option,
     batches,
     new_run_id,
     progress,
-    who,
     with_session,
 )
 from cartsync.worker.deadletters import (
@@ -47,7 +48,8 @@ from cartsync.worker.errors import ConfigurationError
 @click.command()
 @with_session
 @click.argument("letter_id", metavar="ID")
-def edit(session: Session, letter_id: str) -> None:
+@as_option
+def edit(session: Session, letter_id: str, as_: str | None) -> None:
     """Fix a letter's payload in $EDITOR; it is validated on save.
 
     The original payload stays in the letter's history. Replay the letter afterwards.
@@ -79,7 +81,7 @@ def edit(session: Session, letter_id: str) -> None:
         if not click.confirm("Edit again? (no: abort and keep the letter as it was)", default=True):
             raise click.ClickException("edit aborted; the letter is as it was")
         text = edited
-    revision, outcome = save_revision(session.store, stored, body, who())
+    revision, outcome = save_revision(session.store, stored, body, actor(as_))
     if outcome != "replaced":
         raise click.ClickException(
             f"letter {letter.id} was {'removed' if outcome == 'gone' else 'changed'} by someone "
@@ -189,12 +191,19 @@ def check_payload(
 @filter_options
 @click.option("--dry-run", is_flag=True, help="List what would be dropped.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@as_option
 def drop(
-    session: Session, ids: tuple[str, ...], all_: bool, dry_run: bool, yes: bool, **options: Any
+    session: Session,
+    ids: tuple[str, ...],
+    all_: bool,
+    dry_run: bool,
+    yes: bool,
+    as_: str | None,
+    **options: Any,
 ) -> None:
     """Delete letters for good (they are recorded in the audit log)."""
     selection = select(session.store, ids, all_, filters_from(options), "drop")
-    remove_letters(session, selection, "drop", dry_run=dry_run, yes=yes)
+    remove_letters(session, selection, "drop", dry_run=dry_run, yes=yes, as_=as_)
 
 
 @click.command()
@@ -209,14 +218,22 @@ def drop(
 @filter_options
 @click.option("--dry-run", is_flag=True, help="List what would be purged.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
-def purge(session: Session, older_than: float, dry_run: bool, yes: bool, **options: Any) -> None:
+@as_option
+def purge(
+    session: Session,
+    older_than: float,
+    dry_run: bool,
+    yes: bool,
+    as_: str | None,
+    **options: Any,
+) -> None:
     """Delete letters older than a duration (and matching the filters, if any)."""
     cutoff = time.time() - older_than
     if options.get("until") is not None:
         cutoff = min(cutoff, options["until"])
     options["until"] = cutoff
     selection = select(session.store, (), False, filters_from(options), "purge")
-    remove_letters(session, selection, "purge", dry_run=dry_run, yes=yes)
+    remove_letters(session, selection, "purge", dry_run=dry_run, yes=yes, as_=as_)
 
 
 #: Progress label and past tense of each deleting command.
@@ -224,7 +241,13 @@ _REMOVAL_WORDS = {"drop": ("Dropping", "dropped"), "purge": ("Purging", "purged"
 
 
 def remove_letters(
-    session: Session, selection: Selection, action: str, *, dry_run: bool, yes: bool
+    session: Session,
+    selection: Selection,
+    action: str,
+    *,
+    dry_run: bool,
+    yes: bool,
+    as_: str | None = None,
 ) -> None:
     """Delete the selected letters (``action``: drop or purge), asking first unless ``yes``."""
     doing, done = _REMOVAL_WORDS[action]
@@ -247,7 +270,7 @@ def remove_letters(
     if not yes:
         click.confirm(f"{action.capitalize()} {count} dead letter(s) for good?", abort=True)
     run = new_run_id()
-    by = who()
+    by = actor(as_)
     note = AuditNote(action, by, run, done)
     removed = 0
     try:

@@ -119,7 +119,10 @@ def describe_history(entry: dict[str, Any]) -> str:
 @click.command()
 @with_session
 @click.option(
-    "--limit", type=click.IntRange(1, MAX_LIMIT), default=DEFAULT_LIMIT, show_default=True
+    "--limit",
+    type=click.IntRange(1, None),
+    help=f"Entries shown [default: {DEFAULT_LIMIT}; with --run, every entry of the run; "
+    f"at most {MAX_LIMIT} without --run].",
 )
 @click.option(
     "--action",
@@ -131,20 +134,27 @@ def describe_history(entry: dict[str, Any]) -> str:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 def audit(
     session: Session,
-    limit: int,
+    limit: int | None,
     action: str | None,
     letter_id: str | None,
     run: str | None,
     as_json: bool,
 ) -> None:
     """Who replayed, edited, dropped, purged or imported which letters, when, with what result."""
-    entries = [
-        e
-        for e in session.store.audit_entries(
-            limit=limit if run is None else MAX_LIMIT, action=action, letter_id=letter_id
+    if run is not None:
+        found = session.store.run_entries(run, limit=limit, action=action, letter_id=letter_id)
+        if as_json:
+            # Streamed: a run can hold a million entries.
+            for entry in found:
+                click.echo(json.dumps(entry.__dict__, ensure_ascii=False))
+            return
+        entries = list(found)
+    else:
+        if limit is not None and limit > MAX_LIMIT:
+            raise click.BadParameter(f"at most {MAX_LIMIT} without --run", param_hint="--limit")
+        entries = session.store.audit_entries(
+            limit=limit or DEFAULT_LIMIT, action=action, letter_id=letter_id
         )
-        if run is None or e.run == run
-    ][:limit]
     if as_json:
         for entry in entries:
             click.echo(json.dumps(entry.__dict__, ensure_ascii=False))

@@ -21,11 +21,12 @@ from cartsync.worker.cli.dlq.select import filter_options, filters_from, select
 from cartsync.worker.cli.dlq.session import (
     BATCH,
     Session,
+    actor,
+    as_option,
     batches,
     new_run_id,
     progress,
     quiet_logging,
-    who,
     with_session,
 )
 from cartsync.worker.deadletters import AuditNote, Damaged, Stored
@@ -74,6 +75,7 @@ class Pacer:
     help=f"Replay processes [default: up to {MAX_AUTO_WORKERS}, one per CPU, for "
     f"{PARALLEL_FROM} letters or more].",
 )
+@as_option
 def replay(
     session: Session,
     ids: tuple[str, ...],
@@ -83,6 +85,7 @@ def replay(
     yes: bool,
     rate: float | None,
     workers: int | None,
+    as_: str | None,
     **options: Any,
 ) -> None:
     """Send letters back through the normal pipeline (validation, ledger, retries).
@@ -102,7 +105,7 @@ def replay(
         return
     settings = quiet_logging(session.settings)
     run = new_run_id()
-    by = who()
+    by = actor(as_, announce=not dry_run)
     if dry_run:
         planner = Replayer(session.store, session.producer(), by=by, run=run, force=force)
         verdicts: Counter[str] = Counter()
@@ -241,7 +244,8 @@ def export_letters(session: Session, output: TextIO, **options: Any) -> None:
 @with_session
 @click.argument("source", metavar="FILE", type=click.File("rb"))
 @click.option("--dry-run", is_flag=True, help="Check the file and count, change nothing.")
-def import_letters(session: Session, source: BinaryIO, dry_run: bool) -> None:
+@as_option
+def import_letters(session: Session, source: BinaryIO, dry_run: bool, as_: str | None) -> None:
     """Read letters written by `export` back in, as new letters of this store.
 
     The whole file is checked before anything is stored. Each letter gets a new id here;
@@ -255,7 +259,7 @@ def import_letters(session: Session, source: BinaryIO, dry_run: bool) -> None:
             )
             return
         run = new_run_id()
-        by = who()
+        by = actor(as_)
         outcomes: Counter[str] = Counter()
         note = AuditNote("import", by, run, "imported", {"file": name})
         try:

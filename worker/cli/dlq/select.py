@@ -3,6 +3,8 @@ bulk command acts on, and the two commands that only look (``list`` and ``stats`
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -11,8 +13,8 @@ from typing import Any, TypeVar
 
 import click
 
-from cartsync.worker.cli.dlq.render import ERROR_WIDTH, table, truncate
-from cartsync.worker.cli.dlq.session import BATCH, Session, with_session
+from cartsync.worker.cli.dlq.render import ERROR_WIDTH, table, terminal_columns, truncate
+from cartsync.worker.cli.dlq.session import BATCH, Session, progress, with_session
 from cartsync.worker.deadletters import (
     ID_PATTERN,
     Damaged,
@@ -26,6 +28,8 @@ from cartsync.worker.deadletters import (
     status_key,
     valid_id,
 )
+from cartsync.worker.deadletters.grouping import OrderGroup, OrderKey, group_by_order, order_key
+from cartsync.worker.deadletters.signatures import group_by_signature
 from cartsync.worker.timefmt import format_age, parse_duration, parse_instant
 
 #: Letters ``list`` shows per page unless ``--limit`` says otherwise.
@@ -177,30 +181,74 @@ def select(
     "--limit", type=click.IntRange(1, MAX_LIMIT), default=DEFAULT_LIMIT, show_default=True
 )
 @click.option("--cursor", metavar="ID", help="Continue below this letter (from the last page).")
+@click.option(
+    "--group",
+    type=click.Choice(["order", "error"]),
+    help="order: the newest letter of each order, older ones folded under it; error: counts "
+    "by error signature (numbers masked).",
+)
+@click.option("--wide", is_flag=True, help="Never cut the error text (as when piped).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 def list_letters(
-    session: Session, limit: int, cursor: str | None, as_json: bool, **options: Any
+    session: Session,
+    limit: int,
+    cursor: str | None,
+    group: str | None,
+    wide: bool,
+    as_json: bool,
+    **options: Any,
 ) -> None:
-    """Dead letters, newest first."""
+    """Dead letters, newest first (or grouped by order or by error).
+
+    On a terminal the ERROR column gets the rest of its width; piped, or with --wide,
+    nothing is cut.
+    """
     filters = filters_from(options)
     if cursor is not None and not ID_PATTERN.match(cursor):
         raise click.BadParameter(f"{cursor!r} is not a letter id", param_hint="--cursor")
+    if group == "error" and cursor is not None:
+        raise click.BadParameter(
+            "--group error counts letters, it has no pages", param_hint="--cursor"
+        )
+    if filters.grep is not None and not session.store.text_index_ready():
+        click.echo(
+            "note: --grep reads every letter until the error-text index is built; "
+            "`cartsync dlq reindex` builds it once.",
+            err=True,
+        )
+    columns = None if wide else terminal_columns()
+    if group == "error":
+        list_signatures(session.store, filters, as_json=as_json, columns=columns)
+        return
     page = session.store.page(filters, limit=limit, cursor=cursor)
     now = time.time()
     if as_json:
-        for entry in page.entries:
-            found = (
-                summary(entry.letter, now) if isinstance(entry, Stored) else damaged_summary(entry)
-            )
-            click.echo(json.dumps(found, ensure_ascii=False))
+        if group == "order":
+            lines = [group_summary(g, now) for g in order_groups(session.store, page.letters)]
+            lines += [damaged_summary(e) for e in page.entries if isinstance(e, Damaged)]
+        else:
+            lines = [
+                summary(e.letter, now) if isinstance(e, Stored) else damaged_summary(e)
+                for e in page.entries
+            ]
+        for line in lines:
+            click.echo(json.dumps(line, ensure_ascii=False))
         if page.cursor:
             click.echo(f"next page: --cursor {page.cursor}", err=True)
         return
     if not page.entries:
         click.echo("No dead letters match.")
         return
-    rows = [row(e, now) if isinstance(e, Stored) else damaged_row(e, now) for e in page.entries]
-    table(["ID", "AGE", "MERCHANT", "ORDER", "V", "REASON", "STATUS", "ERROR"], rows)
+    if group == "order":
+        rows = order_rows(order_groups(session.store, page.letters), now)
+        for damaged_entry in page.entries:
+            if isinstance(damaged_entry, Damaged):
+                cells = damaged_row(damaged_entry, now)
+                rows.append([*cells[:5], "?", *cells[5:]])
+        table([*HEADER[:5], "LETTERS", *HEADER[5:]], rows, columns=columns)
+    else:
+        rows = [row(e, now) if isinstance(e, Stored) else damaged_row(e, now) for e in page.entries]
+        table(HEADER, rows, columns=columns)
     damaged = len(page.entries) - len(page.letters)
     if damaged:
         click.echo(
@@ -212,9 +260,89 @@ def list_letters(
         click.echo(f"\nMore: add --cursor {page.cursor} for the next page.")
 
 
+#: ``list``'s columns.
+HEADER = ["ID", "AGE", "MERCHANT", "ORDER", "V", "REASON", "STATUS", "ERROR"]
+#: Letters ``list --group error`` reads, newest first, to count by signature.
+GROUP_SCAN = 10_000
+
+
+def order_groups(store: DeadLetterStore, shown: list[Stored]) -> list[OrderGroup]:
+    """The page's letters grouped by order, with every letter of each order on it (one
+    index read per order: an order has a handful)."""
+    letters = [s.letter for s in shown]
+    by_order: dict[OrderKey, list[DeadLetter]] = {}
+    for letter in letters:
+        key = order_key(letter)
+        if key not in by_order:
+            filters = Filters(merchant=letter.merchant, order_ref=letter.order_ref)
+            by_order[key] = [s.letter for s in store.scan(filters)]
+    return group_by_order(letters, by_order)
+
+
+def order_rows(groups: list[OrderGroup], now: float) -> list[list[str]]:
+    """Each order's newest letter on the page, with how many letters the order has, then
+    its older letters under it, marked obsolete."""
+    rows = []
+    for found in groups:
+        head = letter_row(found.head, now)
+        count = 1 + len(found.older) + (found.newest_elsewhere is not None)
+        if found.newest_elsewhere is not None:
+            newest = found.newest_elsewhere
+            head[-1] = f"obsolete: newest is {newest.id} (v{newest.version}); {head[-1]}"
+        rows.append([*head[:5], str(count), *head[5:]])
+        for older in found.older:
+            line = letter_row(older, now)
+            line[0] = f"└ {older.id}"
+            line[-1] = f"obsolete; {line[-1]}"
+            rows.append([*line[:5], "", *line[5:]])
+    return rows
+
+
+def group_summary(found: OrderGroup, now: float) -> dict[str, Any]:
+    """An order group as one line of ``list --group order --json``."""
+    return {
+        **summary(found.head, now),
+        "obsolete": found.head_obsolete,
+        "newest_id": found.newest_elsewhere.id if found.newest_elsewhere else found.head.id,
+        "older_ids": [older.id for older in found.older],
+        "order_letters": 1 + len(found.older) + (found.newest_elsewhere is not None),
+    }
+
+
+def list_signatures(
+    store: DeadLetterStore, filters: Filters, *, as_json: bool, columns: int | None
+) -> None:
+    """``list --group error``: the newest :data:`GROUP_SCAN` matching letters counted by
+    error signature, the largest group first."""
+    letters = [s.letter for s in itertools.islice(store.scan(filters, batch=BATCH), GROUP_SCAN)]
+    groups = group_by_signature(letters)
+    if as_json:
+        for found in groups:
+            click.echo(json.dumps(dataclasses.asdict(found), ensure_ascii=False))
+        return
+    if not groups:
+        click.echo("No dead letters match.")
+        return
+    table(
+        ["COUNT", "NEWEST", "SIGNATURE"],
+        [[str(g.count), g.example_id, g.signature] for g in groups],
+        columns=columns,
+    )
+    if len(letters) == GROUP_SCAN:
+        click.echo(
+            f"\nCounted the newest {GROUP_SCAN} letters only; narrow with filters for more.",
+            err=True,
+        )
+    click.echo("\nList a group's letters with --grep and its text without numbers.")
+
+
 def row(stored: Stored, now: float) -> list[str]:
     """A letter as one row of ``list``'s table."""
-    letter = stored.letter
+    return letter_row(stored.letter, now)
+
+
+def letter_row(letter: DeadLetter, now: float) -> list[str]:
+    """The cells of :func:`row`."""
     return [
         letter.id,
         format_age(now - letter.dead_at),
@@ -223,7 +351,7 @@ def row(stored: Stored, now: float) -> list[str]:
         "-" if letter.version is None else str(letter.version),
         letter.reason,
         status_key(letter.status),
-        truncate(letter.first_error, ERROR_WIDTH),
+        letter.first_error,
     ]
 
 
@@ -240,7 +368,7 @@ def damaged_row(damaged: Damaged, now: float) -> list[str]:
         "?",
         "DAMAGED",
         "?",
-        truncate(damaged.problem, ERROR_WIDTH),
+        damaged.problem,
     ]
 
 
@@ -314,3 +442,23 @@ def stats(session: Session, as_json: bool) -> None:
         width = max(len(name) for name in group)
         for name, count in group.items():
             click.echo(f"  {name:<{width}}  {count}")
+
+
+@click.command()
+@with_session
+def reindex(session: Session) -> None:
+    """Build the error-text index that answers --grep without reading every letter.
+
+    Stores parked before the index existed need it once; letters parked, edited and removed
+    keep it up to date from then on. Safe while letters come and go, and to run again.
+    """
+    store = session.store
+    if store.text_index_ready():
+        click.echo("The error-text index is complete already; building it again.", err=True)
+    total = store.count(Filters())
+    read = 0
+    with progress(total, "Indexing") as bar:
+        for read_so_far in store.reindex(batch=BATCH):
+            bar.update(read_so_far - read)
+            read = read_so_far
+    click.echo(f"Indexed the error texts of {read} letter(s); --grep now uses the index.")

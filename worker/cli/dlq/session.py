@@ -8,6 +8,7 @@ line on stderr and exit status 1, never a traceback.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import getpass
 import itertools
@@ -106,11 +107,64 @@ class DlqGroup(click.Group):
 
 
 def who() -> str:
-    """The OS user, as the audit log names people."""
+    """The login name, as the audit log names people who do not say who they are: the
+    terminal's login (``os.getlogin``), else the user the process runs as."""
+    with contextlib.suppress(OSError):
+        return os.getlogin()
     try:
         return getpass.getuser()
     except (OSError, KeyError):
         return f"uid {os.getuid()}"
+
+
+#: Longest name ``--as`` takes.
+MAX_NAME = 100
+#: The variable ``--as`` falls back to.
+AS_ENVVAR = "CARTSYNC_DLQ_AS"
+
+
+def _as_name(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is None:
+        return None
+    name = value.strip()
+    if not name or len(name) > MAX_NAME or not name.isprintable():
+        raise click.BadParameter(
+            f"a name of 1 to {MAX_NAME} printable characters, not {value[:MAX_NAME]!r}"
+        )
+    return name
+
+
+def as_option(command: F) -> F:
+    """Adds ``--as NAME`` (or ``CARTSYNC_DLQ_AS``): who the audit log names for the change."""
+    return click.option(
+        "--as",
+        "as_",
+        metavar="NAME",
+        envvar=AS_ENVVAR,
+        callback=_as_name,
+        help=f"Who the audit log names [env: {AS_ENVVAR}; default: your login name].",
+    )(command)
+
+
+def actor(name: str | None, *, announce: bool = True) -> str:
+    """Who a change is recorded as: ``--as``'s name, else the login name; with
+    ``announce``, says which on stderr (the audit names whoever a server's login is)."""
+    if name is not None:
+        source = "--as" if _from_option() else AS_ENVVAR
+        by = name
+    else:
+        source, by = "the login name; --as NAME to name yourself", who()
+    if announce:
+        click.echo(f"Recorded in the audit log as {by!r} ({source}).", err=True)
+    return by
+
+
+def _from_option() -> bool:
+    ctx = click.get_current_context(silent=True)
+    if ctx is None:
+        return True
+    found = ctx.get_parameter_source("as_")
+    return found is not click.core.ParameterSource.ENVIRONMENT
 
 
 def new_run_id() -> str:
