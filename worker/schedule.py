@@ -94,6 +94,9 @@ class Claimed(NamedTuple):
 
     free: int
     members: list[str]
+    #: The claim took as many entries as it could, so more may be due: look again at once.
+    #: Otherwise it took every due entry, and the next look can wait for a wake token.
+    full: bool = False
 
 
 class Schedule:
@@ -177,7 +180,9 @@ class Schedule:
             ],
         )
         free, *members = found
-        return Claimed(int(free), [text(m) for m in members])
+        taken = [text(m) for m in members]
+        limit = min(int(free) * batch, CLAIM_BATCH)
+        return Claimed(int(free), taken, full=int(free) > 0 and len(taken) >= limit)
 
     def wait_for_work(self, timeout_s: float) -> None:
         """Block until a producer schedules an update due now, or ``timeout_s`` passes."""
@@ -297,7 +302,8 @@ class Pump(threading.Thread):
                 )
                 if claimed.free == 0:
                     self.stopping.wait(QUEUE_FULL_WAIT_S)
-                elif not claimed.members:
+                elif not claimed.full:
+                    # Every due entry was taken: an update scheduled since left a wake token.
                     self.schedule.wait_for_work(self.interval_s)
             except Exception as exc:
                 # Redis restarting or unreachable, or the broker refusing a publish: keep
