@@ -48,6 +48,7 @@ import argparse
 import contextlib
 import json
 import os
+import random
 import re
 import shutil
 import statistics
@@ -582,7 +583,7 @@ def memory(server: Any, count: int) -> dict[str, float]:
         producer.enqueue(body)
     pending = (int(admin.info("memory")["used_memory"]) - before) / (count - 1)
     store = DeadLetterStore(admin, "cartsync")
-    rng = __import__("random").Random(3)
+    rng = random.Random(3)
 
     def letter(n: int) -> DeadLetter:
         ref = f"dead-{n:06d}"
