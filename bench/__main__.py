@@ -22,11 +22,14 @@ from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
-from bench import http, scenarios
+from bench import http, redis_cost, scenarios
 from bench.harness import SandboxProcess, machine, own_redis
 from bench.throughput import Run, Summary, compare
 
-PARTS = ("throughput", "latency", "coalescing", "producer", "delivery", "validation", "http")
+PARTS = (
+    "throughput", "latency", "coalescing", "producer", "delivery", "validation", "http",
+    "redis-cost",
+)  # fmt: skip
 
 #: Pool, concurrency and worker processes tried against the 100 ms API.
 LATENCY_GRID = (("threads", 32, 1), ("threads", 64, 1), ("threads", 32, 2), ("threads", 64, 2))
@@ -225,6 +228,9 @@ def main(argv: list[str]) -> int:
             )
             lines.extend(f"  {line}" for line in found.lines())
             figures["http"] = asdict(found)
+        if "redis-cost" in parts:
+            say("\n[redis-cost]")
+            lines += redis_cost.summary(redis_server, 600 if quick else 2000, say)
     figures["load_after"] = os.getloadavg()
     figures["seconds"] = time.monotonic() - started
     say("\n" + "=" * 100)

@@ -17,7 +17,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
@@ -285,6 +285,43 @@ def _reuse_channel_client() -> None:
 
 
 _reuse_channel_client()
+
+
+def _unacked_records_without_transaction() -> None:
+    """Record and drop kombu's unacknowledged messages in plain pipelines, not MULTI/EXEC.
+
+    For every task kombu's Redis transport writes two records when a worker takes the message
+    (ZADD to the unacked index, HSET of the message) and deletes them on the ack (ZREM, HDEL),
+    each pair in a transaction: MULTI and EXEC are four more Redis commands per task, 40 % of
+    what the broker costs a task (``python -m bench.redis_cost``). The pair still goes in one
+    round trip, and nothing needs it atomic: the restore of unacknowledged messages only takes
+    index entries older than the visibility timeout (never one being written), reads the
+    message under WATCH (a concurrent HDEL makes it start again), and skips an index entry
+    whose message is gone. The one difference is a connection cut in the middle of a pair:
+    an index entry without its message (skipped and removed by the restore) or, on an ack,
+    the message's record left without its index entry (never read again; the task is done)
+    instead of the whole pair left and the task run a second time.
+    """
+    from kombu.transport import redis as kombu_redis
+
+    qos: Any = kombu_redis.QoS
+    original: Any = qos.pipe_or_acquire
+    if getattr(original, "_cartsync_plain", False):
+        return
+
+    @contextlib.contextmanager
+    def pipe_or_acquire(self: Any, pipe: Any = None, client: Any = None) -> Iterator[Any]:
+        if pipe:  # kombu's restore passes its own transaction: kept as it is
+            yield pipe
+        else:
+            with self.channel.conn_or_acquire(client) as conn:
+                yield conn.pipeline(transaction=False)
+
+    pipe_or_acquire._cartsync_plain = True  # type: ignore[attr-defined]
+    qos.pipe_or_acquire = pipe_or_acquire
+
+
+_unacked_records_without_transaction()
 
 
 class UndecodableMessage(CartsyncError, ValueError):

@@ -15,15 +15,16 @@ worker's CPU). A producer that
 schedules an update wakes a waiting pump (``keys.wake``), so a new update does not wait for
 the pump's next look.
 
-Moving is claim, hand off, publish: a claim hides the entries for a lease, so that two pumps
-never take the same ones; handing off moves them to the *in-flight* set, where each stays
-until a worker has recorded the outcome of its attempt (``Ledger.claim`` / ``Ledger.finish``
-remove it); then they are published. Handing off comes first because a worker can finish a
-task before the publish call that sent it has returned: an entry added afterwards would
-never be removed, and be swept and run again (one calm run counted 18 such false sweeps). A
-publish that fails puts its entries back in the schedule, due when the lease ends; a
-publisher that dies after handing off leaves them in flight, where the sweep finds them. Any
-of this can run a message twice, never zero times; the order ledger makes twice harmless.
+Moving is claim and hand off, then publish: one script takes due entries out of the schedule
+(so that two pumps never take the same ones) and hands them off to the *in-flight* set,
+where each stays until a worker has recorded the outcome of its attempt (``Ledger.claim`` /
+``Ledger.finish`` remove it); then they are published. Handing off comes before publishing
+because a worker can finish a task before the publish call that sent it has returned: an
+entry added afterwards would never be removed, and be swept and run again (one calm run
+counted 18 such false sweeps). A publish that fails puts its entries back in the schedule,
+due when the claim's lease ends; a publisher that dies after its claim leaves them in
+flight, where the sweep finds them. Any of this can run a message twice, never zero times;
+the order ledger makes twice harmless.
 
 The in-flight set is there because the Celery queue alone is not enough: kombu's Redis
 transport pops a message (BRPOP) before it records it as unacknowledged, and a worker killed
@@ -103,6 +104,9 @@ class Claimed(NamedTuple):
 
     free: int
     members: list[str]
+    #: The claim took as many entries as it could, so more may be due: look again at once.
+    #: Otherwise it took every due entry, and the next look can wait for a wake token.
+    full: bool = False
 
 
 class Schedule:
@@ -160,22 +164,36 @@ class Schedule:
         return int(self.client.zcard(self.inflight_key))
 
     def claim_due(
-        self, now: float, lease_s: float, *, queue: str, slots: int, batch: int
+        self,
+        now: float,
+        lease_s: float,
+        *,
+        queue: str,
+        slots: int,
+        batch: int,
+        watch_until: float | None = None,
     ) -> Claimed:
         """Claim due entries for the task slots ``queue`` has free (``slots`` minus the tasks
-        waiting in it), ``batch`` updates per slot at most."""
+        waiting in it), ``batch`` updates per slot at most.
+
+        With ``watch_until``, the claimed entries are handed off to the in-flight set in the
+        same step (as :meth:`hand_off` does), watched until then; without it, they stay in the
+        schedule, hidden until the lease ends."""
         found = self._claim(
-            keys=[self.key, queue],
+            keys=[self.key, queue, self.inflight_key],
             args=[
                 repr(now),
                 repr(now + lease_s),  # the lease ends: claimed entries are due again
                 slots,
                 batch,
                 CLAIM_BATCH,
+                "" if watch_until is None else repr(watch_until),
             ],
         )
         free, *members = found
-        return Claimed(int(free), [text(m) for m in members])
+        taken = [text(m) for m in members]
+        limit = min(int(free) * batch, CLAIM_BATCH)
+        return Claimed(int(free), taken, full=int(free) > 0 and len(taken) >= limit)
 
     def wait_for_work(self, timeout_s: float) -> None:
         """Block until a producer schedules an update due now, or ``timeout_s`` passes."""
@@ -237,18 +255,24 @@ def pump_once(
     """Claim due messages for the queue's free task slots and publish them, cut into tasks
     by :func:`batch_sizes`. Returns the claim (``free`` 0: the queue is full already).
 
-    With ``watch_s``, the claimed entries are handed off to the in-flight set for that long
-    *before* any is published: a worker can run a task and record its outcome (which drops
-    the entry) before ``publish`` has even returned, and an entry added after that would stay
-    in flight, be counted there and be swept and sent again two visibility timeouts later.
+    With ``watch_s``, the claimed entries are handed off to the in-flight set for that long, in
+    the claim's own step, *before* any is published: a worker can run a task and record its
+    outcome (which drops the entry) before ``publish`` has even returned, and an entry added
+    after that would stay in flight, be counted there and be swept and sent again two
+    visibility timeouts later.
     If a publish fails, its entries and those not yet published go back to the schedule, due
     when the claim's lease ends (as without ``watch_s``); if even that fails (Redis gone),
     they are in flight, and the sweep publishes them again. Without ``watch_s``, each
     published entry is removed (nothing then notices a message lost on its way to a worker).
     """
-    claimed = schedule.claim_due(now, lease_s, queue=queue, slots=slots, batch=batch)
-    if watch_s is not None and claimed.members:
-        schedule.hand_off(claimed.members, now + watch_s)
+    claimed = schedule.claim_due(
+        now,
+        lease_s,
+        queue=queue,
+        slots=slots,
+        batch=batch,
+        watch_until=None if watch_s is None else now + watch_s,
+    )
     start = 0
     for size in batch_sizes(len(claimed.members), claimed.free, batch):
         members = claimed.members[start : start + size]
@@ -325,7 +349,8 @@ class Pump(threading.Thread):
                 )
                 if claimed.free == 0:
                     self.stopping.wait(QUEUE_FULL_WAIT_S)
-                elif not claimed.members:
+                elif not claimed.full:
+                    # Every due entry was taken: an update scheduled since left a wake token.
                     self.schedule.wait_for_work(self.interval_s)
             except Exception as exc:
                 # Redis restarting or unreachable, or the broker refusing a publish: keep

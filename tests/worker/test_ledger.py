@@ -85,6 +85,16 @@ def test_same_update_id_is_enqueued_once(ledger, redis_client):
     assert redis_client.zcard(keys.schedule(PREFIX)) == 1
 
 
+def test_a_repeated_update_id_is_a_duplicate_even_when_its_version_is_now_refused(ledger):
+    """An update id seen before answers "duplicate" with the version it got, also when the
+    version it carries would now be superseded or it names none."""
+    assert accept(ledger, version=5, update_id="x") == ("enqueued", 5)
+    accept(ledger, version=9, update_id="y")
+    assert accept(ledger, version=5, update_id="x") == ("duplicate", 5)
+    assert accept(ledger, update_id="x") == ("duplicate", 5)
+    assert accept(ledger, version=3, update_id="z") == ("superseded", 9)
+
+
 def test_delivered_version_only_grows(ledger):
     """Recording an older delivery after a newer one leaves the newer one."""
     record_delivered(ledger, 5)

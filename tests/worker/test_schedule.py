@@ -58,6 +58,28 @@ def test_claimed_messages_are_hidden_from_a_second_pump(redis_client):
     assert second.members == []
 
 
+def test_a_claim_with_a_watch_time_hands_its_entries_off_in_the_same_step(redis_client):
+    """With a watch time, claimed entries leave the schedule for the in-flight set at once,
+    watched until then; a claim that took as many as it could says so (look again at once),
+    one that took every due entry does not (wait for a wake token)."""
+    schedule = Schedule(redis_client, "t")
+    for n in range(5):
+        schedule.add({"n": n}, due=1.0)
+    schedule.add({"n": 9}, due=50.0)
+    first = schedule.claim_due(
+        now=5.0, lease_s=30, queue=QUEUE, slots=2, batch=2, watch_until=500.0
+    )
+    assert (first.members, first.full) == ([member_of({"n": n}) for n in range(4)], True)
+    assert schedule.in_flight() == 4
+    assert redis_client.zscore(schedule.inflight_key, member_of({"n": 0})) == 500.0
+    assert schedule.due(5.0) == 1
+    second = schedule.claim_due(
+        now=5.0, lease_s=30, queue=QUEUE, slots=2, batch=2, watch_until=500.0
+    )
+    assert (second.members, second.full) == ([member_of({"n": 4})], False)
+    assert (schedule.depth(), schedule.in_flight()) == (1, 5)
+
+
 def test_a_backlog_is_cut_into_one_batch_per_free_slot(redis_client):
     """Ten due messages and four free slots make four tasks of 3, 3, 2 and 2, in due order."""
     schedule = Schedule(redis_client, "t")

@@ -30,6 +30,10 @@ end
 
 local HIGHEST = '9223372036854775807'
 
+-- The common case costs four calls: the versions (one HMGET), the marker (SET NX, which
+-- also tells a repeated update id), the version, the schedule; the wake token only when the
+-- list is empty (a pump waits on it), so a busy system pays one LLEN for it. A marker is
+-- read (GET) only when the update id was seen or the update is refused.
 local receipt = KEYS[5]
 if receipt then
   local held = redis.call('HGET', receipt, 'fingerprint')
@@ -40,23 +44,31 @@ if receipt then
     redis.call('PEXPIRE', receipt, ARGV[5])
   end
 end
-local seen = redis.call('GET', KEYS[3])
-if seen then return {'duplicate', seen} end
-local enq = canonical(redis.call('HGET', KEYS[1], 'enqueued'))
-local dlv = canonical(redis.call('HGET', KEYS[1], 'delivered'))
+local versions = redis.call('HMGET', KEYS[1], 'enqueued', 'delivered')
+local enq = canonical(versions[1])
+local dlv = canonical(versions[2])
 local newest = enq
 if less(enq, dlv) then newest = dlv end
 local v = ARGV[1]
+local refused
 if v == '0' then
-  if not less(newest, HIGHEST) then return {'full', newest} end
-  v = following(newest)
+  if not less(newest, HIGHEST) then refused = 'full' else v = following(newest) end
 elseif less(v, newest) or (v == newest and ARGV[6] ~= '1') or not less(dlv, v) then
-  if receipt then redis.call('HSET', receipt, 'superseded_version', newest) end
-  return {'superseded', newest}
+  refused = 'superseded'
+end
+if refused then
+  -- A repeated update id answers 'duplicate' whatever its version says now.
+  local seen = redis.call('GET', KEYS[3])
+  if seen then return {'duplicate', seen} end
+  if receipt and refused == 'superseded' then
+    redis.call('HSET', receipt, 'superseded_version', newest)
+  end
+  return {refused, newest}
+end
+if not redis.call('SET', KEYS[3], v, 'NX', 'PX', ARGV[5]) then
+  return {'duplicate', redis.call('GET', KEYS[3])}
 end
 redis.call('HSET', KEYS[1], 'enqueued', v)
 redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3] .. v .. ARGV[4])
-redis.call('SET', KEYS[3], v, 'PX', ARGV[5])
-redis.call('LPUSH', KEYS[4], 1)
-redis.call('LTRIM', KEYS[4], 0, 0)
+if redis.call('LLEN', KEYS[4]) == 0 then redis.call('LPUSH', KEYS[4], 1) end
 return {'enqueued', v}

@@ -24,8 +24,9 @@ local found
 if redis.call('HEXISTS', KEYS[3], ARGV[1]) == 1 then
   found = 'parked'
 else
-  local enq = canonical(redis.call('HGET', KEYS[1], 'enqueued'))
-  local dlv = canonical(redis.call('HGET', KEYS[1], 'delivered'))
+  local versions = redis.call('HMGET', KEYS[1], 'enqueued', 'delivered')
+  local enq = canonical(versions[1])
+  local dlv = canonical(versions[2])
   local v = ARGV[2]
   if v == dlv then found = 'duplicate'
   elseif less(v, enq) or less(v, dlv) then
