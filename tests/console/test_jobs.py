@@ -231,7 +231,7 @@ from cartsync.worker.web.console.jobstore import JobStore
 
 url, job_id, token = sys.argv[1:]
 settings = load_settings({}).with_overrides(redis_url=url)
-client = redis_for(url, 5.0)
+client = redis_for(settings, 5.0)
 merchants = MerchantDirectory(single=MerchantAccount(ref="", username="u", password="secret-pw"))
 producer = Producer(settings, client=client, merchants=merchants)
 store = DeadLetterStore(client, settings.key_prefix)
