@@ -23,6 +23,14 @@ from cartsync.worker.timefmt import format_age
 
 #: Seconds a status or metrics read waits for Redis before calling it unreachable.
 REDIS_TIMEOUT_S = 3.0
+#: Seconds a worker counts as alive after its pump's last heartbeat, at least; three
+#: scheduler intervals when that is longer (an idle pump looks once per interval).
+WORKER_ALIVE_S = 30.0
+
+
+def alive_window_s(scheduler_interval_s: float) -> float:
+    """Seconds since its last heartbeat within which a worker counts as alive."""
+    return max(WORKER_ALIVE_S, 3 * scheduler_interval_s)
 
 
 @dataclass(frozen=True)
@@ -43,6 +51,8 @@ class Snapshot:
     #: Id and age in seconds of the oldest dead letter; None when there are none.
     oldest_dead_id: str | None = None
     oldest_dead_age_s: float | None = None
+    #: Workers whose pump sent a heartbeat within :func:`alive_window_s`.
+    workers_alive: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -80,6 +90,7 @@ def take_snapshot(
         dead_by_reason=by_reason,
         oldest_dead_id=stats.oldest_id,
         oldest_dead_age_s=oldest_age,
+        workers_alive=schedule.workers_alive(now - alive_window_s(settings.scheduler_interval_s)),
     )
 
 

@@ -55,6 +55,8 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from cartsync.config.logging import get_logger
 from cartsync.config.settings import Settings
 from cartsync.worker import keys
+from cartsync.worker.health import WORKER_ALIVE_S as WORKER_ALIVE_S
+from cartsync.worker.health import alive_window_s as alive_window_s
 from cartsync.worker.health import take_snapshot
 from cartsync.worker.redistext import text
 from cartsync.worker.schedule import Schedule, watch_s
@@ -84,9 +86,6 @@ DELIVERY_BUCKETS_S: tuple[float, ...] = (
 #: create series without end. Configured accounts are few and chosen by the operator.
 OTHER_MERCHANT = "other"
 
-#: Seconds a worker counts as alive after its pump's last heartbeat, at least; the collector
-#: allows three scheduler intervals when that is longer (an idle pump looks once per interval).
-WORKER_ALIVE_S = 30.0
 
 _SEP = "|"
 
@@ -114,11 +113,6 @@ def merchant_label(merchant: str, configured: frozenset[str]) -> str:
     """The merchant label value of ``merchant``: itself when configured, else ``other``
     (:data:`OTHER_MERCHANT` says why)."""
     return merchant if merchant in configured else OTHER_MERCHANT
-
-
-def alive_window_s(scheduler_interval_s: float) -> float:
-    """Seconds since its last heartbeat within which a worker counts as alive."""
-    return max(WORKER_ALIVE_S, 3 * scheduler_interval_s)
 
 
 class Metrics:

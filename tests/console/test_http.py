@@ -10,6 +10,7 @@ import pytest
 
 from cartsync.config.settings import load_settings
 from cartsync.worker.errors import ConfigurationError
+from cartsync.worker.schedule import Schedule
 from cartsync.worker.web.app import create_app
 from cartsync.worker.web.console.access import LOGIN_AT_KEY
 from cartsync.worker.web.console.masking import MASK
@@ -279,3 +280,10 @@ def _textarea(html: str) -> str:
     found = re.search(r"<textarea[^>]*>(.*?)</textarea>", html, re.S)
     assert found is not None
     return html_lib.unescape(found.group(1))
+
+
+def test_the_overview_shows_the_workers_alive(as_role, redis_client, settings):
+    """The overview's "workers alive" card counts the pumps that beat recently."""
+    Schedule(redis_client, settings.key_prefix).heartbeat("host-a:1", time.time())
+    page = as_role("viewer").get("/console/").get_data(as_text=True)
+    assert '<div class="num" id="workers-alive">1</div>' in page

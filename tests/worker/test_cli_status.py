@@ -157,3 +157,13 @@ def test_verdict_only_fails_on_old_dead_letters():
         "dead letter 1700000000000-00000000 has waited 1m 01s, longer than 1m 00s"
     )
     assert verdict(old, 61) is None
+
+
+def test_status_counts_the_workers_whose_pump_beat_recently(busy, redis_client):
+    """Workers alive are those whose pump's heartbeat is within the window; a long-silent
+    one does not count, and the table shows the number."""
+    schedule = Schedule(redis_client, busy.key_prefix)
+    schedule.heartbeat("host-a:1", time.time())
+    schedule.heartbeat("host-b:2", time.time() - 3600)
+    assert take_snapshot(redis_client, busy).workers_alive == 1
+    assert "workers alive" in run("--max-dead-age", "86400").output

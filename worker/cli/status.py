@@ -64,6 +64,7 @@ def status(as_json: bool, max_dead_age: float | None, redis_url: str | None) -> 
             ("queue depth", str(snapshot.queue_depth)),
             ("scheduled", f"{snapshot.scheduled} ({snapshot.due} due now)"),
             ("in flight", str(snapshot.in_flight)),
+            ("workers alive", str(snapshot.workers_alive)),
             ("dead letters", str(snapshot.dead_letters)),
         ]
         rows += [
