@@ -4,7 +4,7 @@
     receipt = enqueue_order_update(body)      # body is the API body {"order": {...}}
     receipt.update_id, receipt.version
 
-Accepting is one atomic step in Redis (``Ledger.accept``): the version is recorded, the
+Accepting is one atomic step in Redis (``Ledger.accept_step``): the version is recorded, the
 message is put in the schedule, due now, and a waiting worker is woken. That is all the
 producer does: the workers' pump moves the message to the Celery queue (in a batch when a
 backlog has built up) and watches it in flight until a worker has recorded its attempt

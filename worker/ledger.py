@@ -17,6 +17,7 @@ microsecond timestamp say. Each method checks the versions it is handed (:func:`
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from enum import StrEnum
 from typing import Any, NamedTuple
 
@@ -117,36 +118,6 @@ class Ledger:
         )
         return stored_version(enqueued), stored_version(delivered)
 
-    def accept(
-        self,
-        merchant: str,
-        order_ref: str,
-        *,
-        update_id: str,
-        version: int | None,
-        due: float,
-        message_prefix: str,
-        message_suffix: str,
-        remember_ms: int,
-        allow_equal: bool = False,
-    ) -> tuple[str, int]:
-        """Record a new update and schedule its message (``worker/lua/ledger_accept.lua``);
-        returns (status, version). Status ``full``: ``version`` is None and the order is at
-        the highest version already, so none was assigned."""
-        return self.run_accept(
-            self.accept_step(
-                merchant,
-                order_ref,
-                update_id=update_id,
-                version=version,
-                due=due,
-                message_prefix=message_prefix,
-                message_suffix=message_suffix,
-                remember_ms=remember_ms,
-                allow_equal=allow_equal,
-            )
-        )
-
     def accept_step(
         self,
         merchant: str,
@@ -159,16 +130,20 @@ class Ledger:
         message_suffix: str,
         remember_ms: int,
         allow_equal: bool = False,
+        receipt: Sequence[str] = (),
     ) -> Step:
-        """The keys and arguments of :meth:`accept`'s script, to run with :meth:`run_accept`,
-        or to add to a pipeline with :meth:`queue_accept` (the producer sends ``WAIT`` in the
-        same round trip)."""
+        """The keys and arguments of the accept script (``worker/lua/ledger_accept.lua``):
+        record a new update and schedule its message. Run it with :meth:`run_accept`, or add
+        it to a pipeline with :meth:`queue_accept` (a batch, or ``WAIT`` in the same round
+        trip). ``receipt``: the HTTP API's receipt arguments (``worker/web/receipts.py``), to
+        check and keep the request's receipt in the same step."""
         return Step(
             keys=[
                 keys.order(self.prefix, merchant, order_ref),
                 keys.schedule(self.prefix),
                 keys.update(self.prefix, update_id),
                 keys.wake(self.prefix),
+                *([keys.receipt(self.prefix, update_id)] if receipt else []),
             ],
             args=[
                 "0" if version is None else version_text(version),  # 0: the order's next one
@@ -177,26 +152,41 @@ class Ledger:
                 message_suffix,
                 remember_ms,
                 "1" if allow_equal else "0",
+                *receipt,
             ],
         )
 
     def run_accept(self, step: Step) -> tuple[str, int]:
-        """Run an accept step (loading its script when Redis has forgotten it)."""
+        """Run an accept step (loading its script when Redis has forgotten it); returns
+        (status, version). Status ``full``: no version was given and the order is at the
+        highest already, so none was assigned."""
         return accepted(self._accept(keys=step.keys, args=step.args))
 
-    def queue_accept(self, pipe: redis.client.Pipeline, step: Step) -> None:
-        """Add an accept step to ``pipe`` by its script's digest, then re-arm the update id's
-        marker; the caller executes it, reads the script's reply with :func:`accepted`, and
-        on ``NoScriptError`` (a new master after a failover, a restarted Redis) runs it with
-        :meth:`run_accept` (as :meth:`finish`).
+    def queue_accept(
+        self, pipe: redis.client.Pipeline, step: Step, *, before_wait: bool = True
+    ) -> int:
+        """Add an accept step to ``pipe`` by its script's digest and, ``before_wait``, re-arm
+        the update id's marker; returns how many replies that adds (the script's first). The
+        caller executes it, reads the script's reply with :func:`accepted`, and on
+        ``NoScriptError`` (a new master after a failover, a restarted Redis) loads the script
+        (:meth:`load_accept`) or runs the step with :meth:`run_accept`.
 
         The marker's ``PEXPIRE`` is for a ``WAIT`` that follows: ``WAIT`` waits for the writes
         of its own connection, and an accept that finds a duplicate writes nothing, so the
         original accept (another call, another connection) would go unconfirmed. Any write
         covers everything written before it.
         """
+        # Raw EVALSHA: a Script object in a pipeline would cost a SCRIPT EXISTS round trip on
+        # every execute.
         pipe.evalsha(self._accept.sha, len(step.keys), *step.keys, *step.args)
+        if not before_wait:
+            return 1
         pipe.pexpire(step.keys[ACCEPT_MARKER], int(step.args[ACCEPT_REMEMBER_MS]))
+        return 2
+
+    def load_accept(self) -> None:
+        """Load the accept script into a Redis that has forgotten it."""
+        self.client.script_load(self._accept.script)
 
     def claim(
         self,

@@ -13,7 +13,7 @@ def accept(
     order: str = "o1",
 ) -> tuple[str, int]:
     """Accept an update of order ``m1``/``order`` due at 1.0, with a fixed message."""
-    return ledger.accept(
+    step = ledger.accept_step(
         "m1",
         order,
         update_id=update_id,
@@ -24,3 +24,4 @@ def accept(
         remember_ms=60_000,
         allow_equal=allow_equal,
     )
+    return ledger.run_accept(step)

@@ -2,7 +2,8 @@
 -- message, all in one step so that a version is never recorded without its message (which
 -- would make every older message "superseded" by a state that never arrives) nor the other
 -- way round. It also leaves one token in the wake list, which a worker's pump waiting for
--- work pops (BLPOP); the list never holds more than one. Run by Ledger.accept (ledger.py).
+-- work pops (BLPOP); the list never holds more than one. Run through Ledger.run_accept or
+-- Ledger.queue_accept (ledger.py).
 --
 -- KEYS[1] order hash            KEYS[2] schedule sorted set
 -- KEYS[3] update-id marker      KEYS[4] wake list

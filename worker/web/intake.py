@@ -39,14 +39,13 @@ from cartsync.tasks.producer import (
 )
 from cartsync.tasks.schemas.paths import ROOT
 from cartsync.tasks.validation import validate_update
-from cartsync.worker import keys, scripts
 from cartsync.worker.errors import (
     BrokerUnavailable,
     InvalidUpdate,
     ReplicasUnavailable,
     UnknownMerchant,
 )
-from cartsync.worker.ledger import stored_version, version_text
+from cartsync.worker.ledger import Ledger, stored_version
 from cartsync.worker.redisconn import execute_confirmed
 from cartsync.worker.redistext import text
 from cartsync.worker.web.receipts import Receipt as Stored
@@ -138,7 +137,7 @@ class Intake:
         self.prefix = settings.key_prefix
         self.remember_ms = int(settings.idempotency_ttl_s * 1000)
         self.clock = clock
-        self.accept_script = scripts.load(client, "ledger_accept")
+        self.ledger = Ledger(client, self.prefix)
 
     def submit(
         self,
@@ -227,7 +226,7 @@ class Intake:
                 answers = self._run(ready)
             except redis.exceptions.NoScriptError:
                 # Redis restarted and forgot the script: no step ran (they are all this one).
-                self.client.script_load(scripts.source("ledger_accept"))
+                self.ledger.load_accept()
                 answers = self._run(ready)
         except ReplicasUnavailable as exc:
             return [Outcome(503, errors={ROOT: [str(exc)]}) for _ in ready]
@@ -239,31 +238,22 @@ class Intake:
         ]
 
     def _run(self, ready: Sequence[Ready]) -> list[Any]:
-        # Raw EVALSHA in a plain pipeline: a Script object in a pipeline would cost a
-        # SCRIPT EXISTS round trip on every execute.
+        """The accept script's reply for each of ``ready``, from one pipeline (with ``WAIT``
+        at its end when ``CARTSYNC_REDIS_MIN_REPLICAS`` asks for replicas)."""
         pipe = self.client.pipeline(transaction=False)
-        due = repr(self.clock())
+        due = self.clock()
+        wait = bool(self.settings.redis_min_replicas)
+        per_step = 1
         for r in ready:
-            names = (
-                keys.order(self.prefix, r.merchant, r.order_ref),
-                keys.schedule(self.prefix),
-                keys.update(self.prefix, r.update_id),
-                keys.wake(self.prefix),
-                keys.receipt(self.prefix, r.update_id),
-            )
-            pipe.evalsha(
-                self.accept_script.sha, len(names), *names,
-                "0" if r.version is None else version_text(r.version), due,
-                r.message_prefix, r.message_suffix, self.remember_ms, "0",
-                *r.receipt.script_args(),
+            step = self.ledger.accept_step(
+                r.merchant, r.order_ref, update_id=r.update_id, version=r.version, due=due,
+                message_prefix=r.message_prefix, message_suffix=r.message_suffix,
+                remember_ms=self.remember_ms, receipt=r.receipt.script_args(),
             )  # fmt: skip
-        if not self.settings.redis_min_replicas:
+            per_step = self.ledger.queue_accept(pipe, step, before_wait=wait)
+        if not wait:
             return list(pipe.execute())
-        # WAIT covers only this connection's writes: a duplicate's accept writes nothing, so
-        # touch each marker to make WAIT vouch for the original accepts too (worker/ledger.py).
-        for r in ready:
-            pipe.pexpire(keys.update(self.prefix, r.update_id), self.remember_ms)
-        return execute_confirmed(pipe, self.settings, what="the update")[: len(ready)]
+        return execute_confirmed(pipe, self.settings, what="the update")[::per_step]
 
     def _outcome(self, ready: Ready, raw: Any, seconds: float) -> Outcome:
         status, number = text(raw[0]), stored_version(raw[1])
