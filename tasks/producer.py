@@ -200,24 +200,16 @@ class Producer:
             raise InvalidUpdate(
                 {"version": [f"The order is at version {number}, the highest: none follows it."]}
             )
-        receipt = Receipt(
-            update_id=message.update_id,
-            merchant=merchant,
-            order_ref=order_ref,
-            version=number,
-            status=status,
-            warnings=validated.warnings,
+        return logged_receipt(
+            Receipt(
+                update_id=message.update_id,
+                merchant=merchant,
+                order_ref=order_ref,
+                version=number,
+                status=status,
+                warnings=validated.warnings,
+            )
         )
-        log.info(
-            "enqueue",
-            outcome=status,
-            merchant=merchant,
-            order_ref=order_ref,
-            update_id=message.update_id,
-            version=number,
-            warning_count=sum(len(w) for w in validated.warnings.values()),
-        )
-        return receipt
 
     def _accept(self, step: Step) -> tuple[str, int]:
         """Run the ledger's accept step, then Redis's ``WAIT`` in the same round trip when
@@ -243,6 +235,21 @@ class Producer:
             )
             return found
         return accepted(reply)
+
+
+def logged_receipt(receipt: Receipt) -> Receipt:
+    """Log the ``enqueue`` event of an update the ledger answered (every way in logs the
+    same one), and return its receipt."""
+    log.info(
+        "enqueue",
+        outcome=receipt.status,
+        merchant=receipt.merchant,
+        order_ref=receipt.order_ref,
+        update_id=receipt.update_id,
+        version=receipt.version,
+        warning_count=sum(len(w) for w in receipt.warnings.values()),
+    )
+    return receipt
 
 
 def _safe_url(url: str) -> str:

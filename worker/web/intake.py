@@ -26,13 +26,13 @@ from typing import Any
 
 import redis
 
-from cartsync.config.logging import get_logger
 from cartsync.config.merchants import MerchantDirectory
 from cartsync.config.settings import Settings
 from cartsync.tasks.message import UpdateMessage, version_problem
 from cartsync.tasks.producer import (
     FULL,
     Receipt,
+    logged_receipt,
     order_identity,
     require_identity,
     with_platform_defaults,
@@ -50,8 +50,6 @@ from cartsync.worker.redisconn import execute_confirmed
 from cartsync.worker.redistext import text
 from cartsync.worker.web.receipts import Receipt as Stored
 from cartsync.worker.web.receipts import fingerprint, keyed_update_id
-
-log = get_logger("cartsync.producer")
 
 #: Errors that mean Redis did not answer.
 REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError, OSError, BrokerUnavailable)
@@ -266,22 +264,15 @@ class Intake:
                     "version": [f"The order is at version {number}, the highest: none follows it."]
                 },
             )
-        receipt = Receipt(
-            update_id=ready.update_id,
-            merchant=ready.merchant,
-            order_ref=ready.order_ref,
-            version=number,
-            status=status,
-            warnings=ready.warnings,
-        )
-        log.info(
-            "enqueue",
-            outcome=status,
-            merchant=ready.merchant,
-            order_ref=ready.order_ref,
-            update_id=ready.update_id,
-            version=number,
-            warning_count=sum(len(w) for w in ready.warnings.values()),
+        receipt = logged_receipt(
+            Receipt(
+                update_id=ready.update_id,
+                merchant=ready.merchant,
+                order_ref=ready.order_ref,
+                version=number,
+                status=status,
+                warnings=ready.warnings,
+            )
         )
         return Outcome(202, receipt=receipt, replayed=status == "duplicate", enqueue_s=seconds)
 
