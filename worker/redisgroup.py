@@ -24,7 +24,13 @@ from typing import Any
 import redis
 
 from cartsync.worker.errors import BrokerUnavailable
-from cartsync.worker.redisserver import STARTUP_TIMEOUT_S, answers, free_port, server_binary
+from cartsync.worker.redisserver import (
+    STARTUP_TIMEOUT_S,
+    answers,
+    free_port,
+    server_binary,
+    stop_server,
+)
 
 #: The name the Sentinels know the master by.
 MASTER_NAME = "cartsync"
@@ -136,13 +142,7 @@ class RedisNode:
             self.process = None
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_server(self.process)
         self.process = None
 
     def remove(self) -> None:

@@ -25,6 +25,21 @@ from cartsync.worker.errors import BrokerUnavailable
 
 #: Seconds to wait for an embedded Redis to accept connections.
 STARTUP_TIMEOUT_S = 10.0
+#: Seconds a server may take to stop after SIGTERM before it is killed.
+STOP_TIMEOUT_S = 5.0
+
+
+def stop_server(process: subprocess.Popen[bytes] | None) -> None:
+    """Stop a redis-server process: SIGTERM, then SIGKILL if it has not gone within
+    :data:`STOP_TIMEOUT_S`."""
+    if process is None or process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=STOP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def answers(url: str, timeout: float = 0.5) -> bool:
@@ -114,13 +129,7 @@ class EmbeddedRedis:
 
     def stop(self, *, keep_data: bool = False) -> None:
         """Stop the server; with ``keep_data`` its directory stays for a restart."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_server(self.process)
         self.process = None
         if not keep_data:
             shutil.rmtree(self.dir, ignore_errors=True)
