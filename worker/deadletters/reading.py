@@ -163,16 +163,40 @@ class StoreReader(DamagedLookup):
                 return
             high = "(" + ids[-1]
 
+    def letters_of_orders(
+        self, orders: Iterable[tuple[str, str]]
+    ) -> dict[tuple[str, str], list[DeadLetter]]:
+        """Each (merchant, order-ref)'s letters, newest id first (damaged ones left out, as
+        :meth:`scan` does), in two round trips whatever the number of orders: one pipeline
+        of by-order range reads, then one read of all those letters."""
+        wanted = list(dict.fromkeys(orders))
+        if not wanted:
+            return {}
+        pipe = self.client.pipeline(transaction=False)
+        for merchant, order_ref in wanted:
+            pipe.zrange(self.by_order_key, *_order_range(order_ref, merchant), bylex=True)
+        ids_of = dict(zip(wanted, map(_ids_of, pipe.execute()), strict=True))
+        every = list(dict.fromkeys(i for ids in ids_of.values() for i in ids))
+        by_id = {
+            letter_id: found.letter
+            for letter_id, found in zip(every, self.load_many(every), strict=True)
+            if isinstance(found, Stored)
+        }
+        return {
+            key: [
+                by_id[i]
+                for i in ids
+                if i in by_id and (by_id[i].merchant, by_id[i].order_ref) == key
+            ]
+            for key, ids in ids_of.items()
+        }
+
     def _scan_order(self, filters: Filters, below: str | None) -> Iterator[Stored | Damaged]:
         assert filters.order_ref is not None
-        prefix = filters.order_ref + SEP
-        if filters.merchant is not None:
-            prefix += filters.merchant + SEP
-        start = prefix.encode()
         members = self.client.zrange(
-            self.by_order_key, b"[" + start, b"[" + start + b"\xff", bylex=True
+            self.by_order_key, *_order_range(filters.order_ref, filters.merchant), bylex=True
         )
-        ids = sorted({member_text(m).rsplit(SEP, 1)[-1] for m in members}, reverse=True)
+        ids = _ids_of(members)
         if below is not None:
             ids = [i for i in ids if i < below]
         for offset in range(0, len(ids), SCAN_BATCH):
@@ -415,3 +439,16 @@ def _wanted(found: Stored | Damaged, filters: Filters, *, by_index: bool) -> boo
 
 def _id_of(entry: Stored | Damaged) -> str:
     return entry.letter.id if isinstance(entry, Stored) else entry.id
+
+
+def _order_range(order_ref: str, merchant: str | None) -> tuple[bytes, bytes]:
+    """The lexical range of the by-order members of an order (of any merchant when
+    ``merchant`` is None)."""
+    prefix = order_ref + SEP + ("" if merchant is None else merchant + SEP)
+    start = prefix.encode()
+    return b"[" + start, b"[" + start + b"\xff"
+
+
+def _ids_of(members: Iterable[Any]) -> list[str]:
+    """The letter ids of by-order members, newest first."""
+    return sorted({member_text(m).rsplit(SEP, 1)[-1] for m in members}, reverse=True)

@@ -30,7 +30,6 @@ from cartsync.worker.web.console.context import console
 from cartsync.worker.web.console.diffing import Change, diff, masked_change
 from cartsync.worker.web.console.grouping import OrderKey, group_by_order, newest_of
 from cartsync.worker.web.console.masking import mask
-from cartsync.worker.web.console.orders import letters_of_orders
 from cartsync.worker.web.console.query import Query, cli_filters, parse_query
 from cartsync.worker.web.console.roles import Action, may
 from cartsync.worker.web.console.signatures import group_by_signature, letter_signature
@@ -217,7 +216,7 @@ def letters() -> str:
 
 def order_letters(shown: list[DeadLetter]) -> dict[OrderKey, list[DeadLetter]]:
     """Every letter of each order on a page (``orders.py``: two round trips in all)."""
-    return letters_of_orders(console().store, ((s.merchant, s.order_ref) for s in shown))
+    return console().store.letters_of_orders((s.merchant, s.order_ref) for s in shown)
 
 
 # -- one letter --------------------------------------------------------------------------------

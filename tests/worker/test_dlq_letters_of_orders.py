@@ -1,10 +1,10 @@
-"""Reading every letter of a page's orders at once (``worker/web/console/orders.py``) finds
-what the store's own scan by order finds, and nothing of another order."""
+"""Reading every letter of many orders at once (``StoreReader.letters_of_orders``, the
+console's listing pages) finds what the store's own scan by order finds, and nothing of
+another order."""
 
 from __future__ import annotations
 
 from cartsync.worker.deadletters import Filters
-from cartsync.worker.web.console.orders import letters_of_orders
 from tests.worker.dlq_support import make_letter
 
 
@@ -15,11 +15,11 @@ def test_each_order_gets_exactly_its_letters_newest_first(store):
     for merchant, order_ref in orders[:4]:
         for version in (1, 2):
             store.park(make_letter(merchant=merchant, order_ref=order_ref, version=version))
-    found = letters_of_orders(store, [*orders, ("shop1", "A")])
+    found = store.letters_of_orders([*orders, ("shop1", "A")])
     assert set(found) == set(orders)
     for merchant, order_ref in orders:
         expected = [s.letter for s in store.scan(Filters(merchant=merchant, order_ref=order_ref))]
         assert found[(merchant, order_ref)] == expected
     assert found[("shop1", "B")] == []
     assert [len(found[o]) for o in orders[:4]] == [2, 2, 2, 2]
-    assert letters_of_orders(store, []) == {}
+    assert store.letters_of_orders([]) == {}
