@@ -43,6 +43,7 @@ import argparse
 import contextlib
 import itertools
 import json
+import math
 import random
 import statistics
 import sys
@@ -124,6 +125,9 @@ class Report:
     wrong_final: list[str] = field(default_factory=list)
     reordered: list[str] = field(default_factory=list)
     failover_s: float | None = None
+    #: Updates each producer had accepted after the new master was found (wall-clock time):
+    #: the producers carried on by themselves.
+    accepted_after_failover: list[int] = field(default_factory=list)
     enqueue_ms_median: float | None = None
     enqueue_ms_p99: float | None = None
     checks: list[tuple[str, bool, str]] = field(default_factory=list)
@@ -247,6 +251,8 @@ class Failover:
         self.report = Report(config)
         self.workers: list[WorkerProcess] = []
         self.producers: list[ProducerProcess] = []
+        #: Wall-clock time the new master was found (never, until it is).
+        self.failed_over_at = math.inf
 
     def run(self) -> Report:
         c = self.config
@@ -316,6 +322,7 @@ class Failover:
 
         wait_for(promoted, timeout=30, what="the Sentinels to promote a replica", interval=0.1)
         self.report.failover_s = round(time.monotonic() - killed_at, 2)
+        self.failed_over_at = time.time()
 
     def _accepted(self) -> list[dict[str, Any]]:
         return [a for p in self.producers for a in p.answers() if a.get("event") == "accepted"]
@@ -380,6 +387,14 @@ class Failover:
         report = self.report
         accepted = self._accepted()
         report.accepted = len(accepted)
+        report.accepted_after_failover = [
+            sum(
+                1
+                for a in p.answers()
+                if a.get("event") == "accepted" and a["at"] >= self.failed_over_at
+            )
+            for p in self.producers
+        ]
         answers = [a for p in self.producers for a in p.answers()]
         report.unavailable_by = Counter(
             a["error"] for a in answers if a.get("event") == "unavailable"

@@ -39,5 +39,6 @@ def test_with_replica_confirmation_a_failover_loses_and_reorders_nothing(tmp_pat
     # The cut link made the replicas miss confirmations: some enqueues were answered
     # "unavailable" rather than accepted, and producers sent them again.
     assert report["unavailable_by"].get("ReplicasUnavailable", 0) >= 1
-    # Updates flowed after the failover too: more were accepted than before the kill.
-    assert report["accepted"] >= 2 * 14 * 10
+    # Both producers carried on by themselves: each had updates accepted by the new master.
+    assert len(report["accepted_after_failover"]) == 2
+    assert all(count > 0 for count in report["accepted_after_failover"]), report
