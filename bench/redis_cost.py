@@ -76,6 +76,7 @@ from bench.harness import (
 from bench.letters import payload
 from bench.load import bodies
 from cartsync.worker import keys
+from cartsync.worker.metrics import with_log
 from cartsync.worker.processes import wait_for
 from cartsync.worker.redisserver import server_binary
 
@@ -91,8 +92,7 @@ STEPS = (
     "celery publish",
     "celery consume",
     "celery ack",
-    "claim",
-    "finish",
+    "claim + finish",
     "metrics",
     "retry/defer",
     "park",
@@ -107,8 +107,7 @@ SCRIPT_STEPS = {
     "schedule_hand_off": "pump",
     "schedule_sweep": "periodic",
     "schedule_give_back": "retry/defer",
-    "ledger_claim": "claim",
-    "ledger_finish": "finish",
+    "ledger_step": "claim + finish",
     "dlq_park": "park",
 }
 
@@ -428,7 +427,11 @@ class CostRun:
     def delivered(self) -> int:
         if self.variant == "naive":
             return int(self.sandbox.admin.stats()["accepted"])
-        return int(self.admin.hget(keys.metrics_updates("cartsync"), "delivered|") or 0)
+        # Read when idle (before and after a window), so that no fold of the metrics log
+        # comes between these reads; one at a time, as in idle().
+        hashes = [self.admin.hgetall(key) for key in keys.metrics_log_hashes("cartsync")]
+        entries = self.admin.lrange(keys.metrics_log("cartsync"), 0, -1)
+        return int(with_log(hashes, entries)[0].get("delivered|", 0))
 
     def measure(self, prefix: str, *, monitor: bool) -> Window:
         work = self._work(self.scenario.count, prefix)

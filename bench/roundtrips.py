@@ -6,7 +6,7 @@ that method counts round trips exactly, in the process that makes them, and read
 packed bytes back says what went: the command names, the first key, and for ``EVALSHA`` the
 name of cartsync's script (``worker/lua``). A round trip is then named by its commands in
 order (``MULTI``/``EXEC`` kept, so that a transaction shows), e.g.
-``EVALSHA:ledger_finish HINCRBY:cartsync:metrics HINCRBY:cartsync:metrics ...``.
+``MULTI HGETALL:cartsync:metrics:updates ... EXEC``.
 
 :func:`install` patches redis-py in the calling process; :func:`counts` is a snapshot.
 """

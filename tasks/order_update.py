@@ -43,8 +43,8 @@ from cartsync.tasks.validation import validate_update
 from cartsync.worker.backoff import compute_backoff, exhausted
 from cartsync.worker.clock import logged_ms_since
 from cartsync.worker.errors import InvalidMessage, InvalidUpdate, UnknownMerchant
-from cartsync.worker.ledger import Claim
-from cartsync.worker.outcome_records import after_attempt, claim_args, write_into
+from cartsync.worker.ledger import Claim, ClaimRequest, Finish
+from cartsync.worker.outcome_records import after_attempt, superseded_head, ttl_ms
 from cartsync.worker.outcomes import CallResult, Outcome, Reason, verdict
 
 log = get_logger("cartsync.order_update")
@@ -88,6 +88,7 @@ def run_batch(members: list[Any], rt: Services) -> list[Outcome]:
     """
     deadline = time.monotonic() + rt.settings.visibility_timeout_s * BATCH_TIME_SHARE
     outcomes: list[Outcome] = []
+    steps = Steps(rt)
     for n, member in enumerate(members):
         if n and time.monotonic() > deadline:
             rest = [m for m in members[n:] if isinstance(m, str)]
@@ -95,7 +96,7 @@ def run_batch(members: list[Any], rt: Services) -> list[Outcome]:
             log.warning("order_updates.handed_back", count=len(rest))
             break
         try:
-            outcomes.append(process(member, rt))
+            outcomes.append(process(member, rt, steps))
         except REDIS_DOWN as exc:
             # Redis went away mid-attempt, so the attempt's outcome may be unrecorded (a
             # retry not scheduled, a delivery not in the ledger). Acknowledging the task
@@ -115,7 +116,112 @@ def run_batch(members: list[Any], rt: Services) -> list[Outcome]:
             raise Reject(type(exc).__name__, requeue=True) from None
         except Exception as exc:
             outcomes.append(after_failure(member, exc, rt))
+    try:
+        steps.close()
+    except REDIS_DOWN as exc:
+        # The last update's finish is unrecorded: the same as Redis going away mid-attempt.
+        log.warning("order_update", outcome=Outcome.INTERRUPTED, reason="redis_unavailable",
+                    exception=type(exc).__name__)  # fmt: skip
+        raise Reject(type(exc).__name__, requeue=True) from None
+    except Exception as exc:
+        # Unrecorded, the finished messages stay in flight and come back; their claims end
+        # them (duplicates) or send them again. Nothing goes to Celery (run_batch says why).
+        log.error("order_updates.unrecorded", exception=type(exc).__name__)
     return outcomes
+
+
+@dataclass
+class Sent:
+    """An attempt that was sent, whose finish waits for the task's next step."""
+
+    message: UpdateMessage
+    member: str
+    token: str
+    result: Result
+    #: The attempt's event logger and start, to log it once its finish is recorded.
+    bound: Any = None
+    started: float = 0.0
+
+
+class Steps:
+    """A task's ledger steps (``Ledger.step``): the finish of an update sent rides with the
+    claim of the task's next update, and the in-flight entries of the messages the task has
+    finished all go with its last step.
+
+    Until then an update's outcome is decided but not recorded, as it was between sending
+    and finishing: a worker killed there leaves the order locked until the lock's TTL and the
+    message in flight, and the update is tried again (a send of the same version). A finished
+    message whose in-flight entry is still there when the worker dies comes back as well, and
+    its claim ends it as a duplicate.
+    """
+
+    def __init__(self, rt: Services) -> None:
+        self.rt = rt
+        self.sent: Sent | None = None
+        self.finished: list[str] = []
+
+    def claim(self, message: UpdateMessage) -> tuple[Claim, str]:
+        """Claim ``message``'s update, with the finish waiting (if any)."""
+        rt = self.rt
+        request = ClaimRequest(
+            message.merchant, message.order_ref, message.update_id, message.version,
+            parked_index=rt.dead_letters.by_update_key, ttl_s=rt.settings.lock_ttl_s,
+            superseded_record=superseded_head(
+                at=rt.clock(), merchant=message.merchant, order_ref=message.order_ref,
+                version=message.version, enqueued_at=message.enqueued_at,
+                attempts=len(message.attempts),
+            ),
+            record_ttl_ms=ttl_ms(rt.settings.idempotency_ttl_s), count=True,
+        )  # fmt: skip
+        found = rt.ledger.step(self._finish(), request)
+        self._recorded()
+        return found
+
+    def send_later(self, sent: Sent) -> None:
+        """Keep ``sent``'s finish for the next step (there is none waiting: a claim took it)."""
+        self.sent = sent
+
+    def close(self) -> None:
+        """The task's last step: the finish waiting, and every finished message's in-flight
+        entry."""
+        finish = self._finish()
+        if finish is None and not self.finished:
+            return
+        drop = [*self.finished, *([self.sent.member] if self.sent else [])]
+        self.rt.ledger.step(finish, drop=drop)
+        self._recorded()
+        self.finished = []
+
+    def _finish(self) -> Finish | None:
+        """The finish waiting, if any. It stays waiting until a step has recorded it
+        (:meth:`_recorded`): a step that fails leaves it for the next."""
+        sent = self.sent
+        if sent is None:
+            return None
+        rt, message, result = self.rt, sent.message, sent.result
+        record = after_attempt(
+            result.outcome, at=rt.clock(), merchant=message.merchant, order_ref=message.order_ref,
+            version=message.version, enqueued_at=message.enqueued_at,
+            attempts=len(message.attempts) + (result.latency_ms is not None),
+            status=result.status, next_retry_s=result.next_retry_s, letter_id=result.letter_id,
+            reason=result.reason,
+        )  # fmt: skip
+        count = rt.metrics.log_entry(
+            result.outcome, result.reason, result.status, result.latency_ms,
+            merchant=message.merchant, enqueued_at=message.enqueued_at,
+        )  # fmt: skip
+        return Finish(
+            message.merchant, message.order_ref, message.update_id, sent.token,
+            delivered=message.version if result.outcome is Outcome.DELIVERED else None,
+            record="" if record is None else record.to_json(),
+            record_ttl_ms=ttl_ms(rt.settings.idempotency_ttl_s), count=count,
+        )  # fmt: skip
+
+    def _recorded(self) -> None:
+        sent, self.sent = self.sent, None
+        if sent is not None:
+            self.finished.append(sent.member)
+            _log_result(sent.bound, sent.result, sent.started)
 
 
 @dataclass(frozen=True)
@@ -133,8 +239,15 @@ class Result:
     counted: bool = False
 
 
-def process(member: Any, rt: Services) -> Outcome:
-    """Run one attempt of one update message (its text form) to its outcome, and log it."""
+def process(member: Any, rt: Services, steps: Steps | None = None) -> Outcome:
+    """Run one attempt of one update message (its text form) to its outcome, and log it (an
+    attempt sent: once its finish is recorded, with ``steps``' next step; without ``steps``,
+    before this returns)."""
+    if steps is None:
+        own = Steps(rt)
+        outcome = process(member, rt, own)
+        own.close()
+        return outcome
     started = time.perf_counter()
     try:
         message = UpdateMessage.from_json(member)
@@ -158,7 +271,17 @@ def process(member: Any, rt: Services) -> Outcome:
         version=message.version,
         attempt=message.attempt,
     )
-    result = _attempt(message, member, rt)
+    result = _attempt(message, member, rt, steps)
+    if isinstance(result, Sent):
+        steps.send_later(replace(result, bound=bound, started=started))
+        return result.result.outcome
+    _log_result(bound, result, started)
+    if not result.counted:
+        rt.metrics.observe(result.outcome, result.reason, result.status, result.latency_ms)
+    return result.outcome
+
+
+def _log_result(bound: Any, result: Result, started: float) -> None:
     level = "info" if result.outcome in QUIET_OUTCOMES else "warning"
     getattr(bound, level)(
         "order_update",
@@ -169,44 +292,29 @@ def process(member: Any, rt: Services) -> Outcome:
         letter_id=result.letter_id,
         duration_ms=logged_ms_since(started),
     )
-    if not result.counted:
-        rt.metrics.observe(result.outcome, result.reason, result.status, result.latency_ms)
-    return result.outcome
 
 
-def _attempt(message: UpdateMessage, member: str, rt: Services) -> Result:
+def _attempt(message: UpdateMessage, member: str, rt: Services, steps: Steps) -> Result | Sent:
     # ``member`` is the message's entry in the in-flight set, dropped once the attempt's
-    # outcome is recorded (with the claim, or with finish): until then a lost message comes
-    # back.
-    # One round trip decides and, when the update is to be sent, takes the order's lock
-    # (the dead-letter check, the ledger's rule of ``decide`` and the lock, as one step).
-    # Superseded here, the claim writes the update's outcome record in the same step.
-    record = claim_args(
-        rt.settings.key_prefix, message.update_id, rt.settings.idempotency_ttl_s,
-        at=rt.clock(), merchant=message.merchant, order_ref=message.order_ref,
-        enqueued_at=message.enqueued_at, attempts=len(message.attempts),
-    )  # fmt: skip
-    claim, token = rt.ledger.claim(
-        message.merchant,
-        message.order_ref,
-        update_id=message.update_id,
-        version=message.version,
-        parked_index=rt.dead_letters.by_update_key,
-        ttl_s=rt.settings.lock_ttl_s,
-        member=member,
-        record=record,
-    )
+    # outcome is recorded (with the task's last step, ``Steps``): until then a lost message
+    # comes back. One round trip finishes the update sent before (if any) and claims this one:
+    # the dead-letter check, the ledger's rule of ``decide`` and the order's lock, as one
+    # step. Superseded here, the claim writes the update's outcome record in the same step,
+    # and counts what it decides.
+    claim, token = steps.claim(message)
     if claim is Claim.PARKED:
         # A redelivered message whose update was parked already.
-        return Result(Outcome.DUPLICATE, reason="already_dead_lettered")
+        steps.finished.append(member)
+        return Result(Outcome.DUPLICATE, reason="already_dead_lettered", counted=True)
     if claim is Claim.BUSY:
         deferred = replace(message, deferrals=message.deferrals + 1)
         rt.schedule.add(deferred.to_dict(), rt.clock() + LOCK_BUSY_DELAY_S)
-        rt.schedule.done(member)
+        steps.finished.append(member)
         return Result(Outcome.DEFERRED, reason="order_busy", next_retry_s=LOCK_BUSY_DELAY_S)
     if claim is not Claim.SEND:
         # SUPERSEDED or DUPLICATE: the ledger's answer is the outcome of the same name.
-        return Result(Outcome(claim.value))
+        steps.finished.append(member)
+        return Result(Outcome(claim.value), counted=True)
     try:
         result = _send(message, rt)
     except BaseException:
@@ -214,46 +322,7 @@ def _attempt(message: UpdateMessage, member: str, rt: Services) -> Result:
         # flight so that it comes back.
         rt.ledger.finish(message.merchant, message.order_ref, token, delivered=None)
         raise
-    _finish_and_count(message, result, token, member, rt)
-    return replace(result, counted=True)
-
-
-def _finish_and_count(
-    message: UpdateMessage, result: Result, token: str, member: str, rt: Services
-) -> None:
-    """End a sent attempt (record a delivery, release the lock, drop the in-flight entry),
-    write the update's outcome record and count it for the metrics, in one round trip."""
-    delivered = message.version if result.outcome is Outcome.DELIVERED else None
-    pipe = rt.redis.pipeline(transaction=False)
-    record = after_attempt(
-        result.outcome, at=rt.clock(), merchant=message.merchant, order_ref=message.order_ref,
-        version=message.version, enqueued_at=message.enqueued_at,
-        attempts=len(message.attempts) + (result.latency_ms is not None),
-        status=result.status, next_retry_s=result.next_retry_s, letter_id=result.letter_id,
-        reason=result.reason,
-    )  # fmt: skip
-    if record is not None:  # first: a lookup must never find the update in no place at all
-        write_into(pipe, rt.settings.key_prefix, message.update_id, record,
-                   rt.settings.idempotency_ttl_s)  # fmt: skip
-    rt.ledger.finish(
-        message.merchant, message.order_ref, token, delivered=delivered, member=member, pipe=pipe
-    )
-    rt.metrics.count_into(
-        pipe,
-        result.outcome,
-        result.reason,
-        result.status,
-        result.latency_ms,
-        merchant=message.merchant,
-        enqueued_at=message.enqueued_at,
-    )
-    try:
-        pipe.execute()
-    except redis.exceptions.NoScriptError:
-        # Redis restarted and forgot the script; the counters went through, the finish not.
-        rt.ledger.finish(
-            message.merchant, message.order_ref, token, delivered=delivered, member=member
-        )
+    return Sent(message, member, token, replace(result, counted=True))
 
 
 def identity_errors(message: UpdateMessage) -> list[str]:

@@ -188,6 +188,24 @@ def metrics_merchant_updates(prefix: str) -> str:
     return f"{prefix}:metrics:merchant_updates"
 
 
+def metrics_log_hashes(prefix: str) -> tuple[str, ...]:
+    """The metrics hashes a metrics log entry numbers, in its order (from 1, as in Lua):
+    updates, attempts, latency, merchant updates, delivery (``worker/metrics.py``)."""
+    return (
+        metrics_updates(prefix),
+        metrics_attempts(prefix),
+        metrics_latency(prefix),
+        metrics_merchant_updates(prefix),
+        metrics_delivery(prefix),
+    )
+
+
+def metrics_log(prefix: str) -> str:
+    """List of the counts a worker recorded with an update's outcome, not yet added to the
+    metrics hashes (``worker/lua/_metrics_log.lua``)."""
+    return f"{prefix}:metrics:log"
+
+
 def metrics_delivery(prefix: str) -> str:
     """Hash of the enqueue-to-delivered latency histogram's buckets and sum."""
     return f"{prefix}:metrics:delivery"
@@ -236,8 +254,15 @@ def receipt(prefix: str, update_id: str) -> str:
 
 
 def outcome(prefix: str, update_id: str) -> str:
-    """Hash of what a worker last recorded about an update (delivered, retrying, superseded,
-    dead-lettered), kept as long as the update id itself (``worker/outcome_records.py``)."""
+    """What a worker last recorded about an update (delivered, retrying, superseded,
+    dead-lettered), as JSON text, kept as long as the update id itself
+    (``worker/outcome_records.py``)."""
+    return f"{prefix}:outcome-record:{update_id}"
+
+
+def outcome_hash(prefix: str, update_id: str) -> str:
+    """The same as a hash, as releases before the JSON text wrote it: still read until the
+    last of them expires (``worker/outcome_records.py``)."""
     return f"{prefix}:outcome:{update_id}"
 
 

@@ -5,8 +5,8 @@ sent after a newer one. The ledger records, per order, the newest version accept
 sending (``enqueued``) and the newest version seQura accepted (``delivered``).
 
 Each step that reads and changes the ledger is one Lua script (``worker/lua/ledger_*.lua``):
-accept (a producer's), claim (a worker's before sending: check, then lock) and finish (after
-sending: record the delivery, unlock).
+accept (a producer's), and a worker's step, which finishes the update just sent (records the
+delivery, unlocks) and claims the next one (checks it, then locks) at once.
 
 Versions go to and from Redis as decimal text, and the scripts compare them as text (shorter
 is smaller, then digit by digit), never as Lua numbers: those are doubles, exact only up to
@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Sequence
+from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, overload
 
 import redis
 
@@ -76,7 +77,7 @@ def decide(version: int, enqueued: int, delivered: int) -> Decision:
 
     Equal to the delivered version means this very update was delivered already (a
     redelivered message); anything older than a version enqueued or delivered is stale.
-    ``worker/lua/ledger_claim.lua`` applies the same rule in Redis (a test compares them).
+    ``worker/lua/ledger_step.lua`` applies the same rule in Redis (a test compares them).
     """
     if version == delivered:
         return Decision.DUPLICATE
@@ -88,6 +89,50 @@ def decide(version: int, enqueued: int, delivered: int) -> Decision:
 #: Positions, in the accept script's keys and arguments, of the update id's marker and of how
 #: long it is remembered (``worker/lua/ledger_accept.lua``).
 ACCEPT_MARKER, ACCEPT_REMEMBER_MS = 2, 4
+
+
+#: Entries the metrics log holds before the step script folds them into the metrics hashes
+#: (``worker/lua/_metrics_log.lua``): the larger, the fewer folds (each an HMGET and an HSET
+#: per hash) but the longer each holds Redis (a few hundred small entries: well under 1 ms).
+METRICS_LOG_FOLD_AT = 256
+
+
+@dataclass(frozen=True)
+class Finish:
+    """The end of an attempt that was sent, for :meth:`Ledger.step`."""
+
+    merchant: str
+    order_ref: str
+    update_id: str
+    #: The lock's token from the claim.
+    token: str
+    #: The version seQura accepted, None when it did not.
+    delivered: int | None = None
+    #: The update's outcome record as JSON (``worker/outcome_records.py``), '' for none.
+    record: str = ""
+    record_ttl_ms: int = 1
+    #: The outcome's metrics log entry (``Metrics.log_entry``), '' to count nothing.
+    count: str = ""
+
+
+@dataclass(frozen=True)
+class ClaimRequest:
+    """An update a worker is about to send, for :meth:`Ledger.step`."""
+
+    merchant: str
+    order_ref: str
+    update_id: str
+    version: int
+    #: The dead-letter store's hash of parked update ids.
+    parked_index: str
+    #: How long the order's lock holds if never released.
+    ttl_s: float
+    #: The record to keep if the update is superseded (``outcome_records.superseded_head``),
+    #: '' for none.
+    superseded_record: str = ""
+    record_ttl_ms: int = 1
+    #: Count an outcome the claim decides (parked, duplicate, superseded) in the metrics log.
+    count: bool = False
 
 
 class Step(NamedTuple):
@@ -108,8 +153,9 @@ class Ledger:
         self.client = client
         self.prefix = prefix
         self._accept = scripts.load(client, "ledger_accept")
-        self._claim = scripts.load(client, "ledger_claim")
-        self._finish = scripts.load(client, "ledger_finish")
+        self._step = scripts.load(client, "ledger_step")
+        #: The metrics log and the hashes its entries number (``worker/lua/_metrics_log.lua``).
+        self.metrics_log_keys = (keys.metrics_log(prefix), *keys.metrics_log_hashes(prefix))
 
     def versions(self, merchant: str, order_ref: str) -> tuple[int, int]:
         """(newest enqueued version, newest delivered version) of an order; 0 when none."""
@@ -188,6 +234,75 @@ class Ledger:
         """Load the accept script into a Redis that has forgotten it."""
         self.client.script_load(self._accept.script)
 
+    @overload
+    def step(
+        self, finish: Finish | None, claim: ClaimRequest, drop: Sequence[str] = ()
+    ) -> tuple[Claim, str]: ...
+
+    @overload
+    def step(
+        self, finish: Finish | None = None, claim: None = None, drop: Sequence[str] = ()
+    ) -> None: ...
+
+    def step(
+        self,
+        finish: Finish | None = None,
+        claim: ClaimRequest | None = None,
+        drop: Sequence[str] = (),
+    ) -> tuple[Claim, str] | None:
+        """Finish the attempt just sent, claim the next update, drop finished messages'
+        in-flight entries: whichever of the three are given, in that order, in one script
+        (``worker/lua/ledger_step.lua``) and one round trip.
+
+        A worker's task runs its updates one after the other, so each update's claim can ride
+        with the finish of the one before it, and its in-flight entries can all go with the
+        task's last step (``tasks/order_update.py``): per update, one round trip and one script
+        call instead of two, and no ``ZREM`` of its own.
+
+        ``drop``: members of the in-flight sorted set whose attempts have ended. Returns the
+        claim's finding and the lock's token (meaningful with ``Claim.SEND`` only), or None
+        without a claim.
+        """
+        names = [*self.metrics_log_keys]
+        args: list[str | int] = [
+            "1" if finish else "0", "1" if claim else "0", "1" if drop else "0", METRICS_LOG_FOLD_AT
+        ]  # fmt: skip
+        if finish is not None:
+            names += [
+                keys.order(self.prefix, finish.merchant, finish.order_ref),
+                keys.lock(self.prefix, finish.merchant, finish.order_ref),
+                keys.outcome(self.prefix, finish.update_id),
+            ]
+            args += [
+                "0" if finish.delivered is None else version_text(finish.delivered),
+                finish.token,
+                finish.record,
+                finish.record_ttl_ms,
+                finish.count,
+            ]
+        token = secrets.token_hex(8)
+        if claim is not None:
+            names += [
+                keys.order(self.prefix, claim.merchant, claim.order_ref),
+                keys.lock(self.prefix, claim.merchant, claim.order_ref),
+                claim.parked_index,
+                keys.outcome(self.prefix, claim.update_id),
+            ]
+            args += [
+                claim.update_id,
+                version_text(claim.version),
+                token,
+                max(1, int(claim.ttl_s * 1000)),
+                claim.superseded_record,
+                claim.record_ttl_ms,
+                "1" if claim.count else "0",
+            ]
+        if drop:
+            names.append(keys.inflight(self.prefix))
+            args += drop
+        found = text(self._step(keys=names, args=args))
+        return None if claim is None else (Claim(found), token)
+
     def claim(
         self,
         merchant: str,
@@ -198,29 +313,15 @@ class Ledger:
         parked_index: str,
         ttl_s: float,
         member: str = "",
-        record: tuple[str, list[str]] | None = None,
     ) -> tuple[Claim, str]:
-        """Check an update against the ledger and take the order's lock when it is to be sent.
-
-        ``parked_index``: the dead-letter store's hash of parked update ids. ``member``: the
-        message's in-flight entry, dropped when the claim itself ends the attempt (parked,
-        duplicate, superseded). ``record``: the update's outcome record key and its arguments
-        (``worker/lua/ledger_claim.lua``), written when the update is superseded. Returns the
-        claim and the lock's token (meaningful with ``Claim.SEND`` only).
-        """
-        token = secrets.token_hex(8)
-        names = [
-            keys.order(self.prefix, merchant, order_ref),
-            keys.lock(self.prefix, merchant, order_ref),
-            parked_index,
-            keys.inflight(self.prefix),
-        ]
-        args: list[str | int] = [update_id, version_text(version), token, int(ttl_s * 1000), member]
-        if record is not None:
-            names.append(record[0])
-            args.extend(record[1])
-        found = self._claim(keys=names, args=args)
-        return Claim(text(found)), token
+        """:meth:`step` with a claim only, and ``member`` (the message's in-flight entry, ''
+        for none) dropped when the claim itself ends the attempt (parked, duplicate,
+        superseded). Returns the claim and the lock's token."""
+        request = ClaimRequest(merchant, order_ref, update_id, version, parked_index, ttl_s)
+        found, token = self.step(None, request)
+        if member and found not in (Claim.SEND, Claim.BUSY):
+            self.step(drop=[member])
+        return found, token
 
     def finish(
         self,
@@ -230,23 +331,11 @@ class Ledger:
         *,
         delivered: int | None,
         member: str = "",
-        pipe: redis.client.Pipeline | None = None,
     ) -> None:
-        """Record ``delivered`` (if not None), release the lock taken by :meth:`claim`, and
-        drop the message's in-flight entry ``member``.
-
-        With ``pipe``, the step is only added to that pipeline, by its script's digest: the
-        caller executes it, and on ``NoScriptError`` (Redis restarted and forgot its scripts)
-        calls this again without ``pipe``. (A script registered with a pipeline would cost a
-        SCRIPT EXISTS round trip on every execute, which is what the pipeline is to save.)
-        """
-        names = [
-            keys.order(self.prefix, merchant, order_ref),
-            keys.lock(self.prefix, merchant, order_ref),
-            keys.inflight(self.prefix),
-        ]
-        args = ["0" if delivered is None else version_text(delivered), token, member]
-        if pipe is None:
-            self._finish(keys=names, args=args)
-        else:
-            pipe.evalsha(self._finish.sha, len(names), *names, *args)
+        """:meth:`step` with a finish only (no outcome record, nothing counted): record
+        ``delivered`` (if not None), release the lock taken by the claim, and drop the
+        message's in-flight entry ``member`` ('' for none)."""
+        self.step(
+            Finish(merchant, order_ref, update_id="", token=token, delivered=delivered),
+            drop=[member] if member else [],
+        )

@@ -3,7 +3,7 @@
 Workers do not serve metrics themselves: a worker is many processes (prefork) on many
 machines, and per-process counters would need a scrape target each plus a multiprocess
 directory per machine. Instead each update's outcome is counted into Redis, the one place
-every worker already shares (:class:`Metrics`, one pipelined round trip per update), and one
+every worker already shares (:class:`Metrics`), and one
 ``cartsync metrics`` process serves them, together with live gauges read at scrape time
 (:class:`CartsyncCollector`). Counters in Redis survive worker restarts, so Prometheus'
 ``rate()`` sees no resets when a worker is replaced.
@@ -22,7 +22,14 @@ Keys (``{prefix}:metrics:...``, named in ``worker/keys.py``):
   ``latency``;
 - ``dlq_actions``: field ``{action}|{result}`` -> dead letters acted on (replayed, edited,
   dropped, purged, imported, revealed), counted by the store with their audit entries
-  (``worker/deadletters/audit.py``).
+  (``worker/deadletters/audit.py``);
+- ``log``: a list of counts not yet added to ``updates``, ``attempts``, ``latency``,
+  ``merchant_updates`` and ``delivery``. A worker counts an outcome it records in the ledger's
+  step script as one entry there (:meth:`Metrics.log_entry`), one command instead of one per
+  counter; the script folds the list into the hashes every ``METRICS_LOG_FOLD_AT``
+  entries (``worker/ledger.py``, ``worker/lua/_metrics_log.lua``). Other outcomes are
+  counted into the hashes directly (:meth:`Metrics.observe`). The collector reads hashes and
+  list in one transaction (:func:`with_log`).
 
 Live gauges besides :func:`cartsync.worker.health.take_snapshot`'s: the queue latency (how
 long the oldest due update has been due), the age of the oldest update in flight, and the
@@ -36,11 +43,12 @@ when published, and stays in flight until a worker has finished it).
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import redis
 from prometheus_client.core import (
@@ -89,6 +97,11 @@ OTHER_MERCHANT = "other"
 
 _SEP = "|"
 
+#: The metrics hashes a log entry numbers (``keys.metrics_log_hashes``), from 1 as in Lua.
+UPDATES, ATTEMPTS, LATENCY, MERCHANT_UPDATES, DELIVERY = 1, 2, 3, 4, 5
+#: (hash number, field, amount) of one count.
+Increment = tuple[int, str, int | float]
+
 
 def status_class(status: int | None) -> str:
     """``2xx`` ... ``5xx`` for an HTTP status, ``error`` when no answer came."""
@@ -136,6 +149,10 @@ class Metrics:
         self.dropped_key = keys.metrics_dropped(prefix)
         self.merchant_updates_key = keys.metrics_merchant_updates(prefix)
         self.delivery_key = keys.metrics_delivery(prefix)
+        #: The hashes a log entry numbers, in order (:data:`UPDATES` ...).
+        self.log_hashes = keys.metrics_log_hashes(prefix)
+        #: The keys of the log script (``worker/lua/_metrics_log.lua``): the log, then the hashes.
+        self.log_keys = (keys.metrics_log(prefix), *self.log_hashes)
 
     def count_dropped(self, queue: str) -> None:
         """Count one message dropped from ``queue`` because it did not decode; best effort,
@@ -181,20 +198,105 @@ class Metrics:
         ``enqueued_at`` (when it was first enqueued, seconds since the epoch) a delivery also
         counts in the enqueue-to-delivered histogram.
         """
-        pipe.hincrby(self.updates_key, f"{outcome}{_SEP}{reason or ''}", 1)
+        for number, field, amount in self.increments(
+            outcome, reason, status, latency_ms, merchant=merchant, enqueued_at=enqueued_at
+        ):
+            key = self.log_hashes[number - 1]
+            if isinstance(amount, int):
+                pipe.hincrby(key, field, amount)
+            else:
+                pipe.hincrbyfloat(key, field, amount)
+
+    def log_entry(
+        self,
+        outcome: str,
+        reason: str | None,
+        status: int | None,
+        latency_ms: float | None,
+        *,
+        merchant: str | None = None,
+        enqueued_at: float | None = None,
+    ) -> str:
+        """The same counting as :meth:`count_into`, as one entry of the metrics log, which a
+        Lua script appends in the step that records the outcome
+        (``worker/lua/_metrics_log.lua``; :data:`log_keys` are the keys it takes)."""
+        return json.dumps(
+            self.increments(
+                outcome, reason, status, latency_ms, merchant=merchant, enqueued_at=enqueued_at
+            ),
+            separators=(",", ":"),
+        )
+
+    def totals(self) -> Totals:
+        """The logged hashes with the log's entries not yet folded added (:func:`with_log`),
+        read in one transaction: a fold between reading the log and the hashes would count
+        its entries twice or not at all."""
+        pipe = self.client.pipeline(transaction=True)
+        for key in self.log_hashes:
+            pipe.hgetall(key)
+        pipe.lrange(self.log_keys[0], 0, -1)
+        *hashes, entries = pipe.execute()
+        return Totals(*with_log(hashes, entries))
+
+    def increments(
+        self,
+        outcome: str,
+        reason: str | None,
+        status: int | None,
+        latency_ms: float | None,
+        *,
+        merchant: str | None = None,
+        enqueued_at: float | None = None,
+    ) -> list[Increment]:
+        """What one update adds to the metrics: (hash number in :data:`log_hashes`, from 1;
+        field; amount). Counts are ints, sums of seconds floats."""
+        found: list[Increment] = [(UPDATES, f"{outcome}{_SEP}{reason or ''}", 1)]
         if merchant is not None:
             label = merchant_label(merchant, self.merchants)
-            pipe.hincrby(self.merchant_updates_key, _SEP.join((outcome, reason or "", label)), 1)
+            found.append((MERCHANT_UPDATES, _SEP.join((outcome, reason or "", label)), 1))
         if enqueued_at is not None and outcome == "delivered":
             waited_s = max(0.0, self.clock() - enqueued_at)
-            pipe.hincrby(self.delivery_key, bucket_label(waited_s, DELIVERY_BUCKETS_S), 1)
-            pipe.hincrbyfloat(self.delivery_key, "sum", waited_s)
+            found.append((DELIVERY, bucket_label(waited_s, DELIVERY_BUCKETS_S), 1))
+            found.append((DELIVERY, "sum", waited_s))
         if latency_ms is not None:
             group = status_class(status)
             latency_s = max(0.0, latency_ms / 1000.0)
-            pipe.hincrby(self.attempts_key, "total", 1)
-            pipe.hincrby(self.latency_key, f"{group}{_SEP}{bucket_label(latency_s)}", 1)
-            pipe.hincrbyfloat(self.latency_key, f"{group}{_SEP}sum", latency_s)
+            found.append((ATTEMPTS, "total", 1))
+            found.append((LATENCY, f"{group}{_SEP}{bucket_label(latency_s)}", 1))
+            found.append((LATENCY, f"{group}{_SEP}sum", latency_s))
+        return found
+
+
+class Totals(NamedTuple):
+    """The counters of the logged hashes (``keys.metrics_log_hashes``), field -> text."""
+
+    updates: dict[str, str]
+    attempts: dict[str, str]
+    latency: dict[str, str]
+    merchant_updates: dict[str, str]
+    delivery: dict[str, str]
+
+
+def with_log(hashes: Sequence[dict[Any, Any]], entries: Iterable[Any]) -> list[dict[str, str]]:
+    """The metrics hashes (in :attr:`Metrics.log_hashes` order) with the log's entries not yet
+    folded into them added, as the log script would fold them (``worker/lua/_metrics_log.lua``).
+    An entry that does not read is skipped: a scrape must still answer."""
+    totals = [{text(k): text(v) for k, v in h.items()} for h in hashes]
+    for entry in entries:
+        try:
+            for number, field, amount in json.loads(entry):
+                target = totals[number - 1]
+                target[field] = str(_number(target.get(field, "0")) + amount)
+        except (ValueError, TypeError, IndexError):
+            log.warning("metrics.log_entry_unreadable")
+    return totals
+
+
+def _number(value: str) -> int | float:
+    try:
+        return int(value)
+    except ValueError:
+        return float(value)
 
 
 class CartsyncCollector(Collector):
@@ -210,26 +312,19 @@ class CartsyncCollector(Collector):
         self.client = client
         self.settings = settings
         self.clock = clock
-        self.updates_key = keys.metrics_updates(settings.key_prefix)
-        self.attempts_key = keys.metrics_attempts(settings.key_prefix)
-        self.latency_key = keys.metrics_latency(settings.key_prefix)
-        self.dropped_key = keys.metrics_dropped(settings.key_prefix)
-        self.merchant_updates_key = keys.metrics_merchant_updates(settings.key_prefix)
-        self.delivery_key = keys.metrics_delivery(settings.key_prefix)
+        self.counted = Metrics(client, settings.key_prefix)
+        self.dropped_key = self.counted.dropped_key
         self.actions_key = keys.metrics_dlq_actions(settings.key_prefix)
 
     def collect(self) -> Iterator[Metric]:
         yield build_info()
         try:
+            updates, attempts_hash, latency, by_merchant, delivery = self.counted.totals()
+            attempts = attempts_hash.get("total")
             pipe = self.client.pipeline(transaction=False)
-            pipe.hgetall(self.updates_key)
-            pipe.hget(self.attempts_key, "total")
-            pipe.hgetall(self.latency_key)
             pipe.hgetall(self.dropped_key)
-            pipe.hgetall(self.merchant_updates_key)
-            pipe.hgetall(self.delivery_key)
             pipe.hgetall(self.actions_key)
-            updates, attempts, latency, dropped, by_merchant, delivery, actions = pipe.execute()
+            dropped, actions = pipe.execute()
             now = self.clock()
             snapshot = take_snapshot(self.client, self.settings, clock=lambda: now)
             live = _live(self.client, self.settings, now)

@@ -3,21 +3,23 @@
 The ledger keeps only an order's newest versions, so an update delivered and then overtaken
 would read as superseded, and an update enqueued through the Python API or the CLI leaves no
 trace of its order once its message is gone. Whenever a worker records an update's outcome,
-it also writes a small hash (``keys.outcome``) in the same round trip it makes anyway (the
-finish pipeline, the claim script, the park path), kept as long as the update id itself
+it also writes a small record (``keys.outcome``) in the same step it takes anyway (the
+ledger's step script, the park path), kept as long as the update id itself
 (``CARTSYNC_IDEMPOTENCY_TTL_S``): ``GET /v1/updates/{update_id}`` answers from it first.
 
-Every field is written each time (empty when it does not apply), so a later outcome never
-shows an earlier one's leftovers.
+A record is one JSON object written whole with one ``SET ... PX`` (a hash would take an
+``HSET`` and a ``PEXPIRE``), so a later outcome never shows an earlier one's leftovers.
+Releases before this one wrote a hash (``keys.outcome_hash``); :func:`read_into` and
+:func:`from_replies` read it too until the last of those expires.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
 import redis
-from redis.typing import EncodableT, FieldT
 
 from cartsync.worker import keys
 from cartsync.worker.redistext import text
@@ -27,7 +29,7 @@ DELIVERED, RETRYING, SUPERSEDED, DEAD_LETTERED = (
     "delivered", "retrying", "superseded", "dead_lettered",
 )  # fmt: skip
 
-#: The record's fields, in the order ``worker/lua/ledger_claim.lua`` is handed them.
+#: The record's fields (``superseded_by`` last: ``worker/lua/ledger_step.lua`` appends it).
 FIELDS = (
     "outcome", "at", "merchant", "order_ref", "version", "enqueued_at", "attempts",
     "status", "next_try_at", "letter_id", "reason", "superseded_by",
@@ -52,9 +54,20 @@ class OutcomeRecord:
     reason: str | None = None
     superseded_by: int | None = None
 
-    def fields(self) -> dict[str, str]:
-        """The hash's fields, every one ('' for none)."""
-        return {name: _field(getattr(self, name)) for name in FIELDS}
+    def to_json(self) -> str:
+        """The record as stored: a JSON object of every field (null for none)."""
+        return json.dumps({name: getattr(self, name) for name in FIELDS}, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, raw: bytes | str | None) -> OutcomeRecord | None:
+        """A record from its stored text; None when there is none (or it is not whole)."""
+        if raw is None:
+            return None
+        try:
+            values = json.loads(raw)
+            return cls(**{name: values[name] for name in FIELDS}) if values["outcome"] else None
+        except (ValueError, TypeError, KeyError):
+            return None
 
     @classmethod
     def from_hash(cls, raw: dict[Any, Any]) -> OutcomeRecord | None:
@@ -85,22 +98,26 @@ def write_into(
     pipe: redis.client.Pipeline, prefix: str, update_id: str, record: OutcomeRecord, ttl_s: float
 ) -> None:
     """Add the record's writing to ``pipe`` (executed by the caller, with its own steps)."""
-    key = keys.outcome(prefix, update_id)
-    mapping: dict[FieldT, EncodableT] = {k: v for k, v in record.fields().items()}
-    pipe.hset(key, mapping=mapping)
-    pipe.pexpire(key, ttl_ms(ttl_s))
+    pipe.set(keys.outcome(prefix, update_id), record.to_json(), px=ttl_ms(ttl_s))
+
+
+def read_into(pipe: redis.client.Pipeline, prefix: str, update_id: str) -> int:
+    """Add the reading of an update's record to ``pipe``; returns how many replies that adds,
+    for :func:`from_replies`."""
+    pipe.get(keys.outcome(prefix, update_id))
+    pipe.hgetall(keys.outcome_hash(prefix, update_id))
+    return 2
+
+
+def from_replies(replies: list[Any]) -> OutcomeRecord | None:
+    """The record from :func:`read_into`'s replies: the JSON text, else an older release's
+    hash."""
+    stored, older = replies
+    return OutcomeRecord.from_json(stored) or OutcomeRecord.from_hash(older)
 
 
 def ttl_ms(ttl_s: float) -> int:
     return max(1, int(ttl_s * 1000))
-
-
-def _field(value: object) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return repr(value)
-    return str(value)
 
 
 def _int(value: str | None) -> int | None:
@@ -144,18 +161,20 @@ def after_attempt(
     )
 
 
-def claim_args(
-    prefix: str,
-    update_id: str,
-    ttl_s: float,
+def superseded_head(
     *,
     at: float,
     merchant: str,
     order_ref: str,
+    version: int,
     enqueued_at: float,
     attempts: int,
-) -> tuple[str, list[str]]:
-    """The record's key and arguments for ``Ledger.claim`` (written if it supersedes)."""
-    return keys.outcome(prefix, update_id), [
-        str(ttl_ms(ttl_s)), repr(at), merchant, order_ref, repr(enqueued_at), str(attempts),
-    ]  # fmt: skip
+) -> str:
+    """The record of an update the claim finds superseded, as JSON without ``superseded_by``
+    and the closing brace: the claim script appends the newest version it found
+    (``worker/lua/ledger_step.lua``)."""
+    record = OutcomeRecord(
+        SUPERSEDED, at, merchant, order_ref, version, enqueued_at, attempts=attempts
+    )
+    values = {name: getattr(record, name) for name in FIELDS if name != "superseded_by"}
+    return json.dumps(values, separators=(",", ":"))[:-1]

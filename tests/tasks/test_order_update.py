@@ -330,9 +330,9 @@ def test_each_outcome_is_counted_for_metrics(pipeline, sandbox, rt):
     pipeline.run_next()
     pipeline.enqueue(shirt_order("other"))
     pipeline.run_next()
-    counts = rt.redis.hgetall(rt.metrics.updates_key)
-    assert sum(int(v) for v in counts.values()) == 2
-    assert rt.redis.hget(rt.metrics.attempts_key, "total") == b"2"
+    totals = rt.metrics.totals()
+    assert sum(int(v) for v in totals.updates.values()) == 2
+    assert totals.attempts == {"total": "2"}
 
 
 def test_a_send_finishes_even_when_redis_forgot_its_scripts(pipeline, sandbox, rt):
@@ -344,7 +344,7 @@ def test_a_send_finishes_even_when_redis_forgot_its_scripts(pipeline, sandbox, r
     assert process(message, rt) == "delivered"
     assert rt.ledger.versions(MERCHANT, "A14/12345") == (1, 1)
     assert rt.redis.exists(keys.lock(rt.settings.key_prefix, MERCHANT, "A14/12345")) == 0
-    assert sum(int(v) for v in rt.redis.hgetall(rt.metrics.updates_key).values()) == 1
+    assert sum(int(v) for v in rt.metrics.totals().updates.values()) == 1
 
 
 def test_a_batch_runs_every_update_in_order(pipeline, sandbox, rt):
@@ -411,8 +411,7 @@ def test_an_update_that_keeps_failing_is_parked_as_invalid(pipeline, sandbox, rt
     assert letter.payload == json.loads(member)["body"]
     assert (rt.schedule.in_flight(), rt.schedule.depth()) == (0, 0)
     assert rt.redis.keys(keys.failures(rt.settings.key_prefix, "*")) == []
-    counts = rt.redis.hgetall(rt.metrics.updates_key)
-    assert counts == {b"failed|RuntimeError": b"2", b"dead_lettered|invalid": b"1"}
+    assert rt.metrics.totals().updates == {"failed|RuntimeError": "2", "dead_lettered|invalid": "1"}
     assert "shirt1234" not in capsys.readouterr().out
     assert sandbox.state.calls(MERCHANT, "B2") == 0
 

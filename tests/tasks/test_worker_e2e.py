@@ -24,6 +24,7 @@ from cartsync.tasks.builders import (
 from cartsync.tasks.producer import Producer
 from cartsync.worker import keys
 from cartsync.worker.cli.status import status
+from cartsync.worker.metrics import Metrics
 from tests import support
 from tests.sandbox_fixtures import SHOP
 from tests.support import WorkerProcess, running_worker, wait_for, worker_env
@@ -253,9 +254,9 @@ def test_a_message_that_breaks_the_worker_ends_parked_and_seen(
     assert [(e["outcome"], e["reason"]) for e in failures] == [("dead_lettered", "invalid")]
     [letter_id] = redis_client.hvals(keys.dlq_by_update(settings.key_prefix))
     assert failures[-1]["letter_id"] == letter_id.decode()
-    counts = redis_client.hgetall(keys.metrics_updates(settings.key_prefix))
-    assert counts[b"dead_lettered|invalid"] == b"1"
-    assert not any(field.startswith(b"failed|") for field in counts)
+    counts = Metrics(redis_client, settings.key_prefix).totals().updates
+    assert counts["dead_lettered|invalid"] == "1"
+    assert not any(field.startswith("failed|") for field in counts)
     shown = CliRunner().invoke(status, ["--json"], catch_exceptions=False)
     numbers = json.loads(shown.output)
     assert numbers["dead_by_reason"]["invalid"] == 1

@@ -10,7 +10,7 @@ from cartsync.config.merchants import MerchantAccount, MerchantDirectory
 from cartsync.config.producers import ProducerDirectory, new_token, parse_producers, token_hash
 from cartsync.tasks.message import UpdateMessage
 from cartsync.worker.errors import ConfigurationError, InvalidUpdate
-from cartsync.worker.outcome_records import OutcomeRecord, after_attempt
+from cartsync.worker.outcome_records import OutcomeRecord, after_attempt, superseded_head
 from cartsync.worker.web import bodies
 from cartsync.worker.web.auth import merchant_verdict
 from cartsync.worker.web.lookup import State, Waiting, decide, order_pattern, update_pattern
@@ -136,28 +136,33 @@ def test_scan_patterns_escape_glob_characters():
     assert '"order_ref":"A\\[1\\]"' in order_pattern("m", "A[1]")
 
 
-def test_an_outcome_record_reads_back_as_written_and_a_later_one_leaves_nothing_behind():
-    """A record's hash reads back whole; every field is written each time, so a delivery
-    written over a retry shows no next try; a partial hash reads as no record."""
+def test_an_outcome_record_reads_back_as_written_and_a_partial_one_reads_as_none():
+    """A record's JSON reads back whole, big versions exactly; a partial or broken text, like
+    a partial hash of an older release, reads as no record."""
     retrying = after_attempt(
-        "retrying", at=100.0, merchant="m", order_ref="o/1", version=3, enqueued_at=90.0,
-        attempts=2, status=503, next_retry_s=4.5,
+        "retrying", at=100.0, merchant="m", order_ref="o/1", version=2**63 - 1,
+        enqueued_at=90.0, attempts=2, status=503, next_retry_s=4.5,
     )  # fmt: skip
     assert retrying is not None
-    stored = retrying.fields()
-    assert OutcomeRecord.from_hash(stored) == retrying
+    assert OutcomeRecord.from_json(retrying.to_json()) == retrying
+    assert OutcomeRecord.from_json(retrying.to_json().encode()) == retrying
     assert retrying.next_try_at == 104.5
-    delivered = after_attempt(
-        "delivered", at=110.0, merchant="m", order_ref="o/1", version=3, enqueued_at=90.0,
-        attempts=3, status=200,
-    )  # fmt: skip
-    assert delivered is not None
-    stored.update(delivered.fields())
-    back = OutcomeRecord.from_hash({k.encode(): str(v).encode() for k, v in stored.items()})
-    assert back == delivered
-    assert back.next_try_at is None
     assert after_attempt(
         "deferred", at=1.0, merchant="m", order_ref="o", version=1, enqueued_at=0.0, attempts=0
     ) is None
+    assert OutcomeRecord.from_json('{"outcome": "delivered"}') is None
+    assert OutcomeRecord.from_json("not json") is None
+    assert OutcomeRecord.from_json(None) is None
     assert OutcomeRecord.from_hash({"outcome": "delivered"}) is None
     assert OutcomeRecord.from_hash({}) is None
+
+
+def test_the_superseded_head_and_the_newest_version_make_a_whole_record():
+    """The claim script's record (the head plus the newest version it found) reads back as a
+    superseded record."""
+    head = superseded_head(
+        at=5.0, merchant="m", order_ref="o", version=3, enqueued_at=1.5, attempts=0
+    )
+    back = OutcomeRecord.from_json(head + ',"superseded_by":' + str(2**63 - 1) + "}")
+    assert back is not None
+    assert (back.outcome, back.version, back.superseded_by) == ("superseded", 3, 2**63 - 1)

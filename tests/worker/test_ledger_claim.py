@@ -50,9 +50,18 @@ def test_claim_decides_exactly_as_decide(ledger, redis_client):
 
 
 def test_claim_of_a_parked_update_says_parked(ledger, redis_client):
-    """An update whose id the dead-letter index holds is not sent again."""
+    """An update whose id the dead-letter index holds, in an order its park flagged, is not
+    sent again."""
     redis_client.hset(PARKED, "u1", "letter-1")
+    redis_client.hset(keys.order(PREFIX, "m1", "o1"), "parked", "1")
     assert claim(ledger, 1)[0] is Claim.PARKED
+
+
+def test_claim_reads_the_dead_letters_only_for_a_flagged_order(ledger, redis_client):
+    """Without its order's flag the claim does not look at the dead-letter index (the one
+    command per update it saves): the park is what sets the flag."""
+    redis_client.hset(PARKED, "u1", "letter-1")
+    assert claim(ledger, 1)[0] is Claim.SEND
 
 
 def test_second_sender_finds_the_order_busy(ledger):
@@ -65,14 +74,23 @@ def test_second_sender_finds_the_order_busy(ledger):
 
 
 def test_finish_records_delivery_and_releases(ledger):
-    """finish with a delivered version records it (never lowering it) and frees the lock."""
+    """finish with the delivered version it claimed records it and frees the lock."""
     _, token = claim(ledger, 3)
     ledger.finish("m1", "o1", token, delivered=3)
     assert ledger.versions("m1", "o1") == (0, 3)
     _, token = claim(ledger, 4)
-    ledger.finish("m1", "o1", token, delivered=2)
+    ledger.finish("m1", "o1", token, delivered=None)
     assert ledger.versions("m1", "o1") == (0, 3)
     assert claim(ledger, 4)[0] is Claim.SEND
+
+
+def test_finish_after_the_lock_ran_out_never_lowers_the_delivered_version(ledger):
+    """A worker whose lock ran out while sending records its version only if nothing newer
+    was delivered meanwhile."""
+    _, token = claim(ledger, 5)
+    ledger.finish("m1", "o1", token, delivered=5)
+    ledger.finish("m1", "o1", "lock-ran-out", delivered=4)
+    assert ledger.versions("m1", "o1") == (0, 5)
 
 
 def test_finish_with_a_stale_token_leaves_the_new_holder_alone(ledger, redis_client):

@@ -211,6 +211,10 @@ class Changes:
         dedup_key, dedup_field = (n.imported, origin) if origin else (n.by_update, letter.update_id)
         place = place_of(letter)
         indexes = n.indexes(place)
+        # A parked update flags its order, so that a worker's claim checks ``by-update`` for
+        # that order's updates only (worker/lua/ledger_step.lua).
+        flags_order = not origin and bool(letter.update_id and letter.merchant and letter.order_ref)
+        order = [keys.order(n.prefix, letter.merchant, letter.order_ref)] if flags_order else []
         return self._park(
             keys=[
                 n.letters,
@@ -224,6 +228,7 @@ class Changes:
                 n.audit_run(run),
                 *indexes,
                 *(n.term_key(term) for term in place.terms),
+                *order,
                 n.actions,
             ],
             args=[
@@ -237,6 +242,7 @@ class Changes:
                 len(indexes),
                 terms_arg(place.terms),
                 audit_count,
+                "1" if order else "0",
             ],
             client=client,
         )

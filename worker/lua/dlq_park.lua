@@ -21,6 +21,9 @@
 --         letter's id in the store it was exported from
 -- ARGV[10] how many index sorted sets       ARGV[11] text-index terms as a JSON list
 -- ARGV[12] the audit entry's field in KEYS[#KEYS] ('' for none)
+-- ARGV[13] '1' when KEYS[#KEYS - 1] is the parked update's order hash in the ledger, whose
+--          field 'parked' tells the worker's claim to check this store
+--          (worker/lua/ledger_step.lua); else '0'
 -- Returns {outcome, id}: 'parked', 'duplicate' (with the letter already here) or 'taken'
 -- (the id is another letter's).
 
@@ -44,6 +47,7 @@ for _, f in ipairs({'total', ARGV[5], ARGV[6], ARGV[7]}) do redis.call('HINCRBY'
 if ARGV[8] ~= '' then
   local entry = redis.call('XADD', KEYS[5], '*', unpack(cjson.decode(ARGV[8])))
   redis.call('RPUSH', KEYS[9], entry)
-  if ARGV[#ARGV] ~= '' then redis.call('HINCRBY', KEYS[#KEYS], ARGV[#ARGV], 1) end
+  if ARGV[12] ~= '' then redis.call('HINCRBY', KEYS[#KEYS], ARGV[12], 1) end
 end
+if ARGV[13] == '1' then redis.call('HSET', KEYS[#KEYS - 1], 'parked', '1') end
 return {'parked', ARGV[1]}

@@ -32,7 +32,7 @@ from typing import Any
 import redis
 
 from cartsync.tasks.message import UpdateMessage
-from cartsync.worker import keys
+from cartsync.worker import keys, outcome_records
 from cartsync.worker.deadletters import DeadLetter, DeadLetterStore, Filters
 from cartsync.worker.errors import DeadLetterNotFound, InvalidMessage
 from cartsync.worker.ledger import Ledger, stored_version
@@ -185,12 +185,13 @@ class Lookup:
     def update(self, update_id: str, deadline: float | None = None) -> UpdateView | None:
         """The state of an update, however it was enqueued; None when unknown."""
         pipe = self.client.pipeline(transaction=False)
-        pipe.hgetall(keys.outcome(self.prefix, update_id))
+        records = outcome_records.read_into(pipe, self.prefix, update_id)
         pipe.hgetall(keys.receipt(self.prefix, update_id))
         pipe.get(keys.update(self.prefix, update_id))
         pipe.hget(self.letters.by_update_key, update_id)
-        raw_record, raw_receipt, remembered, letter_id = pipe.execute()
-        record = OutcomeRecord.from_hash(raw_record)
+        replies = pipe.execute()
+        raw_receipt, remembered, letter_id = replies[records:]
+        record = outcome_records.from_replies(replies[:records])
         receipt = Receipt.from_hash(raw_receipt)
         letter = self._letter(letter_id)
         if record is not None:
