@@ -356,6 +356,36 @@ def test_a_batch_runs_every_update_in_order(pipeline, sandbox, rt):
     assert [sandbox.state.calls(MERCHANT, ref) for ref in ("B1", "B2", "B3")] == [1, 1, 1]
 
 
+def test_a_batch_takes_one_ledger_step_per_update_and_drops_in_flight_entries_at_its_end(
+    pipeline, sandbox, rt
+):
+    """Each update's claim rides with the finish of the one before (three deliveries, four
+    steps); every update's outcome record and count are written, the lock freed, and the
+    in-flight entries all go with the last step."""
+    refs = ("S1", "S2", "S3")
+    receipts = [pipeline.enqueue(shirt_order(ref)) for ref in refs]
+    batch = [pipeline.take_next() for _ in refs]
+    rt.schedule.hand_off(batch, watch_until=time.time() + 600)
+    steps = []
+    step = rt.ledger.step
+
+    def counted(*args, **kwargs):  # a spy: the real step runs
+        steps.append(kwargs.get("drop", ()))
+        return step(*args, **kwargs)
+
+    rt.ledger.step = counted
+    assert run_batch(batch, rt) == ["delivered"] * 3
+    assert len(steps) == 4
+    assert [len(drop) for drop in steps] == [0, 0, 0, 3]
+    assert rt.schedule.in_flight() == 0
+    for receipt, ref in zip(receipts, refs, strict=True):
+        assert rt.ledger.versions(MERCHANT, ref) == (1, 1)
+        assert rt.redis.exists(keys.lock(rt.settings.key_prefix, MERCHANT, ref)) == 0
+        stored = rt.redis.get(keys.outcome(rt.settings.key_prefix, receipt.update_id))
+        assert json.loads(stored)["outcome"] == "delivered"
+    assert rt.metrics.totals().updates == {"delivered|": "3"}
+
+
 def broken_for(rt, failing_ref):
     """Make ``rt``'s client raise, as a bug would, when it sends for ``failing_ref``."""
     send = rt.client.update_order

@@ -10,6 +10,7 @@ import redis
 
 from cartsync.config.settings import load_settings
 from cartsync.tasks.producer import Producer
+from cartsync.worker import keys
 from tests.sandbox_fixtures import SHOP
 from tests.support import running_worker, wait_for, worker_env
 from tests.web.bodies import cancel, shipped
@@ -116,3 +117,19 @@ def test_a_lookup_scanning_a_backlog_stops_at_the_request_deadline(redis_client)
         list(lookup.waiting(update_pattern("wanted"), deadline=time.monotonic() - 1))
     found = list(lookup.waiting(update_pattern("wanted"), deadline=time.monotonic() + 60))
     assert [w.message.update_id for w in found] == ["wanted"]
+
+
+def test_an_outcome_record_an_older_release_wrote_as_a_hash_still_answers(web, redis_client):
+    """Records written as hashes before the JSON form are read until they expire."""
+    redis_client.hset(
+        keys.outcome_hash("cartsync", "old-1"),
+        mapping={
+            "outcome": "delivered", "at": "1764000000.5", "merchant": SHOP.ref,
+            "order_ref": "H1", "version": "4", "enqueued_at": "1763999999.0",
+            "attempts": "2", "status": "200", "next_try_at": "", "letter_id": "",
+            "reason": "", "superseded_by": "",
+        },
+    )  # fmt: skip
+    seen = status_of(web, "old-1")
+    assert (seen["status"], seen["order_ref"], seen["version"]) == ("delivered", "H1", 4)
+    assert (seen["attempts"], seen["sequra_status"]) == (2, 200)

@@ -69,6 +69,18 @@ def test_parking_the_same_update_twice_keeps_one_letter(store):
     assert store.holds_update("u-1")
 
 
+def test_parking_an_update_flags_its_order_for_the_workers_claim(store, redis_client, settings):
+    """A parked update's order gets the field that makes a worker's claim check this store;
+    an imported letter, which no live message carries, flags nothing."""
+    store.park(make_letter(merchant="shop1", order_ref="A:1", update_id="u-9"))
+    order = keys.order(settings.key_prefix, "shop1", "A:1")
+    assert redis_client.hget(order, "parked") == b"1"
+    exported = make_letter(merchant="shop1", order_ref="B1", update_id="u-10")
+    importing = AuditNote(action="import", by="tester", run="run-2")
+    store.park_imported([(exported, "origin-1")], audit=importing)
+    assert redis_client.hget(keys.order(settings.key_prefix, "shop1", "B1"), "parked") is None
+
+
 def test_the_store_makes_every_id(store):
     """A letter that comes with an id gets a new one from the store all the same."""
     letter = make_letter(dead_at=1_700_000_000.0)
