@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
+import redis
 from celery import Celery, signals
 
 from cartsync.config.logging import configure_logging, get_logger
@@ -442,6 +443,18 @@ def _start_pump(sender: Any = None, **_: Any) -> None:
     )
     _pump.start()
     _start_notifier()
+    _flag_parked_orders()
+
+
+def _flag_parked_orders() -> None:
+    """Orders with letters parked by an earlier release get the flag the claim looks for, once
+    per store, long before a message of such an update can come back (that takes the
+    visibility timeout): ``DeadLetterStore.flag_parked_orders``. A failure is left for the
+    next worker's start."""
+    try:
+        runtime().dead_letters.flag_parked_orders()
+    except (redis.RedisError, OSError) as exc:
+        log.warning("dead_letters.flag_orders_failed", exception=type(exc).__name__)
 
 
 _notifier: Any = None

@@ -123,6 +123,12 @@ def dlq_text(prefix: str) -> str:
     return f"{dead_letters(prefix)}:text"
 
 
+def dlq_orders_flagged(prefix: str) -> str:
+    """Set once every order with a letter carries the ledger's ``parked`` field, which stores
+    from before that field lacked (``DeadLetterStore.flag_parked_orders``)."""
+    return f"{dead_letters(prefix)}:orders-flagged"
+
+
 def dlq_text_ready(prefix: str) -> str:
     """Set once the error-text index lists every letter (a new store, or ``dlq reindex``)."""
     return f"{dlq_text(prefix)}:ready"

@@ -370,3 +370,16 @@ def test_an_audit_note_about_a_letter_names_it_and_lets_detail_win():
         "merchant": "shop1", "order_ref": "A-1", "reason": letter.reason, "version": 3,
     }  # fmt: skip
     assert note.about(letter, "refused", reason="superseded").detail["reason"] == "superseded"
+
+
+def test_orders_of_letters_parked_before_the_flag_get_it_once(store, redis_client, settings):
+    """A store from before the order flag: the pass a worker runs as it starts flags every
+    order with a letter, then remembers it is done and reads nothing more."""
+    letters = [make_letter(merchant="shop1", order_ref=f"R:{i}") for i in range(5)]
+    store.park_many(letters)
+    orders = [keys.order(settings.key_prefix, "shop1", f"R:{i}") for i in range(5)]
+    for order in orders:  # as an earlier release left them
+        redis_client.hdel(order, "parked")
+    assert store.flag_parked_orders(batch=2) == 5
+    assert [redis_client.hget(order, "parked") for order in orders] == [b"1"] * 5
+    assert store.flag_parked_orders() == 0

@@ -47,5 +47,5 @@ def test_libraries_are_copied_in_and_nothing_is_left_to_include():
     """A script's ``-- #include versions`` becomes the library's functions, for every script."""
     for name in script_names():
         assert "#include" not in scripts.source(name), name
-    assert "local function less(a, b)" in scripts.source("ledger_claim")
-    assert "local function less(a, b)" not in scripts._read("ledger_claim")
+    assert "local function less(a, b)" in scripts.source("ledger_step")
+    assert "local function less(a, b)" not in scripts._read("ledger_step")

@@ -26,7 +26,7 @@ Layout in Redis (every key starts with ``keys.dead_letters(prefix)``, called ``b
   those few after fetching).
 - ``base:by-update``: update id -> letter id, so that parking the same update twice (a
   redelivered message) keeps one letter, and so that the worker drops such a message as a
-  duplicate (worker/lua/ledger_claim.lua).
+  duplicate (worker/lua/ledger_step.lua).
 - ``base:imported``: where each imported letter came from (its id in the export, or a digest
   of it) -> its id here, so that importing a file again stores nothing twice. Imported
   letters are not in ``by-update``: their update id (``imported-<id>``) is made here, and no

@@ -103,6 +103,10 @@ class StoreKeys:
         return self.index(None, None, None)
 
     @property
+    def orders_flagged(self) -> str:
+        return keys.dlq_orders_flagged(self.prefix)
+
+    @property
     def text_ready(self) -> str:
         return keys.dlq_text_ready(self.prefix)
 

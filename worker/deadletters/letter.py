@@ -41,7 +41,7 @@ LOWEST_STATUS, HIGHEST_STATUS = 100, 599
 #: bits so that Lua and Python agree on them.
 LOWEST_VERSION, HIGHEST_VERSION = 1, 2**63 - 1
 #: The update id of an imported letter is this prefix and the letter's new id: never the id
-#: of a live update, which the worker checks parked letters against (worker/lua/ledger_claim.lua).
+#: of a live update, which the worker checks parked letters against (worker/lua/ledger_step.lua).
 IMPORTED_UPDATE_PREFIX = "imported-"
 #: Characters of an original value kept in a repaired letter's history.
 REPAIR_QUOTE_CHARS = 60

@@ -21,9 +21,10 @@ from typing import Any
 
 import redis
 
+from cartsync.worker import keys
 from cartsync.worker.deadletters.audit import AuditNote, audit_arg, counted_as
-from cartsync.worker.deadletters.changes import Changes, forced_field, place_of
-from cartsync.worker.deadletters.codec import Damaged, Stored, encode
+from cartsync.worker.deadletters.changes import SEP, Changes, forced_field, place_of
+from cartsync.worker.deadletters.codec import Damaged, Stored, encode, member_text
 from cartsync.worker.deadletters.filters import Filters
 from cartsync.worker.deadletters.letter import (
     ID_PATTERN,
@@ -284,6 +285,31 @@ class DeadLetterStore(StoreReader):
                 audit_count=counted_as(note, letter_id),
             )
         )
+
+    def flag_parked_orders(self, *, batch: int = SCAN_BATCH) -> int:
+        """Give every order that has a letter the ledger's ``parked`` field, once per store;
+        returns the letters read (0 when done before).
+
+        A park sets that field (``worker/lua/dlq_park.lua``), and a worker's claim checks the
+        store only for orders that carry it (``worker/lua/ledger_step.lua``). Letters parked
+        by releases before the field did not set it, so each worker runs this as it starts:
+        long before a message of such an update can come back (the visibility timeout), its
+        order is flagged. Imported letters flag their orders too, which costs their orders'
+        updates one command each and changes nothing else; running it twice is harmless.
+        """
+        if self.client.exists(self.names.orders_flagged):
+            return 0
+        read = 0
+        members = self.client.zscan_iter(self.names.by_order, count=batch)
+        for found in batches(members, batch):
+            pipe = self.client.pipeline(transaction=False)
+            for member, _ in found:
+                order_ref, merchant, _id = member_text(member).split(SEP, 2)
+                pipe.hset(keys.order(self.names.prefix, merchant, order_ref), "parked", "1")
+            pipe.execute()
+            read += len(found)
+        self.client.set(self.names.orders_flagged, "1")
+        return read
 
     def reindex(self, *, batch: int = SCAN_BATCH) -> Iterator[int]:
         """List every letter in the error-text index (a store parked before the index

@@ -4,8 +4,9 @@
 -- run by Ledger.step (ledger.py), which says why they ride together.
 --
 -- KEYS[1] the metrics log      KEYS[2..6] the five metrics hashes its entries number
---                               (worker/lua/_metrics_log.lua)
--- ARGV[1..3] '1' or '0': whether the finish, the claim and the drop part are present
+--                              (worker/lua/_metrics_log.lua)
+-- ARGV[1], ARGV[2], ARGV[3] whether the finish, the claim and the drop part are present
+--                              ('1' or '0')
 -- ARGV[4] how many entries the metrics log holds before it is folded
 -- The parts present follow, with their keys and arguments, in this order:
 --
