@@ -312,30 +312,14 @@ class Ledger:
         version: int,
         parked_index: str,
         ttl_s: float,
-        member: str = "",
     ) -> tuple[Claim, str]:
-        """:meth:`step` with a claim only, and ``member`` (the message's in-flight entry, ''
-        for none) dropped when the claim itself ends the attempt (parked, duplicate,
-        superseded). Returns the claim and the lock's token."""
+        """:meth:`step` with a claim only: the claim and the lock's token."""
         request = ClaimRequest(merchant, order_ref, update_id, version, parked_index, ttl_s)
-        found, token = self.step(None, request)
-        if member and found not in (Claim.SEND, Claim.BUSY):
-            self.step(drop=[member])
-        return found, token
+        return self.step(None, request)
 
     def finish(
-        self,
-        merchant: str,
-        order_ref: str,
-        token: str,
-        *,
-        delivered: int | None,
-        member: str = "",
+        self, merchant: str, order_ref: str, token: str, *, delivered: int | None
     ) -> None:
         """:meth:`step` with a finish only (no outcome record, nothing counted): record
-        ``delivered`` (if not None), release the lock taken by the claim, and drop the
-        message's in-flight entry ``member`` ('' for none)."""
-        self.step(
-            Finish(merchant, order_ref, update_id="", token=token, delivered=delivered),
-            drop=[member] if member else [],
-        )
+        ``delivered`` (if not None) and release the lock taken by the claim."""
+        self.step(Finish(merchant, order_ref, update_id="", token=token, delivered=delivered))

@@ -17,11 +17,11 @@ the pump's next look.
 
 Moving is claim and hand off, then publish: one script takes due entries out of the schedule
 (so that two pumps never take the same ones) and hands them off to the *in-flight* set,
-where each stays until a worker has recorded the outcome of its attempt (``Ledger.claim`` /
-``Ledger.finish`` remove it); then they are published. Handing off comes before publishing
-because a worker can finish a task before the publish call that sent it has returned: an
-entry added afterwards would never be removed, and be swept and run again (one calm run
-counted 18 such false sweeps). A publish that fails puts its entries back in the schedule,
+where each stays until a worker has recorded the outcome of its attempt (the last ledger
+step of its task removes it, ``Ledger.step``); then they are published. Handing off comes
+before publishing because a worker can finish a task before the publish call that sent it
+has returned: an entry added afterwards would never be removed, and be swept and run again
+(one calm run counted 18 such false sweeps). A publish that fails puts its entries back in the schedule,
 due when the claim's lease ends; a publisher that dies after its claim leaves them in
 flight, where the sweep finds them. Any of this can run a message twice, never zero times;
 the order ledger makes twice harmless.

@@ -24,15 +24,9 @@ def set_versions(redis_client, enqueued, delivered):
         redis_client.hset(key, mapping=mapping)
 
 
-def claim(ledger, version, update_id="u1", member=""):
+def claim(ledger, version, update_id="u1"):
     return ledger.claim(
-        "m1",
-        "o1",
-        update_id=update_id,
-        version=version,
-        parked_index=PARKED,
-        ttl_s=5,
-        member=member,
+        "m1", "o1", update_id=update_id, version=version, parked_index=PARKED, ttl_s=5
     )
 
 
@@ -103,24 +97,15 @@ def test_finish_with_a_stale_token_leaves_the_new_holder_alone(ledger, redis_cli
     assert redis_client.get(keys.lock(PREFIX, "m1", "o1")) == new.encode()
 
 
-@pytest.mark.parametrize(("enqueued", "delivered"), [(3, 0), (2, 2)])
-def test_a_claim_that_ends_the_attempt_drops_its_in_flight_entry(
-    ledger, redis_client, enqueued, delivered
-):
-    """Superseded or duplicate: the claim ends the attempt and drops the in-flight entry."""
-    set_versions(redis_client, enqueued, delivered)
-    redis_client.zadd(keys.inflight(PREFIX), {"msg": 1.0})
-    found, _ = claim(ledger, 2, member="msg")
-    assert found in (Claim.SUPERSEDED, Claim.DUPLICATE)
-    assert redis_client.zcard(keys.inflight(PREFIX)) == 0
-
-
-def test_in_flight_entry_stays_until_finish(ledger, redis_client):
-    """A claim to send keeps the in-flight entry (the attempt may yet be cut short); finish
-    drops it."""
-    redis_client.zadd(keys.inflight(PREFIX), {"msg": 1.0})
-    found, token = claim(ledger, 1, member="msg")
+def test_in_flight_entries_stay_through_claim_and_finish_until_dropped(ledger, redis_client):
+    """Neither a claim nor a finish drops a message's in-flight entry (the attempt may yet be
+    cut short, and the task drops its entries together): a step's drop part does."""
+    redis_client.zadd(keys.inflight(PREFIX), {"msg": 1.0, "other": 1.0})
+    found, token = claim(ledger, 1)
     assert found is Claim.SEND
-    assert redis_client.zcard(keys.inflight(PREFIX)) == 1
-    ledger.finish("m1", "o1", token, delivered=1, member="msg")
+    ledger.finish("m1", "o1", token, delivered=1)
+    assert redis_client.zcard(keys.inflight(PREFIX)) == 2
+    assert claim(ledger, 1)[0] is Claim.DUPLICATE
+    assert redis_client.zcard(keys.inflight(PREFIX)) == 2
+    ledger.step(drop=["msg", "other"])
     assert redis_client.zcard(keys.inflight(PREFIX)) == 0
