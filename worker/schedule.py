@@ -21,10 +21,10 @@ where each stays until a worker has recorded the outcome of its attempt (the las
 step of its task removes it, ``Ledger.step``); then they are published. Handing off comes
 before publishing because a worker can finish a task before the publish call that sent it
 has returned: an entry added afterwards would never be removed, and be swept and run again
-(one calm run counted 18 such false sweeps). A publish that fails puts its entries back in the schedule,
-due when the claim's lease ends; a publisher that dies after its claim leaves them in
-flight, where the sweep finds them. Any of this can run a message twice, never zero times;
-the order ledger makes twice harmless.
+(one calm run counted 18 such false sweeps). A publish that fails puts its entries back in
+the schedule, due when the claim's lease ends; a publisher that dies after its claim leaves
+them in flight, where the sweep finds them. Any of this can run a message twice, never zero
+times; the order ledger makes twice harmless.
 
 The in-flight set is there because the Celery queue alone is not enough: kombu's Redis
 transport pops a message (BRPOP) before it records it as unacknowledged, and a worker killed
