@@ -363,6 +363,13 @@ class CostRun:
         self.producer = self._producer()
         self.enqueue(self._work(60, "warm"))
         wait_for(self.idle, timeout=RUN_TIMEOUT_S, what="the warm-up", interval=0.1)
+        if self.variant != "naive":
+            # The steady state: a worker looks for orders to flag as it starts and then
+            # claims look among the dead letters for flagged orders only
+            # (DeadLetterStore.flag_parked_orders).
+            flagged = keys.dlq_orders_flagged("cartsync")
+            wait_for(lambda: self.admin.exists(flagged), timeout=RUN_TIMEOUT_S,
+                     what="the worker to flag parked orders", interval=0.1)  # fmt: skip
         return self
 
     def __exit__(self, *_: object) -> None:

@@ -172,6 +172,7 @@ class Steps:
                 attempts=len(message.attempts),
             ),
             record_ttl_ms=ttl_ms(rt.settings.idempotency_ttl_s), count=True,
+            orders_flagged=rt.dead_letters.orders_flagged(time.time()),
         )  # fmt: skip
         found = rt.ledger.step(self._finish(), request)
         self._recorded()

@@ -16,6 +16,7 @@ import contextlib
 import logging
 import os
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -447,14 +448,31 @@ def _start_pump(sender: Any = None, **_: Any) -> None:
 
 
 def _flag_parked_orders() -> None:
-    """Orders with letters parked by an earlier release get the flag the claim looks for, once
-    per store, long before a message of such an update can come back (that takes the
-    visibility timeout): ``DeadLetterStore.flag_parked_orders``. A failure is left for the
-    next worker's start."""
-    try:
-        runtime().dead_letters.flag_parked_orders()
-    except (redis.RedisError, OSError) as exc:
-        log.warning("dead_letters.flag_orders_failed", exception=type(exc).__name__)
+    """Orders with letters parked by an earlier release get the flag the claim looks for,
+    once no worker of such a release is alive (``DeadLetterStore.flag_parked_orders``): a
+    thread that looks every scheduler interval until it is done, here or in another worker.
+    Until then claims look among the dead letters for every update, as before the flag."""
+    from cartsync.worker.health import alive_window_s
+
+    store, schedule = runtime().dead_letters, runtime().schedule
+
+    def look() -> None:
+        while not _stopping.wait(settings.scheduler_interval_s):
+            try:
+                now = time.time()
+                if store.orders_flagged(now):
+                    return
+                since = now - alive_window_s(settings.scheduler_interval_s)
+                if schedule.earlier_workers_alive(since) == 0:
+                    store.flag_parked_orders()
+                    return
+            except (redis.RedisError, OSError) as exc:
+                log.warning("dead_letters.flag_orders_failed", exception=type(exc).__name__)
+
+    threading.Thread(target=look, name="cartsync-flag-parked-orders", daemon=True).start()
+
+
+_stopping = threading.Event()
 
 
 _notifier: Any = None
@@ -473,6 +491,7 @@ def _start_notifier() -> None:
 
 @signals.worker_shutting_down.connect
 def _stop_pump(**_: Any) -> None:
+    _stopping.set()
     if _pump is not None:
         _pump.stop()
     if _notifier is not None:

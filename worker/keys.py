@@ -124,8 +124,8 @@ def dlq_text(prefix: str) -> str:
 
 
 def dlq_orders_flagged(prefix: str) -> str:
-    """Set once every order with a letter carries the ledger's ``parked`` field, which stores
-    from before that field lacked (``DeadLetterStore.flag_parked_orders``)."""
+    """Set once every order with a letter carries the ledger's ``parked`` field and no worker
+    of a release before it is left (``DeadLetterStore.flag_parked_orders``)."""
     return f"{dead_letters(prefix)}:orders-flagged"
 
 
@@ -226,6 +226,12 @@ def metrics_dlq_actions(prefix: str) -> str:
 def workers(prefix: str) -> str:
     """Sorted set of worker id -> when its pump last said it was alive (worker/schedule.py)."""
     return f"{prefix}:workers"
+
+
+def workers_flagging(prefix: str) -> str:
+    """The same, written only by workers whose parks flag their orders in the ledger: a worker
+    alive in :func:`workers` and not here runs an earlier release (worker/schedule.py)."""
+    return f"{prefix}:workers:flagging"
 
 
 def notify_lock(prefix: str, slot: int) -> str:

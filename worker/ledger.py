@@ -133,6 +133,10 @@ class ClaimRequest:
     record_ttl_ms: int = 1
     #: Count an outcome the claim decides (parked, duplicate, superseded) in the metrics log.
     count: bool = False
+    #: Every order with a parked update carries the ledger's ``parked`` flag
+    #: (``DeadLetterStore.orders_flagged``): the claim looks among the dead letters only for
+    #: flagged orders. Until then it looks for every update.
+    orders_flagged: bool = False
 
 
 class Step(NamedTuple):
@@ -296,6 +300,7 @@ class Ledger:
                 claim.superseded_record,
                 claim.record_ttl_ms,
                 "1" if claim.count else "0",
+                "0" if claim.orders_flagged else "1",
             ]
         if drop:
             names.append(keys.inflight(self.prefix))
@@ -312,9 +317,13 @@ class Ledger:
         version: int,
         parked_index: str,
         ttl_s: float,
+        orders_flagged: bool = False,
     ) -> tuple[Claim, str]:
         """:meth:`step` with a claim only: the claim and the lock's token."""
-        request = ClaimRequest(merchant, order_ref, update_id, version, parked_index, ttl_s)
+        request = ClaimRequest(
+            merchant, order_ref, update_id, version, parked_index, ttl_s,
+            orders_flagged=orders_flagged,
+        )  # fmt: skip
         return self.step(None, request)
 
     def finish(

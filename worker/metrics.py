@@ -279,17 +279,38 @@ class Totals(NamedTuple):
 
 def with_log(hashes: Sequence[dict[Any, Any]], entries: Iterable[Any]) -> list[dict[str, str]]:
     """The metrics hashes (in :attr:`Metrics.log_hashes` order) with the log's entries not yet
-    folded into them added, as the log script would fold them (``worker/lua/_metrics_log.lua``).
-    An entry that does not read is skipped: a scrape must still answer."""
+    folded into them added, as the log script folds them (``worker/lua/_metrics_log.lua``):
+    each field's entries summed from 0 in order, then added to the hash's value, so that a sum
+    of seconds reads the same to the last bit just before and just after a fold (a counter
+    that read lower after a fold would look like a reset to Prometheus). What the script
+    leaves out (an entry or item that does not read), this leaves out too."""
     totals = [{text(k): text(v) for k, v in h.items()} for h in hashes]
+    pending: dict[tuple[int, str], int | float] = {}
     for entry in entries:
         try:
-            for number, field, amount in json.loads(entry):
-                target = totals[number - 1]
-                target[field] = str(_number(target.get(field, "0")) + amount)
-        except (ValueError, TypeError, IndexError):
-            log.warning("metrics.log_entry_unreadable")
+            items = json.loads(entry)
+        except ValueError:
+            continue
+        for item in items if isinstance(items, list) else []:
+            if _readable(item, len(totals)):
+                number, field, amount = item
+                pending[number, field] = pending.get((number, field), 0) + amount
+    for (number, field), amount in pending.items():
+        target = totals[number - 1]
+        target[field] = str(_number(target.get(field, "0")) + amount)
     return totals
+
+
+def _readable(item: Any, hashes: int) -> bool:
+    if not (isinstance(item, list) and len(item) == 3):
+        return False
+    number, field, amount = item
+    return (
+        type(number) is int
+        and 1 <= number <= hashes
+        and isinstance(field, str)
+        and type(amount) in (int, float)
+    )
 
 
 def _number(value: str) -> int | float:

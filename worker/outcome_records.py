@@ -110,10 +110,11 @@ def read_into(pipe: redis.client.Pipeline, prefix: str, update_id: str) -> int:
 
 
 def from_replies(replies: list[Any]) -> OutcomeRecord | None:
-    """The record from :func:`read_into`'s replies: the JSON text, else an older release's
-    hash."""
+    """The record from :func:`read_into`'s replies: the JSON text or an older release's hash,
+    the later of the two when both are there (while workers of both releases run)."""
     stored, older = replies
-    return OutcomeRecord.from_json(stored) or OutcomeRecord.from_hash(older)
+    found = [r for r in (OutcomeRecord.from_json(stored), OutcomeRecord.from_hash(older)) if r]
+    return max(found, key=lambda record: record.at, default=None)
 
 
 def ttl_ms(ttl_s: float) -> int:

@@ -38,7 +38,10 @@ Each move is one Lua script (``worker/lua/schedule_*.lua``).
 
 The pump also says that its worker is alive: every :data:`HEARTBEAT_S` it writes its worker's
 id and the time into a sorted set (``keys.workers``), which the metrics count
-(``cartsync_workers_alive``), and it takes the id out when the worker shuts down.
+(``cartsync_workers_alive``), and it takes the id out when the worker shuts down. It writes
+the same into a second set (``keys.workers_flagging``), which workers of releases before the
+ledger's ``parked`` flag do not know: while one of those is alive, the claim looks among the
+dead letters for every update (``DeadLetterStore.flag_parked_orders``).
 """
 
 from __future__ import annotations
@@ -116,6 +119,7 @@ class Schedule:
         self.inflight_key = keys.inflight(prefix)
         self.wake_key = keys.wake(prefix)
         self.workers_key = keys.workers(prefix)
+        self.flagging_key = keys.workers_flagging(prefix)
         self._claim = scripts.load(client, "schedule_claim")
         self._hand_off = scripts.load(client, "schedule_hand_off")
         self._give_back = scripts.load(client, "schedule_give_back")
@@ -218,18 +222,31 @@ class Schedule:
         """Say that ``worker``'s pump is alive at ``now`` (and forget long-silent ones), in
         one round trip."""
         pipe = self.client.pipeline(transaction=False)
-        pipe.zadd(self.workers_key, {worker: now})
-        pipe.zremrangebyscore(self.workers_key, "-inf", repr(now - HEARTBEAT_FORGET_S))
-        pipe.expire(self.workers_key, int(HEARTBEAT_FORGET_S))
+        for key in (self.workers_key, self.flagging_key):
+            pipe.zadd(key, {worker: now})
+            pipe.zremrangebyscore(key, "-inf", repr(now - HEARTBEAT_FORGET_S))
+            pipe.expire(key, int(HEARTBEAT_FORGET_S))
         pipe.execute()
 
     def forget(self, worker: str) -> None:
         """``worker`` stopped: no longer alive."""
-        self.client.zrem(self.workers_key, worker)
+        pipe = self.client.pipeline(transaction=False)
+        pipe.zrem(self.workers_key, worker)
+        pipe.zrem(self.flagging_key, worker)
+        pipe.execute()
 
     def workers_alive(self, since: float) -> int:
         """Workers whose pump beat at ``since`` or later."""
         return int(self.client.zcount(self.workers_key, repr(since), "+inf"))
+
+    def earlier_workers_alive(self, since: float) -> int:
+        """Workers whose pump beat at ``since`` or later without saying that their parks flag
+        their orders (``keys.workers_flagging``): workers of an earlier release."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.zrangebyscore(self.workers_key, repr(since), "+inf")
+        pipe.zrangebyscore(self.flagging_key, repr(since), "+inf")
+        alive, flagging = pipe.execute()
+        return len(set(alive) - set(flagging))
 
 
 def _first_score(client: redis.Redis, key: str) -> float | None:

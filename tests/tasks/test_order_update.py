@@ -8,6 +8,7 @@ sandbox, the ledger, the schedule and the dead letters.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -415,6 +416,57 @@ def test_an_update_failing_unexpectedly_does_not_stop_its_batch(pipeline, sandbo
     assert message == json.loads(batch[1])
     assert started < due <= time.time() + backoff_ceiling(1, base=1.0, cap=30.0)
     assert rt.redis.exists(keys.lock(rt.settings.key_prefix, MERCHANT, "B2")) == 0
+
+
+def test_a_failed_step_leaves_the_waiting_finish_for_the_next_one(pipeline, sandbox, rt, caplog):
+    """When the step that carries B1's finish fails (with B2's claim), B1's delivery is still
+    recorded, once, with the task's next step; B2 goes back to the schedule."""
+    for ref in ("B1", "B2", "B3"):
+        pipeline.enqueue(shirt_order(ref))
+    batch = [pipeline.take_next() for _ in range(3)]
+    rt.schedule.hand_off(batch, watch_until=time.time() + 600)
+    step, calls = rt.ledger.step, []
+
+    def failing_once(*args, **kwargs):  # fault injection around the real step
+        calls.append(args)
+        if len(calls) == 2:
+            raise RuntimeError("a bug in the step")
+        return step(*args, **kwargs)
+
+    rt.ledger.step = failing_once
+    caplog.set_level(logging.INFO, logger="cartsync.order_update")
+    assert run_batch(batch, rt) == ["delivered", "failed", "delivered"]
+    assert [rt.ledger.versions(MERCHANT, ref) for ref in ("B1", "B2", "B3")] == [
+        (1, 1), (1, 0), (1, 1),
+    ]  # fmt: skip
+    assert rt.redis.exists(keys.lock(rt.settings.key_prefix, MERCHANT, "B1")) == 0
+    delivered = [r.getMessage() for r in caplog.records if "outcome=delivered" in r.getMessage()]
+    assert [("order_ref=B1" in m, "order_ref=B3" in m) for m in delivered] == [
+        (True, False), (False, True),
+    ]  # fmt: skip
+    assert rt.metrics.totals().updates["delivered|"] == "2"
+    assert rt.schedule.in_flight() == 0
+    [(message, _)] = pipeline.scheduled()
+    assert message == json.loads(batch[1])
+
+
+def test_a_batch_mixing_superseded_and_sent_updates_records_each_once(pipeline, sandbox, rt):
+    """Superseded, delivered and conflicting updates in one task: each outcome is counted
+    once (the claim's in its own step), every in-flight entry goes, no lock stays."""
+    sandbox.state.script(MERCHANT, "M3", [409])
+    pipeline.enqueue(shirt_order("M1"), version=1)
+    pipeline.enqueue(shirt_order("M1"), version=2)
+    pipeline.enqueue(shirt_order("M3"))
+    batch = [pipeline.take_next() for _ in range(3)]
+    rt.schedule.hand_off(batch, watch_until=time.time() + 600)
+    assert run_batch(batch, rt) == ["superseded", "delivered", "dead_lettered"]
+    assert rt.metrics.totals().updates == {
+        "superseded|": "1", "delivered|": "1", "dead_lettered|conflict": "1",
+    }  # fmt: skip
+    assert rt.schedule.in_flight() == 0
+    for ref in ("M1", "M3"):
+        assert rt.redis.exists(keys.lock(rt.settings.key_prefix, MERCHANT, ref)) == 0
+    assert rt.ledger.versions(MERCHANT, "M1") == (2, 2)
 
 
 def test_an_update_that_keeps_failing_is_parked_as_invalid(pipeline, sandbox, rt, capsys):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 
 import pytest
 
@@ -10,7 +11,12 @@ from cartsync.config.merchants import MerchantAccount, MerchantDirectory
 from cartsync.config.producers import ProducerDirectory, new_token, parse_producers, token_hash
 from cartsync.tasks.message import UpdateMessage
 from cartsync.worker.errors import ConfigurationError, InvalidUpdate
-from cartsync.worker.outcome_records import OutcomeRecord, after_attempt, superseded_head
+from cartsync.worker.outcome_records import (
+    OutcomeRecord,
+    after_attempt,
+    from_replies,
+    superseded_head,
+)
 from cartsync.worker.web import bodies
 from cartsync.worker.web.auth import merchant_verdict
 from cartsync.worker.web.lookup import State, Waiting, decide, order_pattern, update_pattern
@@ -166,3 +172,21 @@ def test_the_superseded_head_and_the_newest_version_make_a_whole_record():
     back = OutcomeRecord.from_json(head + ',"superseded_by":' + str(2**63 - 1) + "}")
     assert back is not None
     assert (back.outcome, back.version, back.superseded_by) == ("superseded", 3, 2**63 - 1)
+
+
+def test_the_later_of_an_older_hash_record_and_a_json_record_wins():
+    """While workers of both releases run, a lookup shows whichever record was written last."""
+    earlier = after_attempt(
+        "retrying", at=10.0, merchant="m", order_ref="o", version=1, enqueued_at=1.0,
+        attempts=1, status=503, next_retry_s=5.0,
+    )  # fmt: skip
+    later = after_attempt(
+        "delivered", at=20.0, merchant="m", order_ref="o", version=1, enqueued_at=1.0,
+        attempts=2, status=200,
+    )  # fmt: skip
+    assert earlier is not None
+    assert later is not None
+    as_hash = {k: "" if v is None else str(v) for k, v in dataclasses.asdict(later).items()}
+    assert from_replies([earlier.to_json(), as_hash]) == later
+    assert from_replies([later.to_json(), {}]) == later
+    assert from_replies([None, {}]) is None

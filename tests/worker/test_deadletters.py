@@ -18,7 +18,9 @@ from cartsync.worker.deadletters import (
     new_letter_id,
 )
 from cartsync.worker.deadletters.letter import valid_status, valid_time, valid_version
+from cartsync.worker.deadletters.store import ORDERS_FLAGGED_LOOK_S
 from cartsync.worker.errors import DeadLetterNotFound
+from cartsync.worker.schedule import Schedule
 from tests.worker.dlq_support import make_letter
 
 NOTE = AuditNote(action="drop", by="tester", run="run-1")
@@ -383,3 +385,21 @@ def test_orders_of_letters_parked_before_the_flag_get_it_once(store, redis_clien
     assert store.flag_parked_orders(batch=2) == 5
     assert [redis_client.hget(order, "parked") for order in orders] == [b"1"] * 5
     assert store.flag_parked_orders() == 0
+
+
+def test_workers_of_an_earlier_release_hold_back_the_flagged_mode(store, redis_client, settings):
+    """A worker alive only in the plain heartbeat set (an earlier release, whose parks do not
+    flag) counts as earlier; once it is gone, the pass runs and every store reader learns,
+    within its look interval, that claims may rely on the flags."""
+    schedule = Schedule(redis_client, settings.key_prefix)
+    now = time.time()
+    schedule.heartbeat("new:1", now)
+    redis_client.zadd(keys.workers(settings.key_prefix), {"old:2": now})
+    assert schedule.earlier_workers_alive(now - 5) == 1
+    redis_client.zrem(keys.workers(settings.key_prefix), "old:2")
+    assert schedule.earlier_workers_alive(now - 5) == 0
+    reader = DeadLetterStore(redis_client, settings.key_prefix)
+    assert reader.orders_flagged(now) is False
+    store.flag_parked_orders()
+    assert reader.orders_flagged(now + 1) is False  # looked a moment ago
+    assert reader.orders_flagged(now + ORDERS_FLAGGED_LOOK_S) is True

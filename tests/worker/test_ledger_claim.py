@@ -24,10 +24,11 @@ def set_versions(redis_client, enqueued, delivered):
         redis_client.hset(key, mapping=mapping)
 
 
-def claim(ledger, version, update_id="u1"):
+def claim(ledger, version, update_id="u1", orders_flagged=True):
     return ledger.claim(
-        "m1", "o1", update_id=update_id, version=version, parked_index=PARKED, ttl_s=5
-    )
+        "m1", "o1", update_id=update_id, version=version, parked_index=PARKED, ttl_s=5,
+        orders_flagged=orders_flagged,
+    )  # fmt: skip
 
 
 def test_claim_decides_exactly_as_decide(ledger, redis_client):
@@ -39,7 +40,7 @@ def test_claim_decides_exactly_as_decide(ledger, redis_client):
         expected = decide(version, enqueued, delivered)
         assert found.value == expected.value, (version, enqueued, delivered)
         locked = redis_client.get(keys.lock(PREFIX, "m1", "o1"))
-        assert (locked == token.encode()) == (expected is Decision.SEND)
+        assert (locked == f"{token}:{version}".encode()) == (expected is Decision.SEND)
         ledger.finish("m1", "o1", token, delivered=None)
 
 
@@ -52,10 +53,12 @@ def test_claim_of_a_parked_update_says_parked(ledger, redis_client):
 
 
 def test_claim_reads_the_dead_letters_only_for_a_flagged_order(ledger, redis_client):
-    """Without its order's flag the claim does not look at the dead-letter index (the one
-    command per update it saves): the park is what sets the flag."""
+    """Once every order with a letter is flagged, the claim does not look at the dead-letter
+    index for an order without the flag (the one command per update it saves); until then
+    it looks for every update."""
     redis_client.hset(PARKED, "u1", "letter-1")
-    assert claim(ledger, 1)[0] is Claim.SEND
+    assert claim(ledger, 1, orders_flagged=False)[0] is Claim.PARKED
+    assert claim(ledger, 1, orders_flagged=True)[0] is Claim.SEND
 
 
 def test_second_sender_finds_the_order_busy(ledger):
@@ -68,12 +71,13 @@ def test_second_sender_finds_the_order_busy(ledger):
 
 
 def test_finish_records_delivery_and_releases(ledger):
-    """finish with the delivered version it claimed records it and frees the lock."""
+    """finish with a delivered version records it (never lowering it, even from the lock's
+    holder) and frees the lock."""
     _, token = claim(ledger, 3)
     ledger.finish("m1", "o1", token, delivered=3)
     assert ledger.versions("m1", "o1") == (0, 3)
     _, token = claim(ledger, 4)
-    ledger.finish("m1", "o1", token, delivered=None)
+    ledger.finish("m1", "o1", token, delivered=2)
     assert ledger.versions("m1", "o1") == (0, 3)
     assert claim(ledger, 4)[0] is Claim.SEND
 
@@ -94,7 +98,7 @@ def test_finish_with_a_stale_token_leaves_the_new_holder_alone(ledger, redis_cli
     found, new = claim(ledger, 1, update_id="u2")
     assert found is Claim.SEND
     ledger.finish("m1", "o1", old, delivered=None)
-    assert redis_client.get(keys.lock(PREFIX, "m1", "o1")) == new.encode()
+    assert redis_client.get(keys.lock(PREFIX, "m1", "o1")) == f"{new}:1".encode()
 
 
 def test_in_flight_entries_stay_through_claim_and_finish_until_dropped(ledger, redis_client):

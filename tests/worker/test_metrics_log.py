@@ -102,3 +102,37 @@ def test_with_log_adds_entries_and_skips_one_that_does_not_read():
         {"total": "1"},
         {"2xx|sum": "0.75"},
     )
+
+
+def test_a_sum_reads_the_same_to_the_last_bit_just_before_and_after_a_fold(redis_client):
+    """The collector adds the unfolded entries up as the fold does, so a latency sum never
+    reads lower after a fold (which Prometheus would take for a counter reset)."""
+    metrics = Metrics(redis_client, PREFIX)
+    ledger = Ledger(redis_client, PREFIX)
+    redis_client.hincrbyfloat(keys.metrics_latency(PREFIX), "2xx|sum", 0.1)
+    for i in range(METRICS_LOG_FOLD_AT - 1):
+        entry = metrics.log_entry("delivered", None, 200, 1000.0 / (i + 3))
+        ledger.step(Finish("m", f"o{i}", f"u{i}", "t", count=entry))
+    before = float(metrics.totals().latency["2xx|sum"])
+    last = metrics.log_entry("superseded", None, None, None)
+    ledger.step(Finish("m", "o", "u", "t", count=last))
+    assert redis_client.llen(keys.metrics_log(PREFIX)) == 0
+    assert float(metrics.totals().latency["2xx|sum"]) == before
+    assert float(redis_client.hget(keys.metrics_latency(PREFIX), "2xx|sum")) == before
+
+
+def test_entries_that_do_not_read_are_left_out_and_never_stop_a_step(redis_client):
+    """A broken entry, an unknown hash number, or a metrics hash of the wrong type: the fold
+    skips them, the step still records its finish, and the log is emptied."""
+    ledger = Ledger(redis_client, PREFIX)
+    log = keys.metrics_log(PREFIX)
+    redis_client.rpush(log, "not json", json.dumps([[9, "x", 1], [1, "delivered|", 2]]))
+    redis_client.set(keys.metrics_attempts(PREFIX), "not a hash")
+    for i in range(METRICS_LOG_FOLD_AT - 2):
+        entry = json.dumps([[1, "delivered|", 1], [2, "total", 1]])
+        ledger.step(Finish("m", f"o{i}", f"u{i}", "t", delivered=1, count=entry))
+    assert redis_client.llen(log) == 0
+    assert ledger.versions("m", "o0") == (0, 1)
+    updates = redis_client.hget(keys.metrics_updates(PREFIX), "delivered|")
+    assert int(updates) == METRICS_LOG_FOLD_AT - 2 + 2
+    assert redis_client.get(keys.metrics_attempts(PREFIX)) == b"not a hash"

@@ -49,6 +49,11 @@ def batches(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
         yield batch
 
 
+#: Seconds between looks at whether every order with a parked update is flagged, until it is
+#: (:meth:`DeadLetterStore.orders_flagged`).
+ORDERS_FLAGGED_LOOK_S = 10.0
+
+
 class DeadLetterStore(StoreReader):
     """The dead-letter store: its reads (:class:`StoreReader`, ``worker/deadletters/reading.py``,
     and :class:`DamagedLookup`, ``worker/deadletters/damaged.py``) and its changes."""
@@ -56,6 +61,8 @@ class DeadLetterStore(StoreReader):
     def __init__(self, client: redis.Redis, prefix: str) -> None:
         super().__init__(client, prefix)
         self._changes = Changes(client, self.names)
+        self._orders_flagged = False
+        self._next_flag_look = 0.0
 
     # -- writing -----------------------------------------------------------------------------
 
@@ -286,29 +293,46 @@ class DeadLetterStore(StoreReader):
             )
         )
 
-    def flag_parked_orders(self, *, batch: int = SCAN_BATCH) -> int:
-        """Give every order that has a letter the ledger's ``parked`` field, once per store;
-        returns the letters read (0 when done before).
+    def orders_flagged(self, now: float) -> bool:
+        """Whether every order with a parked update carries the ledger's ``parked`` field, so
+        that a worker's claim may look among the dead letters for flagged orders only
+        (``worker/lua/ledger_step.lua``). Read from Redis at most every
+        :data:`ORDERS_FLAGGED_LOOK_S` until it is true, then never again (it stays true)."""
+        if self._orders_flagged:
+            return True
+        if now >= self._next_flag_look:
+            self._next_flag_look = now + ORDERS_FLAGGED_LOOK_S
+            self._orders_flagged = bool(self.client.exists(self.names.orders_flagged))
+        return self._orders_flagged
 
-        A park sets that field (``worker/lua/dlq_park.lua``), and a worker's claim checks the
-        store only for orders that carry it (``worker/lua/ledger_step.lua``). Letters parked
-        by releases before the field did not set it, so each worker runs this as it starts:
-        long before a message of such an update can come back (the visibility timeout), its
-        order is flagged. Imported letters flag their orders too, which costs their orders'
-        updates one command each and changes nothing else; running it twice is harmless.
+    def flag_parked_orders(self, *, batch: int = SCAN_BATCH) -> int:
+        """Give every order that has a letter the ledger's ``parked`` field, then record that
+        it is done (:meth:`orders_flagged`); returns the letters read (0 when done before).
+
+        A park sets that field (``worker/lua/dlq_park.lua``), but letters parked by a release
+        before it did not, and a worker of such a release still running parks without it.
+        So a worker runs this only once no worker of an earlier release is alive
+        (``Schedule.earlier_workers_alive``, ``worker/celeryapp.py``); until then claims look
+        among the dead letters for every update. Imported letters flag their orders too,
+        which costs those orders' updates one command each and changes nothing else; running
+        it twice is harmless.
         """
         if self.client.exists(self.names.orders_flagged):
+            self._orders_flagged = True
             return 0
         read = 0
         members = self.client.zscan_iter(self.names.by_order, count=batch)
         for found in batches(members, batch):
             pipe = self.client.pipeline(transaction=False)
             for member, _ in found:
-                order_ref, merchant, _id = member_text(member).split(SEP, 2)
-                pipe.hset(keys.order(self.names.prefix, merchant, order_ref), "parked", "1")
+                parts = member_text(member).split(SEP, 2)
+                if len(parts) == 3:  # else a letter of no known order: no claim to flag for
+                    order_ref, merchant, _id = parts
+                    pipe.hset(keys.order(self.names.prefix, merchant, order_ref), "parked", "1")
             pipe.execute()
             read += len(found)
         self.client.set(self.names.orders_flagged, "1")
+        self._orders_flagged = True
         return read
 
     def reindex(self, *, batch: int = SCAN_BATCH) -> Iterator[int]:
