@@ -172,7 +172,7 @@ class Steps:
                 attempts=len(message.attempts),
             ),
             record_ttl_ms=ttl_ms(rt.settings.idempotency_ttl_s), count=True,
-            orders_flagged=rt.dead_letters.orders_flagged(time.time()),
+            orders_flagged=rt.dead_letters.orders_flagged(rt.clock()),
         )  # fmt: skip
         found = rt.ledger.step(self._finish(), request)
         self._recorded()
