@@ -44,6 +44,7 @@ from cartsync.worker.backoff import compute_backoff, exhausted
 from cartsync.worker.clock import logged_ms_since
 from cartsync.worker.errors import InvalidMessage, InvalidUpdate, UnknownMerchant
 from cartsync.worker.ledger import Claim, ClaimRequest, Finish
+from cartsync.worker.metrics import log_entry
 from cartsync.worker.outcome_records import after_attempt, superseded_head, ttl_ms
 from cartsync.worker.outcomes import CallResult, Outcome, Reason, verdict
 
@@ -207,10 +208,10 @@ class Steps:
             status=result.status, next_retry_s=result.next_retry_s, letter_id=result.letter_id,
             reason=result.reason,
         )  # fmt: skip
-        count = rt.metrics.log_entry(
+        count = log_entry(rt.metrics.increments(
             result.outcome, result.reason, result.status, result.latency_ms,
             merchant=message.merchant, enqueued_at=message.enqueued_at,
-        )  # fmt: skip
+        ))  # fmt: skip
         return Finish(
             message.merchant, message.order_ref, message.update_id, sent.token,
             delivered=message.version if result.outcome is Outcome.DELIVERED else None,

@@ -111,7 +111,7 @@ class Finish:
     #: The update's outcome record as JSON (``worker/outcome_records.py``), '' for none.
     record: str = ""
     record_ttl_ms: int = 1
-    #: The outcome's metrics log entry (``Metrics.log_entry``), '' to count nothing.
+    #: The outcome's metrics log entry (``metrics.log_entry``), '' to count nothing.
     count: str = ""
 
 

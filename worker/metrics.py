@@ -25,7 +25,7 @@ Keys (``{prefix}:metrics:...``, named in ``worker/keys.py``):
   (``worker/deadletters/audit.py``);
 - ``log``: a list of counts not yet added to ``updates``, ``attempts``, ``latency``,
   ``merchant_updates`` and ``delivery``. A worker counts an outcome it records in the ledger's
-  step script as one entry there (:meth:`Metrics.log_entry`), one command instead of one per
+  step script as one entry there (:func:`log_entry`), one command instead of one per
   counter; the script folds the list into the hashes every ``METRICS_LOG_FOLD_AT``
   entries (``worker/ledger.py``, ``worker/lua/_metrics_log.lua``). Other outcomes are
   counted into the hashes directly (:meth:`Metrics.observe`). The collector reads hashes and
@@ -175,57 +175,21 @@ class Metrics:
         but the update's own outcome (already decided and recorded) is not disturbed.
         """
         pipe = self.client.pipeline(transaction=False)
-        self.count_into(pipe, outcome, reason, status, latency_ms)
+        self.count_into(pipe, self.increments(outcome, reason, status, latency_ms))
         try:
             pipe.execute()
         except (redis.RedisError, OSError) as exc:
             log.warning("metrics.observe_failed", exception=type(exc).__name__)
 
-    def count_into(
-        self,
-        pipe: redis.client.Pipeline,
-        outcome: str,
-        reason: str | None,
-        status: int | None,
-        latency_ms: float | None,
-        *,
-        merchant: str | None = None,
-        enqueued_at: float | None = None,
-    ) -> None:
-        """Add :meth:`observe`'s counting to ``pipe``, to ride in a round trip made anyway.
-
-        With ``merchant`` the update also counts by merchant (:func:`merchant_label`); with
-        ``enqueued_at`` (when it was first enqueued, seconds since the epoch) a delivery also
-        counts in the enqueue-to-delivered histogram.
-        """
-        for number, field, amount in self.increments(
-            outcome, reason, status, latency_ms, merchant=merchant, enqueued_at=enqueued_at
-        ):
+    def count_into(self, pipe: redis.client.Pipeline, increments: list[Increment]) -> None:
+        """Add the counting of ``increments`` (:meth:`increments`) to ``pipe``, to ride in a
+        round trip made anyway."""
+        for number, field, amount in increments:
             key = self.log_hashes[number - 1]
             if isinstance(amount, int):
                 pipe.hincrby(key, field, amount)
             else:
                 pipe.hincrbyfloat(key, field, amount)
-
-    def log_entry(
-        self,
-        outcome: str,
-        reason: str | None,
-        status: int | None,
-        latency_ms: float | None,
-        *,
-        merchant: str | None = None,
-        enqueued_at: float | None = None,
-    ) -> str:
-        """The same counting as :meth:`count_into`, as one entry of the metrics log, which a
-        Lua script appends in the step that records the outcome
-        (``worker/lua/_metrics_log.lua``; :data:`log_keys` are the keys it takes)."""
-        return json.dumps(
-            self.increments(
-                outcome, reason, status, latency_ms, merchant=merchant, enqueued_at=enqueued_at
-            ),
-            separators=(",", ":"),
-        )
 
     def totals(self) -> Totals:
         """The logged hashes with the log's entries not yet folded added (:func:`with_log`),
@@ -249,7 +213,13 @@ class Metrics:
         enqueued_at: float | None = None,
     ) -> list[Increment]:
         """What one update adds to the metrics: (hash number in :data:`log_hashes`, from 1;
-        field; amount). Counts are ints, sums of seconds floats."""
+        field; amount). Counts are ints, sums of seconds floats.
+
+        With ``merchant`` the update also counts by merchant (:func:`merchant_label`); with
+        ``enqueued_at`` (when it was first enqueued, seconds since the epoch) a delivery also
+        counts in the enqueue-to-delivered histogram. Counted into Redis by
+        :meth:`count_into`, or as one entry of the metrics log (:func:`log_entry`).
+        """
         found: list[Increment] = [(UPDATES, f"{outcome}{_SEP}{reason or ''}", 1)]
         if merchant is not None:
             label = merchant_label(merchant, self.merchants)
@@ -265,6 +235,13 @@ class Metrics:
             found.append((LATENCY, f"{group}{_SEP}{bucket_label(latency_s)}", 1))
             found.append((LATENCY, f"{group}{_SEP}sum", latency_s))
         return found
+
+
+def log_entry(increments: list[Increment]) -> str:
+    """``increments`` as one entry of the metrics log, which a Lua script appends in the step
+    that records the outcome (``worker/lua/_metrics_log.lua``; :attr:`Metrics.log_keys` are
+    the keys it takes)."""
+    return json.dumps(increments, separators=(",", ":"))
 
 
 class Totals(NamedTuple):

@@ -63,8 +63,12 @@ def exposed(redis_client, settings) -> set[str]:
     now = time.time()
     metrics = Metrics(redis_client, settings.key_prefix, merchants=["shop1"])
     pipe = redis_client.pipeline(transaction=False)
-    metrics.count_into(pipe, "delivered", None, 200, 10.0, merchant="shop1", enqueued_at=now - 1)
-    metrics.count_into(pipe, "dead_lettered", "unauthorized", 401, 10.0, merchant="x")
+    delivered = metrics.increments(
+        "delivered", None, 200, 10.0, merchant="shop1", enqueued_at=now - 1
+    )
+    metrics.count_into(pipe, delivered)
+    unauthorized = metrics.increments("dead_lettered", "unauthorized", 401, 10.0, merchant="x")
+    metrics.count_into(pipe, unauthorized)
     pipe.execute()
     metrics.count_dropped(settings.queue)
     store = DeadLetterStore(redis_client, settings.key_prefix)

@@ -11,7 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from cartsync.worker import keys
 from cartsync.worker.ledger import METRICS_LOG_FOLD_AT, Finish, Ledger
-from cartsync.worker.metrics import Metrics, registry_for, with_log
+from cartsync.worker.metrics import Metrics, log_entry, registry_for, with_log
 
 PREFIX = "t"
 
@@ -30,8 +30,10 @@ def outcomes(n: int) -> list[tuple[str, str | None, int | None, float | None, st
 def finish_counting(ledger: Ledger, metrics: Metrics, n: int, now: float) -> None:
     """Count n outcomes the way a worker does: each as the entry of a finish step."""
     for i, (outcome, reason, status, latency, merchant) in enumerate(outcomes(n)):
-        entry = metrics.log_entry(
-            outcome, reason, status, latency, merchant=merchant, enqueued_at=now - i % 7
+        entry = log_entry(
+            metrics.increments(
+                outcome, reason, status, latency, merchant=merchant, enqueued_at=now - i % 7
+            )
         )
         ledger.step(Finish(merchant, f"o{i}", f"u{i}", token="none", count=entry))
 
@@ -49,7 +51,10 @@ def test_logged_counts_equal_counts_made_one_by_one(redis_client):
     pipe = redis_client.pipeline(transaction=False)
     for i, (outcome, reason, status, latency, merchant) in enumerate(outcomes(n)):
         direct.count_into(
-            pipe, outcome, reason, status, latency, merchant=merchant, enqueued_at=now - i % 7
+            pipe,
+            direct.increments(
+                outcome, reason, status, latency, merchant=merchant, enqueued_at=now - i % 7
+            ),
         )
     pipe.execute()
 
@@ -75,7 +80,7 @@ def test_a_hash_field_a_fold_wrote_still_takes_hincrby(redis_client):
 def test_a_scrape_counts_what_is_still_in_the_log(redis_client, settings):
     """An outcome counted a moment ago, still in the log, is in the very next scrape."""
     metrics = Metrics(redis_client, settings.key_prefix)
-    entry = metrics.log_entry("delivered", None, 200, 100.0)
+    entry = log_entry(metrics.increments("delivered", None, 200, 100.0))
     Ledger(redis_client, settings.key_prefix).step(Finish("m", "o", "u", "t", count=entry))
     text = generate_latest(registry_for(redis_client, settings)).decode()
     samples = {
@@ -111,10 +116,10 @@ def test_a_sum_reads_the_same_to_the_last_bit_just_before_and_after_a_fold(redis
     ledger = Ledger(redis_client, PREFIX)
     redis_client.hincrbyfloat(keys.metrics_latency(PREFIX), "2xx|sum", 0.1)
     for i in range(METRICS_LOG_FOLD_AT - 1):
-        entry = metrics.log_entry("delivered", None, 200, 1000.0 / (i + 3))
+        entry = log_entry(metrics.increments("delivered", None, 200, 1000.0 / (i + 3)))
         ledger.step(Finish("m", f"o{i}", f"u{i}", "t", count=entry))
     before = float(metrics.totals().latency["2xx|sum"])
-    last = metrics.log_entry("superseded", None, None, None)
+    last = log_entry(metrics.increments("superseded", None, None, None))
     ledger.step(Finish("m", "o", "u", "t", count=last))
     assert redis_client.llen(keys.metrics_log(PREFIX)) == 0
     assert float(metrics.totals().latency["2xx|sum"]) == before

@@ -61,7 +61,7 @@ def test_merchant_label_is_bounded_to_configured_merchants():
 
 
 def test_outcomes_by_merchant_and_delivery_latency(redis_client, settings):
-    """count_into with the message's merchant and enqueue time counts the outcome under the
+    """Counting with the message's merchant and enqueue time counts the outcome under the
     merchant's label (others as ``other``) and a delivery in the enqueue-to-delivered
     histogram; an update that was not delivered stays out of the histogram."""
     now = 1_800_000_000.0
@@ -74,7 +74,10 @@ def test_outcomes_by_merchant_and_delivery_latency(redis_client, settings):
     ]:
         pipe = redis_client.pipeline(transaction=False)
         metrics.count_into(
-            pipe, outcome, reason, 200, 10.0, merchant=merchant, enqueued_at=enqueued_at
+            pipe,
+            metrics.increments(
+                outcome, reason, 200, 10.0, merchant=merchant, enqueued_at=enqueued_at
+            ),
         )
         pipe.execute()
     samples = scrape(redis_client, settings)
