@@ -13,6 +13,7 @@ import time
 import pytest
 from click.testing import CliRunner
 
+from cartsync.config.settings import load_settings
 from cartsync.tasks.builders import (
     Item,
     cancelled,
@@ -24,10 +25,12 @@ from cartsync.tasks.builders import (
 from cartsync.tasks.producer import Producer
 from cartsync.worker import keys
 from cartsync.worker.cli.status import status
+from cartsync.worker.deadletters import DeadLetterStore
 from cartsync.worker.metrics import Metrics
 from tests import support
 from tests.sandbox_fixtures import SHOP
 from tests.support import WorkerProcess, running_worker, wait_for, worker_env
+from tests.worker.dlq_support import make_letter
 
 pytestmark = pytest.mark.slow
 
@@ -261,3 +264,28 @@ def test_a_message_that_breaks_the_worker_ends_parked_and_seen(
     numbers = json.loads(shown.output)
     assert numbers["dead_by_reason"]["invalid"] == 1
     assert (numbers["in_flight"], numbers["scheduled"]) == (0, 0)
+
+
+def test_a_worker_flags_parked_orders_once_no_earlier_release_is_alive(env, redis_client):
+    """While a worker of an earlier release still beats (only in the plain heartbeat set), a
+    new worker leaves the orders of parked letters as they are; once it is gone, the worker
+    flags every stored letter's order and records that claims may rely on the flags."""
+    settings = load_settings(env)
+    prefix = settings.key_prefix
+    store = DeadLetterStore(redis_client, prefix)
+    store.park(make_letter(merchant=MERCHANT, order_ref="F1"))
+    order = keys.order(prefix, MERCHANT, "F1")
+    redis_client.hdel(order, "parked")  # as an earlier release parked it
+    redis_client.zadd(keys.workers(prefix), {"earlier:1": time.time() + 3600})
+    with running_worker(env) as worker:
+        flagging = keys.workers_flagging(prefix)
+        wait_for(lambda: redis_client.zcard(flagging) == 1, on_fail=worker.log_text)
+        time.sleep(4 * settings.scheduler_interval_s)
+        assert redis_client.exists(keys.dlq_orders_flagged(prefix)) == 0
+        assert redis_client.hget(order, "parked") is None
+        redis_client.zrem(keys.workers(prefix), "earlier:1")
+        wait_for(
+            lambda: redis_client.exists(keys.dlq_orders_flagged(prefix)),
+            on_fail=worker.log_text,
+        )
+    assert redis_client.hget(order, "parked") == b"1"
