@@ -11,6 +11,8 @@ import redis
 from cartsync.config.settings import load_settings
 from cartsync.tasks.producer import Producer
 from cartsync.worker import keys
+from cartsync.worker.outcome_records import after_attempt, write_into
+from cartsync.worker.web.lookup import Lookup
 from tests.sandbox_fixtures import SHOP
 from tests.support import running_worker, wait_for, worker_env
 from tests.web.bodies import cancel, shipped
@@ -133,3 +135,26 @@ def test_an_outcome_record_an_older_release_wrote_as_a_hash_still_answers(web, r
     seen = status_of(web, "old-1")
     assert (seen["status"], seen["order_ref"], seen["version"]) == ("delivered", "H1", 4)
     assert (seen["attempts"], seen["sequra_status"]) == (2, 200)
+
+
+def test_an_update_finished_while_the_lookup_scans_answers_from_its_record(redis_client):
+    """A Python API update whose worker records it and drops its message between the
+    lookup's first read and its scans is shown from the record, not as unknown."""
+    redis_client.set(keys.update("cartsync", "raced"), "3")  # accepted, no receipt
+
+    class Racing(Lookup):
+        def _find_waiting(self, update_id, deadline):  # the worker finishes meanwhile
+            record = after_attempt(
+                "delivered", at=5.0, merchant=SHOP.ref, order_ref="R1", version=3,
+                enqueued_at=1.0, attempts=1, status=200,
+            )  # fmt: skip
+            assert record is not None
+            pipe = self.client.pipeline(transaction=False)
+            write_into(pipe, "cartsync", update_id, record, 60.0)
+            pipe.execute()
+            return None
+
+    seen = Racing(redis_client, "cartsync").update("raced")
+    assert seen is not None
+    assert (seen.status, seen.order_ref, seen.version) == ("delivered", "R1", 3)
+    assert Lookup(redis_client, "cartsync").update("unknown") is None

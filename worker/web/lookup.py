@@ -216,7 +216,10 @@ class Lookup:
         else:  # no receipt (the Python API, the CLI): its message says which order
             waiting = self._find_waiting(update_id, deadline)
             if waiting is None:
-                return None
+                # A worker may have finished it between the first read and the scans: its
+                # record is written no later than its message leaves the in-flight set.
+                record = self._record(update_id)
+                return None if record is None else _recorded(update_id, record, None, None)
             message = waiting.message
             merchant, order_ref, accepted_at = (
                 message.merchant,
@@ -244,6 +247,11 @@ class Lookup:
             superseded_by=by,
             dead_letter=Letter.of(letter) if letter else None,
         )
+
+    def _record(self, update_id: str) -> OutcomeRecord | None:
+        pipe = self.client.pipeline(transaction=False)
+        outcome_records.read_into(pipe, self.prefix, update_id)
+        return outcome_records.from_replies(pipe.execute())
 
     def _find_waiting(self, update_id: str, deadline: float | None) -> Waiting | None:
         # A message handed off from the schedule to the in-flight set between the two scans
