@@ -55,6 +55,7 @@ import structlog
 from bench.harness import (
     MERCHANT,
     PASSWORD,
+    CheckedRun,
     SandboxProcess,
     WorkerProcess,
     cartsync_env,
@@ -137,7 +138,7 @@ class Accepted:
 
 
 @dataclass
-class Report:
+class Report(CheckedRun):
     config: ChaosConfig
     accepted: int = 0
     kills: int = 0
@@ -145,16 +146,7 @@ class Report:
     #: Messages lost between the queue and a worker, and brought back by the in-flight set.
     recovered: int = 0
     counts: Counter[str] = field(default_factory=Counter)
-    failures: list[str] = field(default_factory=list)
-    checks: list[tuple[str, bool, str]] = field(default_factory=list)
     seconds: float = 0.0
-
-    @property
-    def ok(self) -> bool:
-        return all(passed for _, passed, _ in self.checks) and not self.failures
-
-    def check(self, name: str, passed: bool, detail: str) -> None:
-        self.checks.append((name, passed, detail))
 
     def text(self) -> str:
         c = self.config
@@ -164,12 +156,8 @@ class Report:
             f"restarts, {self.seconds:.0f} s",
             "outcomes: " + ", ".join(f"{k} {v}" for k, v in sorted(self.counts.items())),
             f"messages presumed lost on their way to a worker and sent again: {self.recovered}",
+            *self.verdict_lines(),
         ]
-        for name, passed, detail in self.checks:
-            lines.append(f"  [{'ok' if passed else 'FAILED'}] {name}: {detail}")
-        for failure in self.failures:
-            lines.append(f"  [FAILED] {failure}")
-        lines.append("all checks passed" if self.ok else "SOME CHECKS FAILED")
         return "\n".join(lines)
 
 

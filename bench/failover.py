@@ -58,6 +58,7 @@ from bench.harness import (
     MERCHANT,
     PASSWORD,
     USERNAME,
+    CheckedRun,
     SandboxProcess,
     WorkerProcess,
     cartsync_env,
@@ -109,7 +110,7 @@ class Config:
 
 
 @dataclass
-class Report:
+class Report(CheckedRun):
     config: Config
     accepted: int = 0
     unavailable: int = 0
@@ -130,16 +131,7 @@ class Report:
     accepted_after_failover: list[int] = field(default_factory=list)
     enqueue_ms_median: float | None = None
     enqueue_ms_p99: float | None = None
-    checks: list[tuple[str, bool, str]] = field(default_factory=list)
-    failures: list[str] = field(default_factory=list)
     seconds: float = 0.0
-
-    @property
-    def ok(self) -> bool:
-        return all(passed for _, passed, _ in self.checks) and not self.failures
-
-    def check(self, name: str, passed: bool, detail: str) -> None:
-        self.checks.append((name, passed, detail))
 
     def text(self) -> str:
         c = self.config
@@ -154,11 +146,8 @@ class Report:
             "accepted updates: " + ", ".join(f"{k} {v}" for k, v in sorted(self.classes.items())),
             f"accepted updates the new master had never heard of: {self.forgotten}",
             f"enqueue latency: median {self.enqueue_ms_median} ms, p99 {self.enqueue_ms_p99} ms",
+            *self.verdict_lines(),
         ]
-        for name, passed, detail in self.checks:
-            lines.append(f"  [{'ok' if passed else 'FAILED'}] {name}: {detail}")
-        lines += [f"  [FAILED] {failure}" for failure in self.failures]
-        lines.append("all checks passed" if self.ok else "SOME CHECKS FAILED")
         return "\n".join(lines)
 
 

@@ -17,7 +17,7 @@ import os
 import platform
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,30 @@ START_TIMEOUT_S = 30.0
 
 #: Merchant account every benchmark and chaos run uses (the sandbox knows it).
 MERCHANT, USERNAME, PASSWORD = "benchshop", "benchshop-api", "bench-pw-1"
+
+
+@dataclass(kw_only=True)
+class CheckedRun:
+    """What a run checked (name, passed, detail) and what made it fail outright: the verdict
+    part of the chaos and failover reports (``bench/chaos.py``, ``bench/failover.py``)."""
+
+    checks: list[tuple[str, bool, str]] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(passed for _, passed, _ in self.checks) and not self.failures
+
+    def check(self, name: str, passed: bool, detail: str) -> None:
+        self.checks.append((name, passed, detail))
+
+    def verdict_lines(self) -> list[str]:
+        """One line per check and per failure, then the verdict."""
+        lines = [f"  [{'ok' if passed else 'FAILED'}] {name}: {detail}"
+                 for name, passed, detail in self.checks]  # fmt: skip
+        lines += [f"  [FAILED] {failure}" for failure in self.failures]
+        lines.append("all checks passed" if self.ok else "SOME CHECKS FAILED")
+        return lines
 
 
 @dataclass(frozen=True)
