@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -27,6 +30,7 @@ __all__ = [
     "WorkerProcess",
     "env",
     "json_events",
+    "metrics_command",
     "producer",
     "running_worker",
     "sandbox",
@@ -93,3 +97,24 @@ def producer(settings: Settings) -> Producer:
     return Producer(
         settings.with_overrides(sequra_username=SHOP.username, sequra_password=SHOP.password)
     )
+
+
+@contextlib.contextmanager
+def metrics_command(redis_url: str) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """A real ``cartsync metrics`` on a free port of loopback: (its /metrics URL, the
+    process). Killed on the way out if the test has not stopped it."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", "from cartsync.worker.cli import main; main()",
+         "metrics", "--host", "127.0.0.1", "--port", "0"],
+        env=dict(os.environ, CARTSYNC_REDIS_URL=redis_url), stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert process.stderr is not None
+        line = process.stderr.readline()
+        match = re.search(r"http://127\.0\.0\.1:(\d+)/metrics", line)
+        assert match, line
+        yield match.group(0), process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()

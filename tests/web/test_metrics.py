@@ -3,17 +3,14 @@ histogram, in the service's ``/metrics`` and in ``cartsync metrics``."""
 
 from __future__ import annotations
 
-import os
 import re
 import signal
-import subprocess
-import sys
 
 import pytest
 import requests
 
 from tests.sandbox_fixtures import SHOP
-from tests.support import wait_for
+from tests.support import metrics_command, wait_for
 from tests.web.bodies import shipped
 
 pytestmark = pytest.mark.slow
@@ -44,22 +41,9 @@ def test_requests_and_enqueue_latency_are_counted_across_processes(web, web_serv
     assert counted(text, 'cartsync_http_enqueue_seconds_bucket{le="+Inf"}') == 6
     assert counted(text, "cartsync_http_enqueue_seconds_sum") > 0
 
-    env = dict(os.environ, CARTSYNC_REDIS_URL=redis_url)
-    process = subprocess.Popen(
-        [sys.executable, "-c", "from cartsync.worker.cli import main; main()",
-         "metrics", "--host", "127.0.0.1", "--port", "0"],
-        env=env, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
-        assert process.stderr is not None
-        match = re.search(r"http://127\.0\.0\.1:(\d+)/metrics", process.stderr.readline())
-        assert match
-        served = requests.get(match.group(0), timeout=5).text
+    with metrics_command(redis_url) as (url, process):
+        served = requests.get(url, timeout=5).text
         assert counted(served, ACCEPTED) == 6
         assert counted(served, "cartsync_http_enqueue_seconds_count") == 6
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=10) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()

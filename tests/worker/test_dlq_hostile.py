@@ -3,11 +3,7 @@ imported letters never pass for live updates, and a damaged letter in Redis is l
 damaged while everything else keeps working."""
 
 import json
-import os
-import re
 import signal
-import subprocess
-import sys
 import zlib
 from typing import Any
 
@@ -31,6 +27,7 @@ from cartsync.worker.deadletters import (
 from cartsync.worker.metrics import registry_for
 from cartsync.worker.runtime import Runtime
 from tests.sandbox_fixtures import SHOP
+from tests.support import metrics_command
 from tests.worker.dlq_support import make_letter, plant, queued_update_ids
 
 #: Marks a field to leave out of a line.
@@ -403,21 +400,11 @@ def test_metrics_endpoint_answers_with_a_damaged_letter(redis_client, settings):
     """`cartsync metrics` answers 200 over HTTP with a damaged letter in the store."""
     letter_id, stored = DAMAGED["bad id"]
     plant(redis_client, settings.key_prefix, letter_id, stored)
-    env = dict(os.environ, CARTSYNC_REDIS_URL=settings.redis_url)
-    process = subprocess.Popen(
-        [sys.executable, "-c", "from cartsync.worker.cli import main; main()",
-         "metrics", "--host", "127.0.0.1", "--port", "0"],
-        env=env, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
-        assert process.stderr is not None
-        match = re.search(r"http://127\.0\.0\.1:(\d+)/metrics", process.stderr.readline())
-        assert match
-        response = requests.get(match.group(0), timeout=5)
+    with metrics_command(settings.redis_url) as (url, process):
+        response = requests.get(url, timeout=5)
         assert response.status_code == 200
         assert "cartsync_redis_up 1.0" in response.text
         assert 'cartsync_dead_letters{reason="conflict"} 1.0' in response.text
-    finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=10)
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import platform
-import re
 import signal
 import subprocess
 import sys
@@ -20,6 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from cartsync.worker.deadletters import DeadLetter, DeadLetterStore
 from cartsync.worker.metrics import Metrics, bucket_label, registry_for, status_class
 from cartsync.worker.schedule import Schedule, member_of
+from tests.support import metrics_command
 
 
 def scrape(client, settings) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -187,24 +186,10 @@ def test_bucket_label_edges():
 def test_metrics_command_serves_http(redis_client, settings):
     """`cartsync metrics` serves the counters over HTTP and stops cleanly on SIGTERM."""
     Metrics(redis_client, settings.key_prefix).observe("delivered", None, 200, 10.0)
-    env = dict(os.environ, CARTSYNC_REDIS_URL=settings.redis_url)
-    process = subprocess.Popen(
-        [sys.executable, "-c", "from cartsync.worker.cli import main; main()",
-         "metrics", "--host", "127.0.0.1", "--port", "0"],
-        env=env, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
-        assert process.stderr is not None
-        line = process.stderr.readline()
-        match = re.search(r"http://127\.0\.0\.1:(\d+)/metrics", line)
-        assert match, line
-        response = requests.get(match.group(0), timeout=5)
+    with metrics_command(settings.redis_url) as (url, process):
+        response = requests.get(url, timeout=5)
         assert response.status_code == 200
         assert 'cartsync_updates_total{outcome="delivered",reason=""} 1.0' in response.text
         assert "cartsync_queue_depth 0.0" in response.text
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=10) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
