@@ -46,6 +46,17 @@ class Web:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         return self.session.get(self.url + path, headers=headers, timeout=10)
 
+    def status_of(self, update_id: str) -> Any:
+        """``GET /v1/updates/{update_id}``'s body; the answer must be 200."""
+        answer = self.get(f"/v1/updates/{update_id}")
+        assert answer.status_code == 200, answer.text
+        return answer.json()
+
+    def became(self, update_id: str, state: str) -> Any:
+        """The update's status body once it shows ``state``, else None (for ``wait_for``)."""
+        found = self.status_of(update_id)
+        return found if found["status"] == state else None
+
     def put_order(
         self, merchant: str, order_ref: str, body: Any, auth: tuple[str, str] | None, **kwargs: Any
     ) -> requests.Response:

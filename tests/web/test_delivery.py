@@ -25,17 +25,6 @@ def worker(web_sandbox, redis_client, tmp_path):
         yield process
 
 
-def status_of(web, update_id):
-    answer = web.get(f"/v1/updates/{update_id}")
-    assert answer.status_code == 200, answer.text
-    return answer.json()
-
-
-def became(web, update_id, state):
-    found = status_of(web, update_id)
-    return found if found["status"] == state else None
-
-
 def test_both_ways_in_reach_seQura_and_lookups_follow_each_outcome(web, web_sandbox, worker):
     """An update PUT the seQura way and one POSTed natively are delivered; a conflict is
     dead-lettered with seQura's error; retries show as retrying; an older version refused at
@@ -47,13 +36,13 @@ def test_both_ways_in_reach_seQura_and_lookups_follow_each_outcome(web, web_sand
     posted = web.post("/v1/updates", cancel(SHOP.ref, "E2"))
     assert posted.status_code == 202
     for update_id in (put.json()["update_id"], posted.json()["update_id"]):
-        wait_for(functools.partial(became, web, update_id, "delivered"), what="delivery")
+        wait_for(functools.partial(web.became, update_id, "delivered"), what="delivery")
     assert state.order(SHOP.ref, "E1/1")["state"]["shipped_cart"]["order_total_with_tax"] == 8350
     assert state.order(SHOP.ref, "E2")["state"]["cancellation_reason"] == "out_of_stock"
 
     state.script(SHOP.ref, "E3", [409])
     conflict = web.post("/v1/updates", shipped(SHOP.ref, "E3")).json()
-    parked = wait_for(lambda: became(web, conflict["update_id"], "dead_lettered"), what="parking")
+    parked = wait_for(lambda: web.became(conflict["update_id"], "dead_lettered"), what="parking")
     letter = parked["dead_letter"]
     assert letter["reason"] == "conflict"
     assert letter["status"] == 409
@@ -63,18 +52,18 @@ def test_both_ways_in_reach_seQura_and_lookups_follow_each_outcome(web, web_sand
     state.script(SHOP.ref, "E4", [503, 503, 503, 503])
     retried = web.post("/v1/updates", shipped(SHOP.ref, "E4")).json()
     seen = wait_for(
-        lambda: became(web, retried["update_id"], "retrying"), what="a retry", interval=0.01
+        lambda: web.became(retried["update_id"], "retrying"), what="a retry", interval=0.01
     )
     assert seen["attempts"] >= 1
     assert seen["in_flight"] or seen["next_try_at"] is not None
-    wait_for(lambda: became(web, retried["update_id"], "delivered"), what="delivery after retries")
+    wait_for(lambda: web.became(retried["update_id"], "delivered"), what="delivery after retries")
 
     newer = web.post("/v1/updates", cancel(SHOP.ref, "E5"), headers={"Order-Version": "2"})
     older = web.post("/v1/updates", shipped(SHOP.ref, "E5"), headers={"Order-Version": "1"})
     assert older.json()["status"] == "superseded"
-    superseded = status_of(web, older.json()["update_id"])
+    superseded = web.status_of(older.json()["update_id"])
     assert (superseded["status"], superseded["superseded_by"]) == ("superseded", 2)
-    wait_for(lambda: became(web, newer.json()["update_id"], "delivered"), what="the newer one")
+    wait_for(lambda: web.became(newer.json()["update_id"], "delivered"), what="the newer one")
 
     order = web.get(f"/v1/orders/{SHOP.ref}/E3").json()
     assert order["enqueued_version"] == 1

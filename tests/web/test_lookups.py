@@ -32,17 +32,6 @@ def producer(env):
     return Producer(load_settings(env))
 
 
-def status_of(web, update_id):
-    answer = web.get(f"/v1/updates/{update_id}")
-    assert answer.status_code == 200, answer.text
-    return answer.json()
-
-
-def became(web, update_id, state):
-    found = status_of(web, update_id)
-    return found if found["status"] == state else None
-
-
 def test_python_api_updates_are_looked_up_through_every_outcome(web, web_sandbox, env, producer):
     """Updates enqueued through the Python API show as pending, then retrying (attempts, next
     try), delivered (when, seQura's status), superseded (by which version), and dead-lettered
@@ -51,7 +40,7 @@ def test_python_api_updates_are_looked_up_through_every_outcome(web, web_sandbox
     pending = producer.enqueue(shipped(SHOP.ref, "P1"))
     older = producer.enqueue(shipped(SHOP.ref, "P2"), version=1)
     producer.enqueue(cancel(SHOP.ref, "P2"), version=2)
-    seen = status_of(web, pending.update_id)
+    seen = web.status_of(pending.update_id)
     assert (seen["status"], seen["merchant"], seen["order_ref"]) == ("pending", SHOP.ref, "P1")
     assert seen["version"] == 1
     assert (seen["attempts"], seen["outcome_at"]) == (0, None)
@@ -62,24 +51,24 @@ def test_python_api_updates_are_looked_up_through_every_outcome(web, web_sandbox
     conflict = producer.enqueue(shipped(SHOP.ref, "P4"))
     before = time.time()
     with running_worker(env):
-        delivered = wait_for(lambda: became(web, pending.update_id, "delivered"), what="delivery")
+        delivered = wait_for(lambda: web.became(pending.update_id, "delivered"), what="delivery")
         assert delivered["sequra_status"] in (200, 204)
         assert before <= delivered["outcome_at"] <= time.time()
         assert delivered["attempts"] == 1
 
         superseded = wait_for(
-            lambda: became(web, older.update_id, "superseded"), what="superseding"
+            lambda: web.became(older.update_id, "superseded"), what="superseding"
         )
         assert (superseded["version"], superseded["superseded_by"]) == (1, 2)
 
         retrying = wait_for(
-            lambda: became(web, retried.update_id, "retrying"), what="a retry", interval=0.01
+            lambda: web.became(retried.update_id, "retrying"), what="a retry", interval=0.01
         )
         assert retrying["attempts"] >= 1
         assert retrying["sequra_status"] == 503
         assert retrying["next_try_at"] >= retrying["outcome_at"]
 
-        parked = wait_for(lambda: became(web, conflict.update_id, "dead_lettered"), what="parking")
+        parked = wait_for(lambda: web.became(conflict.update_id, "dead_lettered"), what="parking")
         letter = parked["dead_letter"]
         assert letter["id"]
         assert (letter["reason"], letter["status"]) == ("conflict", 409)
@@ -87,8 +76,8 @@ def test_python_api_updates_are_looked_up_through_every_outcome(web, web_sandbox
         assert parked["sequra_status"] == 409
 
         newer = producer.enqueue(cancel(SHOP.ref, "P1"))
-        wait_for(lambda: became(web, newer.update_id, "delivered"), what="the newer delivery")
-    overtaken = status_of(web, pending.update_id)
+        wait_for(lambda: web.became(newer.update_id, "delivered"), what="the newer delivery")
+    overtaken = web.status_of(pending.update_id)
     assert overtaken["status"] == "delivered"
     assert overtaken["outcome_at"] == delivered["outcome_at"]
 
@@ -132,7 +121,7 @@ def test_an_outcome_record_an_older_release_wrote_as_a_hash_still_answers(web, r
             "reason": "", "superseded_by": "",
         },
     )  # fmt: skip
-    seen = status_of(web, "old-1")
+    seen = web.status_of("old-1")
     assert (seen["status"], seen["order_ref"], seen["version"]) == ("delivered", "H1", 4)
     assert (seen["attempts"], seen["sequra_status"]) == (2, 200)
 
