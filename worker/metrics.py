@@ -143,16 +143,11 @@ class Metrics:
         self.client = client
         self.merchants = frozenset(merchants)
         self.clock = clock
-        self.updates_key = keys.metrics_updates(prefix)
-        self.attempts_key = keys.metrics_attempts(prefix)
-        self.latency_key = keys.metrics_latency(prefix)
         self.dropped_key = keys.metrics_dropped(prefix)
-        self.merchant_updates_key = keys.metrics_merchant_updates(prefix)
-        self.delivery_key = keys.metrics_delivery(prefix)
         #: The hashes a log entry numbers, in order (:data:`UPDATES` ...).
         self.log_hashes = keys.metrics_log_hashes(prefix)
-        #: The keys of the log script (``worker/lua/_metrics_log.lua``): the log, then the hashes.
-        self.log_keys = (keys.metrics_log(prefix), *self.log_hashes)
+        #: The list of entries not yet folded into them (``worker/lua/_metrics_log.lua``).
+        self.log_key = keys.metrics_log(prefix)
 
     def count_dropped(self, queue: str) -> None:
         """Count one message dropped from ``queue`` because it did not decode; best effort,
@@ -198,7 +193,7 @@ class Metrics:
         pipe = self.client.pipeline(transaction=True)
         for key in self.log_hashes:
             pipe.hgetall(key)
-        pipe.lrange(self.log_keys[0], 0, -1)
+        pipe.lrange(self.log_key, 0, -1)
         *hashes, entries = pipe.execute()
         return Totals(*with_log(hashes, entries))
 
@@ -239,8 +234,7 @@ class Metrics:
 
 def log_entry(increments: list[Increment]) -> str:
     """``increments`` as one entry of the metrics log, which a Lua script appends in the step
-    that records the outcome (``worker/lua/_metrics_log.lua``; :attr:`Metrics.log_keys` are
-    the keys it takes)."""
+    that records the outcome (``worker/lua/_metrics_log.lua``, run by ``Ledger.step``)."""
     return json.dumps(increments, separators=(",", ":"))
 
 
